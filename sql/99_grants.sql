@@ -1,0 +1,42 @@
+-- Grants for the core, auth, audit and api-core objects. Applied last (file-name order);
+-- each later concern keeps its grants in its own 99_grants_<concern>.sql.
+-- Capability lives here; which project's rows a role sees is RLS (90_policies.sql).
+
+-- ---------------------------------------------------------------- functions: none by default
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA auth, core, audit, api FROM PUBLIC;
+
+-- ---------------------------------------------------------------- schemas
+GRANT USAGE ON SCHEMA api TO anon, customer, reviewer, analyst, project_admin;
+GRANT USAGE ON SCHEMA auth, core TO anon, customer, reviewer, analyst, project_admin, pipeline;
+GRANT USAGE ON SCHEMA audit TO project_admin, pipeline;
+
+-- ---------------------------------------------------------------- identity helpers
+-- Policies call these as the caller, so every role that meets RLS needs them.
+GRANT EXECUTE ON FUNCTION
+  auth.claims(), auth.role(), auth.subject(), auth.is_admin(), auth.project_ids(),
+  auth.can_access(uuid), auth.require(uuid, text[])
+  TO anon, customer, reviewer, analyst, project_admin, pipeline;
+
+-- ---------------------------------------------------------------- tenancy tables
+GRANT SELECT ON core.organizations, core.projects, core.plans
+  TO customer, reviewer, analyst, project_admin, pipeline;
+GRANT SELECT ON core.memberships TO project_admin, pipeline;
+-- Never the key hash: column privileges leave it out.
+GRANT SELECT (key_id, project_id, role, lookup_prefix, label, created_by, created_at,
+              expires_at, revoked_at, last_used_at) ON core.api_keys TO project_admin;
+GRANT SELECT ON audit.log TO project_admin;
+
+-- ---------------------------------------------------------------- api
+GRANT EXECUTE ON FUNCTION api.pre_request(), core.key_is_live(uuid)
+  TO anon, customer, reviewer, analyst, project_admin;
+GRANT EXECUTE ON FUNCTION api.exchange_key(text), core.exchange_api_key(text, interval)
+  TO anon, customer, reviewer, analyst, project_admin;
+GRANT EXECUTE ON FUNCTION api.me() TO customer, reviewer, analyst, project_admin;
+GRANT SELECT ON api.projects TO customer, reviewer, analyst, project_admin;
+GRANT SELECT ON api.api_keys TO project_admin;
+GRANT EXECUTE ON FUNCTION
+  api.create_api_key(text, timestamptz, text), core.create_api_key(uuid, text, timestamptz, text),
+  api.revoke_api_key(text), core.revoke_api_key(text)
+  TO project_admin;
+GRANT EXECUTE ON FUNCTION core.resolve_project(text), audit.record(uuid, text, text, jsonb)
+  TO customer, reviewer, analyst, project_admin, pipeline;

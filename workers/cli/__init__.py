@@ -1,0 +1,1 @@
+"""The `secinf` command line."""

@@ -1,0 +1,162 @@
+"""`secinf db …`: the project's Postgres (or the server in SECINF_DSN)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+import typer
+
+from workers.cli.output import console, print_json, print_table
+from workers.db import migrate as migrations
+from workers.db.checks import check_server, require_server
+from workers.db.cluster import LocalCluster
+from workers.db.connect import connect
+from workers.errors import UserError
+from workers.settings import Settings, load_settings
+from workers.tenancy import jwt_secret
+
+app = typer.Typer(help="Manage the database: cluster, migrations, checks.", no_args_is_help=True)
+
+
+def _ensure_database(settings: Settings) -> bool:
+    """Create the application database in the local cluster if it is missing."""
+    with connect(settings, dbname="postgres", autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (settings.dbname,)
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{settings.dbname}"')
+            return True
+    return False
+
+
+def bring_up(settings: Settings, quiet: bool = False) -> dict[str, Any]:
+    """Start (managed) or reach (SECINF_DSN) the server, check it, migrate, apply sql/."""
+    started = created = False
+    if settings.managed:
+        cluster = LocalCluster(settings)
+        started = cluster.start()
+        created = _ensure_database(settings)
+    with connect(settings) as conn:
+        require_server(conn)
+    report = migrations.migrate(settings.conninfo())
+    return {
+        "managed": settings.managed, "started": started, "database_created": created,
+        "migrations_applied": report.applied, "sql_files": len(report.sql_files),
+        "conninfo": settings.conninfo(),
+    }
+
+
+@app.command()
+def up(json_out: bool = typer.Option(False, "--json", help="Print a JSON summary.")) -> None:
+    """Start the cluster (unless SECINF_DSN is set), apply migrations and sql/."""
+    settings = load_settings()
+    with console.status("bringing the database up…"):
+        info = bring_up(settings)
+    if json_out:
+        print_json(info)
+        return
+    where = "local cluster" if settings.managed else "SECINF_DSN server"
+    console.print(f"[green]✓[/] {where} ready · {len(info['migrations_applied'])} migration(s) "
+                  f"applied · {info['sql_files']} sql/ files · [bold]{info['conninfo']}[/]")
+
+
+@app.command()
+def down() -> None:
+    """Stop the project's cluster (nothing to do with SECINF_DSN)."""
+    settings = load_settings()
+    if not settings.managed:
+        raise UserError("SECINF_DSN is set: secinf does not stop servers it did not start.")
+    stopped = LocalCluster(settings).stop()
+    console.print("[green]✓[/] stopped" if stopped else "not running")
+
+
+@app.command()
+def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Cluster state, pending migrations, extension check and cron jobs."""
+    settings = load_settings()
+    info: dict[str, Any] = {"managed": settings.managed, "database": settings.database}
+    if settings.managed:
+        st = LocalCluster(settings).status()
+        info.update(initialised=st.initialised, running=st.running, pgdata=str(st.pgdata),
+                    port=st.port)
+        if not st.running:
+            if json_out:
+                print_json(info)
+            else:
+                console.print(f"cluster at {st.pgdata}: [red]not running[/] "
+                              "(start it with `secinf db up`)")
+            raise typer.Exit(3)
+    with connect(settings) as conn:
+        check = check_server(conn)
+        info["missing_extensions"] = list(check.missing_extensions)
+        info["missing_preload"] = check.missing_preload
+        info["cron_database"] = check.cron_database
+        has_cron = conn.execute(
+            "SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'"
+        ).fetchone()
+        info["cron_jobs"] = (
+            [dict(r) for r in conn.execute(
+                "SELECT jobname, schedule, active FROM cron.job ORDER BY jobname").fetchall()]
+            if has_cron else []
+        )
+    info["pending_migrations"] = migrations.pending(settings.conninfo())
+    if json_out:
+        print_json(info)
+        return
+    console.print(f"database [bold]{settings.database}[/] · pending migrations: "
+                  f"{len(info['pending_migrations'])} · missing extensions: "
+                  f"{info['missing_extensions'] or 'none'} · cron in: {info['cron_database']}")
+    if info["cron_jobs"]:
+        print_table(info["cron_jobs"], title="cron jobs")
+
+
+@app.command()
+def migrate(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Apply pending migrations, then re-apply every sql/ file."""
+    settings = load_settings()
+    with connect(settings) as conn:
+        require_server(conn)
+    report = migrations.migrate(settings.conninfo())
+    if json_out:
+        print_json({"applied": report.applied, "sql_files": report.sql_files})
+        return
+    console.print(f"[green]✓[/] applied {report.applied or 'no new migrations'}; "
+                  f"re-applied {len(report.sql_files)} sql/ files")
+
+
+@app.command()
+def rollback(steps: int = typer.Option(1, min=1, help="How many migrations to undo.")) -> None:
+    """Roll back the newest migrations (their .rollback.sql files)."""
+    settings = load_settings()
+    undone = migrations.rollback_migrations(settings.conninfo(), steps)
+    console.print(f"[yellow]rolled back[/] {undone or 'nothing'}")
+
+
+@app.command()
+def check() -> None:
+    """Check that the server has the extensions and preloads secinf needs."""
+    settings = load_settings()
+    with connect(settings) as conn:
+        result = require_server(conn)
+    console.print(f"[green]✓[/] all extensions available; pg_cron runs in "
+                  f"database {result.cron_database!r}")
+
+
+@app.command()
+def psql() -> None:
+    """Open psql on the application database as the admin."""
+    settings = load_settings()
+    exe = shutil.which("psql")
+    if exe is None:
+        raise UserError("psql not found: apt-get install postgresql-client-15")
+    os.execv(exe, [exe, settings.conninfo()])
+
+
+@app.command("jwt-secret")
+def jwt_secret_cmd() -> None:
+    """Print the JWT secret PostgREST must use (PGRST_JWT_SECRET)."""
+    with connect() as conn:
+        print(jwt_secret(conn))

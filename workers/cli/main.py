@@ -1,0 +1,48 @@
+"""The `secinf` console script: one verb per job (see README)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import typer
+
+from workers.cli import db_cmd, tenancy_cmd
+from workers.cli.demo_cmd import demo_command
+from workers.cli.output import err_console
+from workers.errors import SecinfError
+
+app = typer.Typer(
+    help="secinf: secondary inference on object tracks, in Postgres.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db_cmd.app, name="db")
+app.add_typer(tenancy_cmd.project_app, name="project")
+app.add_typer(tenancy_cmd.keys_app, name="keys")
+app.add_typer(tenancy_cmd.analysts_app, name="analysts")
+app.command("demo")(demo_command)
+
+
+def main() -> None:
+    """Entry point: user errors exit 2 with a message, internal failures exit 1."""
+    try:
+        app()
+    except SecinfError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # an internal failure: say so, keep the trace for debugging
+        if os.environ.get("SECINF_DEBUG"):
+            traceback.print_exc()
+        err_console.print(f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+                          "(set SECINF_DEBUG=1 for the traceback)", highlight=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""`secinf project|keys|analysts …`: tenancy from the command line (admin connection)."""
+
+from __future__ import annotations
+
+import typer
+
+from workers import tenancy
+from workers.cli.output import console, print_json, print_table
+from workers.db.connect import connect
+from workers.settings import load_settings
+
+project_app = typer.Typer(help="Organizations and projects.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+analysts_app = typer.Typer(help="Direct SQL logins for analysts.", no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="Print JSON.")
+PROJECT = typer.Option(..., "--project", "-p", help="Project as org/project (or its uuid).")
+
+
+@project_app.command("create")
+def project_create(
+    org: str = typer.Option(..., help="Organization slug (created if missing)."),
+    name: str = typer.Option(..., help="Project name."),
+    slug: str | None = typer.Option(None, help="Project slug (default: from the name)."),
+    plan: str = typer.Option("free", help="Plan of a new organization: free, team, enterprise."),
+    json_out: bool = JSON,
+) -> None:
+    """Create an organization (if new) and a project in it. Idempotent."""
+    with connect() as conn:
+        row = tenancy.create_project(conn, org, name, slug, plan)
+    if json_out:
+        print_json(row)
+    else:
+        console.print(f"[green]✓[/] project [bold]{row['org']}/{row['slug']}[/] "
+                      f"({row['project_id']})")
+
+
+@project_app.command("list")
+def project_list(json_out: bool = JSON) -> None:
+    """List projects."""
+    with connect() as conn:
+        rows = tenancy.list_projects(conn)
+    print_json(rows) if json_out else print_table(rows, title="projects")
+
+
+@keys_app.command("create")
+def keys_create(
+    project: str = PROJECT,
+    role: str = typer.Option(..., "--role", "-r",
+                             help="customer, reviewer, analyst or project_admin."),
+    expires: str | None = typer.Option(None, help="Lifetime (30d, 12h, 45m) or ISO timestamp."),
+    label: str | None = typer.Option(None, help="A note to recognise the key by."),
+    json_out: bool = JSON,
+) -> None:
+    """Create an API key; it is printed once and only its hash is stored."""
+    with connect() as conn:
+        key = tenancy.create_key(conn, project, role, expires, label)
+    if json_out:
+        print_json(key)
+        return
+    console.print(f"[green]✓[/] {role} key for {project} (prefix {key['lookup_prefix']}, "
+                  f"expires {key['expires_at'] or 'never'}). Store it now; it is not shown again:")
+    print(key["api_key"])
+
+
+@keys_app.command("revoke")
+def keys_revoke(prefix: str = typer.Argument(..., help="The key's lookup prefix (sik_…).")) -> None:
+    """Revoke a key at once: tokens minted from it stop working too."""
+    with connect() as conn:
+        tenancy.revoke_key(conn, prefix)
+    console.print(f"[green]✓[/] revoked {prefix}")
+
+
+@keys_app.command("list")
+def keys_list(project: str = PROJECT, json_out: bool = JSON) -> None:
+    """List a project's keys (never the keys themselves)."""
+    with connect() as conn:
+        rows = tenancy.list_keys(conn, project)
+    print_json(rows) if json_out else print_table(rows, title=f"keys of {project}")
+
+
+@analysts_app.command("add")
+def analysts_add(
+    project: str = PROJECT,
+    name: str = typer.Option(..., "--name", "-n", help="Analyst name (login analyst_<name>)."),
+    json_out: bool = JSON,
+) -> None:
+    """Create an analyst login (or reuse it) scoped to the project, and say how to connect."""
+    settings = load_settings()
+    with connect(settings) as conn:
+        login = tenancy.add_analyst(conn, project, name)
+        host = conn.info.host if settings.dsn else "127.0.0.1"
+        port = conn.info.port
+    dsn = f"host={host} port={port} dbname={settings.database} user={login.role_name}"
+    if json_out:
+        print_json({"role": login.role_name, "password": login.password, "dsn": dsn,
+                    "project_id": login.project_id})
+        return
+    console.print(f"[green]✓[/] analyst login [bold]{login.role_name}[/] can read {project}.")
+    if login.password:
+        console.print("Password (shown once):")
+        print(login.password)
+    else:
+        console.print("The login existed already; its password is unchanged.")
+    console.print(f'Connect: PGPASSWORD=… psql "{dsn}"')
+
+
+@analysts_app.command("list")
+def analysts_list(json_out: bool = JSON) -> None:
+    """List analyst logins and their projects."""
+    with connect() as conn:
+        rows = tenancy.list_analysts(conn)
+    print_json(rows) if json_out else print_table(rows, title="analysts")

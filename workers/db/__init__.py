@@ -1,0 +1,1 @@
+"""Database platform: the local cluster, connections, migrations and repeatable SQL."""

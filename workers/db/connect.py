@@ -1,0 +1,37 @@
+"""Connections with database errors wrapped at the boundary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg.rows import dict_row
+
+from workers.errors import DatabaseUnavailable
+from workers.settings import Settings, load_settings
+
+
+@contextmanager
+def connect(
+    settings: Settings | None = None,
+    *,
+    dbname: str | None = None,
+    autocommit: bool = False,
+    conninfo: str | None = None,
+) -> Iterator[psycopg.Connection[dict[str, object]]]:
+    """An admin connection (dict rows) to the application database."""
+    settings = settings or load_settings()
+    target = conninfo or settings.conninfo(dbname=dbname)
+    try:
+        conn = psycopg.connect(target, autocommit=autocommit, row_factory=dict_row)
+    except psycopg.OperationalError as exc:
+        where = "SECINF_DSN" if settings.dsn else f"the local cluster on port {settings.port}"
+        raise DatabaseUnavailable(
+            f"Cannot connect to {where}: {str(exc).strip().splitlines()[0]}. "
+            "Start it with `secinf db up` (or fix SECINF_DSN)."
+        ) from exc
+    try:
+        yield conn
+    finally:
+        conn.close()

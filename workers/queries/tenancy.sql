@@ -1,0 +1,45 @@
+-- Tenancy queries used by the CLI (admin connection).
+
+-- name: create_project
+-- (a separate statement reads the result: this one's snapshot predates the insert)
+SELECT project_id FROM core.create_project(%(org)s, %(slug)s, %(name)s, %(plan)s);
+
+-- name: project_info
+SELECT p.project_id, p.slug, p.name, o.slug AS org, o.org_id
+FROM core.projects p JOIN core.organizations o USING (org_id)
+WHERE p.project_id = %(project_id)s;
+
+-- name: resolve_project
+SELECT core.resolve_project(%(ref)s) AS project_id;
+
+-- name: list_projects
+SELECT o.slug AS org, p.slug, p.name, p.project_id, o.plan_id AS plan, p.created_at,
+       (SELECT count(*) FROM core.api_keys k
+        WHERE k.project_id = p.project_id AND k.revoked_at IS NULL) AS live_keys
+FROM core.projects p JOIN core.organizations o USING (org_id)
+ORDER BY o.slug, p.slug;
+
+-- name: create_api_key
+SELECT key_id, api_key, lookup_prefix, expires_at
+FROM core.create_api_key(%(project_id)s, %(role)s, %(expires_at)s, %(label)s);
+
+-- name: revoke_api_key
+SELECT core.revoke_api_key(%(prefix)s) AS found;
+
+-- name: list_api_keys
+SELECT lookup_prefix, role, label, created_at, expires_at, revoked_at, last_used_at
+FROM core.api_keys WHERE project_id = %(project_id)s ORDER BY created_at;
+
+-- name: add_member
+SELECT core.add_member(%(project_id)s, %(kind)s, %(member)s, %(role)s);
+
+-- name: list_analysts
+SELECT m.member AS role_name, o.slug || '/' || p.slug AS project, m.created_at
+FROM core.memberships m
+JOIN core.projects p USING (project_id)
+JOIN core.organizations o USING (org_id)
+WHERE m.kind = 'db_role' AND m.role = 'analyst'
+ORDER BY m.member, project;
+
+-- name: active_secret
+SELECT auth.active_secret() AS secret;

@@ -1,0 +1,111 @@
+"""All configuration in one place: libpq's PG* variables and secinf's own SECINF_* variables.
+
+`SECINF_DSN` points every command at an existing server (nothing is installed or started).
+Without it, secinf runs its own cluster: data in `SECINF_PGDATA`, port `SECINF_PORT` (5433).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_PORT = 5433
+DEFAULT_DBNAME = "secinf"
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _default_home() -> Path:
+    """Where the local cluster lives: a directory the `postgres` user can reach when root."""
+    if _is_root():
+        return Path("/var/lib/secinf")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "secinf"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration of one command invocation."""
+
+    dsn: str | None
+    """SECINF_DSN when the user brings their own server."""
+    home: Path
+    port: int
+    dbname: str
+    pg_bin: Path
+    storage_root: Path
+    """Where dataset versions are written."""
+
+    @property
+    def managed(self) -> bool:
+        """True when secinf runs its own cluster (no SECINF_DSN)."""
+        return self.dsn is None
+
+    @property
+    def pgdata(self) -> Path:
+        return self.home / "pg15"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "postgres.log"
+
+    @property
+    def run_as_postgres(self) -> bool:
+        """initdb and pg_ctl refuse root: run them as the `postgres` OS user."""
+        return _is_root()
+
+    def conninfo(self, dbname: str | None = None, user: str | None = None) -> str:
+        """A libpq connection string for the admin (superuser) connection."""
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        if self.dsn is not None:
+            params = conninfo_to_dict(self.dsn)
+            if dbname is not None:
+                params["dbname"] = dbname
+            if user is not None:
+                params["user"] = user
+            return make_conninfo(**params)  # type: ignore[arg-type]
+        return make_conninfo(
+            host=str(self.socket_dir),
+            port=str(self.port),
+            dbname=dbname or self.dbname,
+            user=user or "postgres",
+        )
+
+    @property
+    def database(self) -> str:
+        """The application database name (from SECINF_DSN or the default)."""
+        if self.dsn is not None:
+            from psycopg.conninfo import conninfo_to_dict
+
+            return str(conninfo_to_dict(self.dsn).get("dbname") or DEFAULT_DBNAME)
+        return self.dbname
+
+
+def load_settings() -> Settings:
+    """Read the environment once; tests clear SECINF_* before they run."""
+    env = os.environ
+    home = Path(env.get("SECINF_HOME") or _default_home())
+    return Settings(
+        dsn=env.get("SECINF_DSN") or None,
+        home=home,
+        port=int(env.get("SECINF_PORT") or DEFAULT_PORT),
+        dbname=env.get("SECINF_DBNAME") or DEFAULT_DBNAME,
+        pg_bin=Path(env.get("SECINF_PG_BIN") or PG_BIN),
+        storage_root=Path(env.get("SECINF_STORAGE") or home / "datasets"),
+    )
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS_DIR = REPO_ROOT / "migrations"
+SQL_DIR = REPO_ROOT / "sql"
+PLPYTHON_DIR = REPO_ROOT / "plpython"
+ONTOLOGIES_DIR = REPO_ROOT / "ontologies"
