@@ -2,6 +2,9 @@
 -- Runs as a superuser (only a superuser can create these extensions and roles).
 -- Roles are cluster-wide: created once, reused by every database of the cluster.
 
+SET lock_timeout = '10s';
+SET statement_timeout = '15min';
+
 -- ======================================================================= extensions
 CREATE EXTENSION IF NOT EXISTS timescaledb;
 CREATE EXTENSION IF NOT EXISTS vector;

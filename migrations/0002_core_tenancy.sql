@@ -1,6 +1,8 @@
 -- 0002 · tenancy: organizations, projects, memberships, API keys, plans; auth; audit.
 -- depends: 0001_extensions_roles
 SET ROLE secinf_owner;
+SET lock_timeout = '10s';
+SET statement_timeout = '15min';
 
 CREATE SCHEMA core;
 CREATE SCHEMA auth;
@@ -13,7 +15,7 @@ CREATE TABLE core.plans (
   description         text NOT NULL,
   points_per_month    bigint,            -- NULL: unlimited
   api_requests_per_day bigint,           -- NULL: unlimited
-  job_priority        integer NOT NULL DEFAULT 0  -- higher runs first
+  job_priority        bigint NOT NULL DEFAULT 0    -- higher runs first
 );
 INSERT INTO core.plans VALUES
   ('free',       'Evaluation: small volumes',  5000000,     10000,  0),

@@ -10,6 +10,7 @@ import typer
 
 from workers.cli import db_cmd, tenancy_cmd
 from workers.cli.demo_cmd import demo_command
+from workers.cli.simulate_cmd import simulate_command
 from workers.cli.output import err_console
 from workers.errors import SecinfError
 
@@ -24,6 +25,7 @@ app.add_typer(tenancy_cmd.project_app, name="project")
 app.add_typer(tenancy_cmd.keys_app, name="keys")
 app.add_typer(tenancy_cmd.analysts_app, name="analysts")
 app.command("demo")(demo_command)
+app.command("simulate")(simulate_command)
 
 
 def main() -> None:

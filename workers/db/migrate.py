@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 import psycopg
+import psycopg.sql
 from psycopg.conninfo import conninfo_to_dict
 from yoyo import get_backend, read_migrations
 
@@ -56,8 +57,22 @@ def pending(conninfo: str) -> list[str]:
         backend.connection.close()
 
 
+def _grant_database(conninfo: str) -> None:
+    """The owner role creates schemas, so it needs CREATE on *this* database. Database ACLs
+    are not copied by CREATE DATABASE … TEMPLATE, so this runs before every migration run."""
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (OWNER_ROLE,)).fetchone():
+            dbname = conn.info.dbname
+            conn.execute(
+                psycopg.sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(
+                    psycopg.sql.Identifier(dbname), psycopg.sql.Identifier(OWNER_ROLE)
+                )
+            )
+
+
 def apply_migrations(conninfo: str) -> list[str]:
     """Apply pending migrations under yoyo's lock; returns the ids applied."""
+    _grant_database(conninfo)
     backend = get_backend(yoyo_uri(conninfo))
     try:
         with backend.lock():
@@ -106,6 +121,8 @@ def apply_sql(conninfo: str, sql_dir: Path = SQL_DIR) -> list[str]:
     """Re-apply every repeatable file in one transaction; nothing changes if one fails."""
     files = sql_files(sql_dir)
     with psycopg.connect(conninfo) as conn:
+        # A deploy waits for locks a little, then fails loudly instead of hanging.
+        conn.execute("SET lock_timeout = '60s'")
         for path in files:
             text = path.read_text()
             as_super = text.startswith(RUN_AS_SUPERUSER)

@@ -1,0 +1,58 @@
+# secinf — every documented command is a target here; `make help` lists them.
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+SECINF := $(VENV)/bin/secinf
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system venv db demo test test-fast lint typecheck squawk app bench-ingest \
+        bench-pipeline bench-scoring clean db-down
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
+
+system: ## System packages, PostgreSQL 15 + extensions (root; skipped when SECINF_DSN is set)
+	@bash scripts/install-system.sh
+
+venv: $(STAMP) ## The Python environment (.venv) with the package and dev tools
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --upgrade pip
+	@# torch first and exactly: 2.13.0 is the CPU build on this machine's wheel path.
+	@$(VENV)/bin/pip install -q torch==2.13.0
+	@$(VENV)/bin/pip install -q -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+	@echo "python environment ready ($(VENV))"
+
+db: venv ## Start the project's cluster (or reach SECINF_DSN), migrate, apply sql/
+	@$(SECINF) db up
+
+setup: system venv db ## Everything the product needs, idempotent
+
+demo: setup ## Run the whole product on the embedded demo scene
+	@$(SECINF) demo
+
+test: setup ## Lint, type-check, lint migrations, then the whole test suite
+	@bash scripts/test.sh $(PYTEST_ARGS)
+
+test-fast: venv ## Only the unit tests (no database)
+	@$(VENV)/bin/pytest tests/unit -q
+
+lint: venv ## ruff
+	@$(VENV)/bin/ruff check workers plpython tests streamlit_app
+
+typecheck: venv ## mypy --strict on the package
+	@$(VENV)/bin/mypy
+
+squawk: venv ## Lint the migrations
+	@$(VENV)/bin/squawk --config .squawk.toml migrations/*[0-9]_*[a-z].sql
+
+db-down: venv ## Stop the project's cluster
+	@$(SECINF) db down
+
+clean: ## Remove the virtual environment and build leftovers (the database stays)
+	rm -rf $(VENV) .mypy_cache .ruff_cache build *.egg-info

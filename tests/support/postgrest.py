@@ -1,0 +1,116 @@
+"""Run requests the way PostgREST does, without PostgREST.
+
+Per request: one transaction; `SET LOCAL ROLE <role>`; `request.jwt.claims` (and the method,
+path and headers) set with `set_config(..., true)`; the pre-request function; then the query
+against the `api` schema. Errors map to HTTP statuses as PostgREST maps SQLSTATEs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.rows import dict_row
+
+ROLES = ("anon", "customer", "reviewer", "analyst", "project_admin")
+
+
+def http_status(sqlstate: str | None, role: str) -> int:
+    """PostgREST's mapping of SQLSTATEs to HTTP statuses (the subset secinf raises)."""
+    if sqlstate is None:
+        return 500
+    if sqlstate.startswith("PT") and sqlstate[2:].isdigit():
+        return int(sqlstate[2:])
+    if sqlstate == "42501":
+        return 401 if role == "anon" else 403
+    table = {"23505": 409, "23503": 409, "P0002": 404, "42883": 404, "42P01": 404,
+             "28P01": 403, "28000": 403, "57014": 504, "25006": 405}
+    if sqlstate in table:
+        return table[sqlstate]
+    if sqlstate[:2] in ("22", "23"):
+        return 400
+    return 400 if sqlstate.startswith("P0") else 500
+
+
+@dataclass
+class ApiError(Exception):
+    status: int
+    sqlstate: str | None
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return f"HTTP {self.status} ({self.sqlstate}): {self.message}"
+
+
+@dataclass
+class Api:
+    """A PostgREST stand-in bound to one database. `claims=None` means anonymous."""
+
+    dsn: str
+    role: str = "anon"
+    claims: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def as_(self, role: str, **claims: Any) -> Api:
+        return Api(self.dsn, role, {"role": role, **claims} if role != "anon" else None)
+
+    # ------------------------------------------------------------------ requests
+    def _connect(self) -> psycopg.Connection[dict[str, Any]]:
+        # PostgREST logs in as `authenticator`; so do we (trust on the local socket).
+        params = conninfo_to_dict(self.dsn)
+        params["user"] = "authenticator"
+        params.pop("password", None)
+        return psycopg.connect(make_conninfo(**params), row_factory=dict_row)  # type: ignore[arg-type]
+
+    def request(self, method: str, path: str, query: sql.Composable,
+                params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with self._connect() as conn:
+            try:
+                with conn.transaction():
+                    conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.role)))
+                    conn.execute(
+                        "SELECT set_config('request.jwt.claims', %s, true),"
+                        " set_config('request.method', %s, true),"
+                        " set_config('request.path', %s, true),"
+                        " set_config('request.headers', %s, true)",
+                        (json.dumps(self.claims or {"role": self.role}), method, path,
+                         json.dumps(self.headers)),
+                    )
+                    conn.execute("SELECT api.pre_request()")
+                    cur = conn.execute(query, params or {})
+                    return cur.fetchall() if cur.description else []
+            except psycopg.Error as exc:
+                diag = exc.diag
+                raise ApiError(http_status(diag.sqlstate, self.role), diag.sqlstate,
+                               diag.message_primary or str(exc), diag.message_hint) from exc
+
+    def get(self, view: str, where: sql.Composable | None = None,
+            params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """GET /<view>?…  →  SELECT * FROM api.<view> [WHERE …]."""
+        q = sql.SQL("SELECT * FROM {}").format(sql.Identifier("api", view))
+        if where is not None:
+            q = sql.SQL("{} WHERE {}").format(q, where)
+        return self.request("GET", f"/{view}", q, params)
+
+    def rpc(self, fn: str, **args: Any) -> Any:
+        """POST /rpc/<fn> with named arguments → SELECT api.<fn>(name => value, …)."""
+        call = sql.SQL("SELECT * FROM {}({})").format(
+            sql.Identifier("api", fn),
+            sql.SQL(", ").join(
+                sql.SQL("{} => {}").format(sql.Identifier(k), sql.Placeholder(k)) for k in args
+            ),
+        )
+        rows = self.request("POST", f"/rpc/{fn}", call, args)
+        if len(rows) == 1 and len(rows[0]) == 1:
+            return next(iter(rows[0].values()))
+        return rows
+
+    def write(self, method: str, path: str, query: sql.Composable,
+              params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """POST/PATCH/DELETE on a view or table path, with a RETURNING query."""
+        return self.request(method, path, query, params)

@@ -1,0 +1,154 @@
+"""Observation noise applied to clean points after truth is computed.
+
+Order: id switches (which rename the tail of a track), false tracks, dropped
+points, position jitter, confidences, frame-time jitter. Truth spans never
+contain an id switch: a switch frame is drawn only outside every event of that
+track widened by SWITCH_MARGIN seconds, so each event keeps exactly one id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from .config import NoiseConfig
+from .geometry import F64, as_array, distance_to_segments, points_in_polygon
+from .motion import I64
+
+SWITCH_MARGIN = 3.0
+CLASSES = ("pedestrian", "cyclist", "vehicle")
+
+
+@dataclass
+class Points:
+    """Flat point arrays; `track` holds integer track ids (written as strings)."""
+
+    track: I64
+    frame: I64
+    xy: F64
+    cls: NDArray[np.int8]  # index into CLASSES
+    confidence: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    t: F64 = field(default_factory=lambda: np.zeros(0))
+
+
+@dataclass
+class NoiseLog:
+    switches: list[tuple[int, int, int]] = field(default_factory=list)  # old, frame, new
+    false_tracks: list[int] = field(default_factory=list)
+    dropped: int = 0
+
+
+def _switches(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps: float,
+              rng: np.random.Generator, next_id: int) -> tuple[NoiseLog, int]:
+    log = NoiseLog()
+    if cfg.id_switch_rate <= 0:
+        return log, next_id
+    busy: dict[int, list[tuple[float, float]]] = {}
+    for ev in events:
+        for actor in ev["actors"].values():
+            busy.setdefault(int(actor), []).append((ev["start"] - SWITCH_MARGIN,
+                                                    ev["end"] + SWITCH_MARGIN))
+    order = np.argsort(pts.track, kind="stable")
+    ids, starts = np.unique(pts.track[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    for tid, s, e in zip(ids.tolist(), starts.tolist(), ends.tolist(), strict=True):
+        if rng.random() >= cfg.id_switch_rate:
+            continue
+        frames = pts.frame[order[s:e]]
+        t = frames / fps
+        ok = (t >= t[0] + 2.0) & (t <= t[-1] - 2.0)
+        for lo, hi in busy.get(tid, []):
+            ok &= (t < lo) | (t > hi)
+        if not ok.any():
+            continue
+        f_switch = int(rng.choice(frames[ok]))
+        tail = order[s:e][frames >= f_switch]
+        pts.track[tail] = next_id
+        log.switches.append((tid, f_switch, next_id))
+        next_id += 1
+    return log, next_id
+
+
+def _false_tracks(pts: Points, cfg: NoiseConfig, fps: float, duration: float,
+                  extent: tuple[tuple[float, float], tuple[float, float]],
+                  zones: list[F64], triggers: list[tuple[float, F64, float]],
+                  rng: np.random.Generator, next_id: int, log: NoiseLog) -> list[Points]:
+    """Short (0.5-1.5 s) low-confidence tracks >= 10 m from anybody, clear of zones."""
+    (x0, y0), (x1, y1) = extent
+    made: list[Points] = []
+    last_frame = int(np.floor(duration * fps))
+    frame_order = np.argsort(pts.frame, kind="stable")
+    sorted_frames = pts.frame[frame_order]
+    for _ in range(cfg.false_tracks):
+        for _attempt in range(50):
+            n = max(2, round(rng.uniform(0.5, 1.5) * fps))
+            f0 = int(rng.integers(0, max(1, last_frame - n)))
+            frames = np.arange(f0, f0 + n, dtype=np.int64)
+            start = np.array([rng.uniform(x0 + 2, x1 - 2), rng.uniform(y0 + 2, y1 - 2)])
+            xy = start + np.cumsum(rng.normal(0, 0.08, (n, 2)), axis=0)
+            lo, hi = np.searchsorted(sorted_frames, [f0, f0 + n])
+            near = pts.xy[frame_order[lo:hi]]
+            if len(near) and np.hypot(*(near[:, None, :] - xy[None, ::max(1, n // 4), :]).reshape(
+                    -1, 2).T).min() < 10.0:
+                continue
+            if any(points_in_polygon(xy, z).any() or distance_to_segments(xy, z, True).min() < 3.0
+                   for z in zones):
+                continue
+            if any(abs(t - f0 / fps) < 5.0 and np.hypot(*(xy - p).T).min() < r + 3.0
+                   for t, p, r in triggers):
+                continue
+            made.append(Points(np.full(n, next_id, np.int64), frames, xy,
+                               np.full(n, int(rng.integers(0, 3)), np.int8),
+                               rng.uniform(0.15, 0.45, n).astype(np.float32)))
+            log.false_tracks.append(next_id)
+            next_id += 1
+            break
+    return made
+
+
+def apply_noise(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps: float,
+                duration: float, extent: tuple[tuple[float, float], tuple[float, float]],
+                zones: list[Any], triggers: list[tuple[float, F64, float]],
+                rng: np.random.Generator) -> tuple[Points, NoiseLog]:
+    """Return noisy points (a copy) and a log of what was done."""
+    pts = Points(pts.track.copy(), pts.frame.copy(), pts.xy.copy(), pts.cls.copy())
+    next_id = int(pts.track.max()) + 1 if len(pts.track) else 1
+    log, next_id = _switches(pts, events, cfg, fps, rng, next_id)
+    pts.confidence = np.clip(rng.normal(0.85, 0.07, len(pts.track)), 0.3, 0.99).astype(np.float32)
+    polys = [as_array(z.polygon) for z in zones]
+    extra = _false_tracks(pts, cfg, fps, duration, extent, polys, triggers, rng, next_id, log)
+    if extra:
+        pts = Points(np.concatenate([pts.track, *[p.track for p in extra]]),
+                     np.concatenate([pts.frame, *[p.frame for p in extra]]),
+                     np.vstack([pts.xy, *[p.xy for p in extra]]),
+                     np.concatenate([pts.cls, *[p.cls for p in extra]]),
+                     np.concatenate([pts.confidence, *[p.confidence for p in extra]]))
+    if cfg.drop_rate > 0:
+        keep = rng.random(len(pts.track)) >= cfg.drop_rate
+        log.dropped = int((~keep).sum())
+        pts = Points(pts.track[keep], pts.frame[keep], pts.xy[keep], pts.cls[keep],
+                     pts.confidence[keep])
+    if cfg.jitter > 0:
+        pts.xy = pts.xy + rng.normal(0.0, cfg.jitter, pts.xy.shape)
+    n_frames = int(pts.frame.max()) + 1 if len(pts.frame) else 0
+    offsets = np.zeros(n_frames)
+    if cfg.fps_jitter > 0:
+        offsets = np.clip(rng.normal(0.0, cfg.fps_jitter, n_frames), -0.4, 0.4) / fps
+    pts.t = pts.frame / fps + offsets[pts.frame]
+    return pts, log
+
+
+def remap_events(events: list[dict[str, Any]], log: NoiseLog, fps: float) -> list[dict[str, Any]]:
+    """Rename actors whose event lies after their track's id switch."""
+    switch = {old: (frame / fps, new) for old, frame, new in log.switches}
+    out = []
+    for ev in events:
+        actors = {}
+        for role, tid in ev["actors"].items():
+            sw = switch.get(int(tid))
+            actors[role] = str(sw[1]) if sw is not None and ev["start"] >= sw[0] else tid
+        out.append({**ev, "actors": actors})
+    return out

@@ -1,0 +1,143 @@
+"""Built-in scenes: plaza, corridor, intersection, crowd."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .background import HEADWAY, LANE_SPACING
+from .config import SceneConfig, SimulationConfigError, validate_config
+
+PRESETS = ("plaza", "corridor", "intersection", "crowd")
+DEFAULT_DURATION = 300.0
+
+
+def _rect(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
+    return [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+
+
+def _hexagon(cx: float, cy: float, r: float) -> list[list[float]]:
+    return [[round(cx + r * math.cos(k * math.pi / 3), 3),
+             round(cy + r * math.sin(k * math.pi / 3), 3)] for k in range(6)]
+
+
+def _plaza_geometry() -> dict[str, Any]:
+    return {
+        "zones": [
+            {"name": "fountain", "kind": "zone", "polygon": _rect(30, 95, 40, 103)},
+            {"name": "kiosk", "kind": "zone", "polygon": _hexagon(95, 110, 4.5)},
+            {"name": "gate", "kind": "zone", "polygon": _rect(140, 100, 148, 106)},
+            {"name": "fork", "kind": "branch", "polygon": _rect(47, 27, 55, 35)},
+        ],
+        "routes": [
+            {"name": "fork-east", "from_zone": "fork", "polyline": [[54, 31], [70, 31], [88, 36]]},
+            {"name": "fork-north", "from_zone": "fork", "polyline": [[51, 34], [51, 62]]},
+            {"name": "fork-south", "from_zone": "fork", "polyline": [[51, 28], [51, 5]]},
+        ],
+    }
+
+
+_PLAZA_SCENARIOS = {
+    "pass_through": 6, "dwell": 6, "stop": 4, "follow": 6, "accompany": 6, "overtake": 6,
+    "meet": 6, "handover": 6, "choose_route": 6, "startle": 6,
+}
+_ALL_NEAR = {
+    "wide_side_by_side": 3, "far_follow": 3, "zone_graze": 3, "slow_down": 3, "wide_pass": 3,
+    "crossing": 3, "trigger_ignored": 3, "spontaneous_change": 3, "short_stay": 3,
+}
+
+
+def _plaza() -> dict[str, Any]:
+    return {
+        "extent": [[0, 0], [220, 140]], **_plaza_geometry(),
+        "scenarios": dict(_PLAZA_SCENARIOS), "near_misses": dict(_ALL_NEAR),
+        "background": {"agents": 12, "region": [[185, 0], [220, 140]]},
+    }
+
+
+def _corridor() -> dict[str, Any]:
+    return {
+        "extent": [[0, 0], [260, 24]], "headings": [0.0, 180.0],
+        "zones": [{"name": "hall", "kind": "zone", "polygon": _rect(236, 9, 244, 15)}],
+        "scenarios": {"follow": 10, "accompany": 10, "overtake": 10, "stop": 3,
+                      "pass_through": 4},
+        "near_misses": {"far_follow": 4, "wide_side_by_side": 4, "wide_pass": 4,
+                        "slow_down": 2},
+        "background": {"agents": 0, "region": [[0, 0], [24, 24]]},
+    }
+
+
+def _intersection() -> dict[str, Any]:
+    arm = 48.0
+    return {
+        "extent": [[-50, -50], [50, 50]],
+        "zones": [
+            {"name": "center", "kind": "branch", "polygon": _rect(-8, -8, 8, 8)},
+            {"name": "kerb", "kind": "zone", "polygon": _rect(22, 22, 32, 30)},
+        ],
+        "routes": [
+            {"name": "to-north", "from_zone": "center", "polyline": [[1.5, 7], [1.5, arm]]},
+            {"name": "to-east", "from_zone": "center", "polyline": [[7, -1.5], [arm, -1.5]]},
+            {"name": "to-south", "from_zone": "center", "polyline": [[-1.5, -7], [-1.5, -arm]]},
+            {"name": "to-west", "from_zone": "center", "polyline": [[-7, 1.5], [-arm, 1.5]]},
+        ],
+        "scenarios": {"choose_route": 12, "startle": 4, "pass_through": 4, "stop": 2},
+        "near_misses": {"trigger_ignored": 2, "spontaneous_change": 2, "zone_graze": 2},
+    }
+
+
+def _crowd_extent(agents: int, duration: float) -> dict[str, Any]:
+    height = 140.0
+    per_lane = max(1, int(0.75 * ((duration - height / 1.3) // (HEADWAY / 1.3) + 1)))
+    lanes = max(4, math.ceil(agents / per_lane))
+    width = lanes * LANE_SPACING
+    x0 = 185.0
+    return {
+        "extent": [[0, 0], [x0 + width, height]],
+        "background": {"agents": agents, "region": [[x0, 0], [x0 + width, height]]},
+        "extra_zones": [
+            {"name": "concourse", "kind": "zone", "polygon": _rect(x0 + 8, 60, x0 + 24, 80)},
+        ],
+    }
+
+
+def _crowd(agents: int, duration: float) -> dict[str, Any]:
+    geo = _plaza_geometry()
+    ext = _crowd_extent(agents, duration)
+    geo["zones"] = geo["zones"] + ext.pop("extra_zones")
+    return {**geo, **ext, "scenarios": dict(_PLAZA_SCENARIOS), "near_misses": dict(_ALL_NEAR)}
+
+
+_DEFAULT_AGENTS = {"plaza": 12, "corridor": 0, "intersection": 0, "crowd": 600}
+
+
+def preset_config(name: str, seed: int = 0, **overrides: Any) -> SceneConfig:
+    """A preset scene; overrides replace top-level fields (`agents` sets background.agents,
+    `noise` is merged). Scenario counts scale with duration."""
+    if name not in PRESETS:
+        raise SimulationConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    duration = float(overrides.pop("duration", None) or DEFAULT_DURATION)
+    agents = overrides.pop("agents", None)
+    agents = _DEFAULT_AGENTS[name] if agents is None else int(agents)
+    data: dict[str, Any]
+    if name == "plaza":
+        data = _plaza()
+    elif name == "corridor":
+        data = _corridor()
+    elif name == "intersection":
+        data = _intersection()
+    else:
+        data = _crowd(agents, duration)
+    if agents and "background" not in data:
+        data["background"] = {"agents": 0, "region": [[-50, 40], [-30, 50]]}
+    if "background" in data:
+        data["background"] = {**data["background"], "agents": agents}
+    scale = duration / DEFAULT_DURATION
+    for key in ("scenarios", "near_misses"):
+        data[key] = {k: max(1, round(n * scale)) for k, n in data[key].items() if n > 0}
+    noise = overrides.pop("noise", None)
+    if noise is not None:
+        data["noise"] = noise if isinstance(noise, dict) else noise.model_dump()
+    data.update({"preset": name, "seed": seed, "duration": duration})
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return validate_config(data)
