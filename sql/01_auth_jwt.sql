@@ -11,3 +11,7 @@ AS $$
 return sign(claims, secret)
 $$;
 
+
+-- Superuser-owned, so the owner's default privileges do not cover it: revoke here.
+REVOKE EXECUTE ON FUNCTION auth.sign_jwt(jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION auth.sign_jwt(jsonb, text) TO secinf_owner;
