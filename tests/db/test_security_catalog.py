@@ -132,3 +132,24 @@ def test_audit_log_is_append_only(db: Conn) -> None:
     db.execute("SELECT audit.record(NULL, 'test.action', 'x', '{}')")
     with pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only"):
         db.execute("DELETE FROM audit.log")
+
+
+def test_every_view_anywhere_is_security_invoker(db: Conn) -> None:
+    # A definer-rights view in any of our schemas would bypass RLS for whoever reads it.
+    rows = db.execute(
+        """SELECT n.nspname || '.' || c.relname AS rel, c.reloptions FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE n.nspname = ANY(%s) AND c.relkind = 'v'""", (list(OUR_SCHEMAS),)).fetchall()
+    bad = [r["rel"] for r in rows if "security_invoker=true" not in (r["reloptions"] or [])]
+    assert bad == []
+
+
+def test_no_rls_bound_role_reads_a_materialized_view(db: Conn) -> None:
+    # Materialized views cannot carry RLS: only security_invoker views over them may be exposed.
+    rows = db.execute(
+        """SELECT n.nspname || '.' || c.relname AS rel, r.rolname FROM pg_class c
+           JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN pg_roles r
+           WHERE c.relkind = 'm' AND r.rolname = ANY(%s)
+             AND has_table_privilege(r.rolname, c.oid, 'SELECT')""",
+        (list(RLS_BOUND),)).fetchall()
+    assert rows == []

@@ -1,0 +1,58 @@
+"""Rows for every tenant table, for the isolation matrix.
+
+`populate(db, project_id)` writes at least one row into each tenant table for a project.
+The matrix test fails on a tenant table that has no rows for both projects: a new table
+must get data here (or from the real pipeline) before it counts as covered.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from workers import tenancy
+
+Conn = psycopg.Connection[dict[str, Any]]
+
+
+def _exists(db: Conn, rel: str) -> bool:
+    row = db.execute("SELECT to_regclass(%s) IS NOT NULL AS ok", (rel,)).fetchone()
+    return bool(row and row["ok"])
+
+
+def populate(db: Conn, project_id: str, tag: str) -> None:
+    """Write one small scene's worth of rows for the project (admin connection)."""
+    tenancy.create_key(db, project_id, "customer", None, f"{tag}-key")
+    db.execute("SELECT core.add_member(%s, 'user', %s, 'reviewer')",
+               (project_id, f"{tag}-reviewer@example.com"))
+    src = db.execute(
+        "INSERT INTO ingest.sources (project_id, name, fps) VALUES (%s, %s, 10) "
+        "RETURNING source_id", (project_id, f"{tag}-cam")).fetchone()
+    assert src is not None
+    source_id = src["source_id"]
+    batch = db.execute(
+        "INSERT INTO ingest.batches (project_id, source_id, idempotency_key, format, status,"
+        " rows_total, rows_inserted) VALUES (%s, %s, %s, 'canonical-csv', 'applied', 3, 3)"
+        " RETURNING batch_id", (project_id, source_id, f"{tag}-batch")).fetchone()
+    assert batch is not None
+    db.execute(
+        "INSERT INTO ingest.track_points (project_id, source_id, track_id, frame, ts, x, y,"
+        " class, confidence, batch_id)"
+        " SELECT %s, %s, '1', f, '2026-01-01'::timestamptz + f * interval '100 ms', f * 0.1, 0,"
+        "        'pedestrian', 0.9, %s FROM generate_series(0, 2) f",
+        (project_id, source_id, batch["batch_id"]))
+    db.execute(
+        "INSERT INTO ingest.poses (project_id, source_id, track_id, frame, ts, keypoints, batch_id)"
+        " VALUES (%s, %s, '1', 0, '2026-01-01', array_fill(0.5::real, ARRAY[51]), %s)",
+        (project_id, source_id, batch["batch_id"]))
+    db.execute("INSERT INTO ingest.zones (project_id, source_id, name, polygon)"
+               " VALUES (%s, %s, 'gate', '((0,0),(0,1),(1,1),(1,0))')", (project_id, source_id))
+    db.execute("INSERT INTO ingest.routes (project_id, source_id, name, from_zone, path)"
+               " VALUES (%s, %s, 'north', 'gate', '[(0,0),(0,5)]')", (project_id, source_id))
+    db.execute("INSERT INTO ingest.triggers (project_id, source_id, name, ts, position, radius)"
+               " VALUES (%s, %s, 'bang', '2026-01-01 00:00:01', '(0,0)', 5)",
+               (project_id, source_id))
+    db.execute("INSERT INTO ingest.dirty_ranges (project_id, source_id, from_ts, to_ts)"
+               " VALUES (%s, %s, '2026-01-01', '2026-01-01 00:00:01')", (project_id, source_id))
+    db.commit()
