@@ -25,7 +25,8 @@ WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
   AND n.nspname NOT LIKE 'pg_toast_temp%%' AND n.nspname <> 'timescaledb_information'
   AND n.nspname <> 'timescaledb_experimental'
 UNION ALL
-SELECT 'fn', n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
+SELECT 'fn',
+       n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')',
        md5(p.prosrc) || coalesce(array_to_string(p.proconfig, ','), '') || p.prosecdef::text
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname IN ('core', 'auth', 'audit', 'api', 'ingest', 'features', 'rules', 'candidates',

@@ -10,8 +10,8 @@ import typer
 
 from workers.cli import db_cmd, tenancy_cmd
 from workers.cli.demo_cmd import demo_command
-from workers.cli.simulate_cmd import simulate_command
 from workers.cli.output import err_console
+from workers.cli.simulate_cmd import simulate_command
 from workers.errors import SecinfError
 
 app = typer.Typer(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import psycopg
@@ -45,7 +46,8 @@ def yoyo_uri(conninfo: str) -> str:
     return f"postgresql+psycopg://{auth}/{dbname}{query}"
 
 
-def _migrations():  # type: ignore[no-untyped-def]
+def _migrations() -> Any:
+    """yoyo's MigrationList (yoyo ships no type hints)."""
     return read_migrations(str(MIGRATIONS_DIR))
 
 

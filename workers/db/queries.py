@@ -26,6 +26,6 @@ def _load(group: str) -> dict[str, str]:
 def query(group: str, name: str) -> sql.SQL:
     """The query `name` from `workers/queries/<group>.sql`."""
     try:
-        return sql.SQL(_load(group)[name])  # type: ignore[arg-type]
+        return sql.SQL(_load(group)[name])
     except KeyError as exc:
         raise KeyError(f"no query {name!r} in workers/queries/{group}.sql") from exc
