@@ -155,6 +155,19 @@ def psql() -> None:
     os.execv(exe, [exe, settings.conninfo()])
 
 
+@app.command()
+def destroy(yes: bool = typer.Option(False, "--yes", help="Really delete all data.")) -> None:
+    """Stop the project's cluster and delete its data directory (all data is lost)."""
+    settings = load_settings()
+    if not settings.managed:
+        raise UserError("SECINF_DSN is set: secinf never deletes a server it did not create.")
+    if not yes:
+        raise UserError(f"this deletes {settings.pgdata} and every database in it; "
+                        "repeat with --yes to confirm")
+    LocalCluster(settings).destroy()
+    console.print(f"[yellow]deleted[/] {settings.pgdata}")
+
+
 @app.command("jwt-secret")
 def jwt_secret_cmd() -> None:
     """Print the JWT secret PostgREST must use (PGRST_JWT_SECRET)."""

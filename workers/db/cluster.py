@@ -17,7 +17,8 @@ from workers.errors import ClusterError
 from workers.settings import Settings
 
 SERVER_CONF = """\
-# Written by `secinf db up` on every start; edit settings here, not in postgresql.conf.
+# Rewritten by `secinf db up` on every start. To change a setting for good, use
+# ALTER SYSTEM (postgresql.auto.conf is read after this file) or SECINF_* variables.
 port = {port}
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '{socket_dir}'
