@@ -8,8 +8,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from plpython.jwt_tokens import verify
 
+from plpython.jwt_tokens import verify
 from tests.support.factories import make_key, make_project
 from tests.support.postgrest import Api, ApiError
 from workers import tenancy
