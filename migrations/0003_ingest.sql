@@ -22,6 +22,7 @@ CREATE TABLE ingest.sources (
   time_origin timestamptz NOT NULL DEFAULT '2026-01-01 00:00:00+00',
   video_uri   text,
   attributes  jsonb NOT NULL DEFAULT '{}',
+  high_water  timestamptz,               -- newest ts merged so far (late data is below it)
   created_at  timestamptz NOT NULL DEFAULT now(),
   UNIQUE (project_id, name)
 );
@@ -41,6 +42,7 @@ CREATE TABLE ingest.batches (
   rows_inserted   bigint NOT NULL DEFAULT 0,
   rows_duplicate  bigint NOT NULL DEFAULT 0,  -- already stored (overlap with earlier batches)
   rows_invalid    bigint NOT NULL DEFAULT 0,
+  rows_ignored    bigint NOT NULL DEFAULT 0,  -- skipped by format rule (MOT gt rows with conf 0)
   errors          jsonb NOT NULL DEFAULT '[]', -- first structured errors {row, column, code, message}
   min_ts          timestamptz,
   max_ts          timestamptz,

@@ -8,10 +8,13 @@ import traceback
 
 import typer
 
-from workers.cli import db_cmd, tenancy_cmd
+from workers.cli import db_cmd, jobs_cmd, tenancy_cmd
+from workers.cli.bench_cmd import bench_app
 from workers.cli.demo_cmd import demo_command
+from workers.cli.ingest_cmd import ingest_command
 from workers.cli.output import err_console
 from workers.cli.simulate_cmd import simulate_command
+from workers.cli.worker_cmd import worker_command
 from workers.errors import SecinfError
 
 app = typer.Typer(
@@ -26,6 +29,10 @@ app.add_typer(tenancy_cmd.keys_app, name="keys")
 app.add_typer(tenancy_cmd.analysts_app, name="analysts")
 app.command("demo")(demo_command)
 app.command("simulate")(simulate_command)
+app.command("ingest")(ingest_command)
+app.add_typer(bench_app, name="bench")
+app.add_typer(jobs_cmd.app, name="jobs")
+app.command("worker")(worker_command)
 
 
 def main() -> None:

@@ -1,0 +1,27 @@
+-- Grants for the ingest schema. Capability only; which project's rows a role sees is RLS
+-- (90_policies.sql covers every ingest table with a project_id).
+
+-- ---------------------------------------------------------------- functions: none by default
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ingest FROM PUBLIC;
+
+-- ---------------------------------------------------------------- schema and tables
+GRANT USAGE ON SCHEMA ingest TO customer, reviewer, analyst, project_admin, pipeline;
+-- Readers see their project's tracks and scene (RLS-scoped).
+GRANT SELECT ON ingest.sources, ingest.batches, ingest.track_points, ingest.poses,
+  ingest.zones, ingest.routes, ingest.triggers
+  TO customer, reviewer, analyst, project_admin;
+-- The pipeline ingests (through the merge) and consumes dirty ranges.
+GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA ingest TO pipeline;
+GRANT UPDATE ON ingest.sources, ingest.batches, ingest.zones, ingest.routes, ingest.triggers
+  TO pipeline;
+GRANT DELETE ON ingest.dirty_ranges TO pipeline;
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA ingest TO pipeline;
+
+-- ---------------------------------------------------------------- functions
+GRANT EXECUTE ON FUNCTION
+  ingest.merge_staged(uuid, bigint, text, text, text, regclass, bigint, bigint, bigint, jsonb,
+                      regclass),
+  ingest.ensure_source(uuid, text, text, jsonb, double precision, timestamptz),
+  ingest.points_text(jsonb),
+  ingest.upsert_scene(uuid, bigint, jsonb)
+  TO pipeline;

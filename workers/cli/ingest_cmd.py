@@ -1,0 +1,108 @@
+"""`secinf ingest`: tracks, poses, scene geometry and triggers into the database.
+
+Exit codes: 0 applied (invalid rows, if any, are reported and skipped), 2 user error or a
+batch rejected by --strict (nothing stored), 1 internal failure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+
+from workers.cli.output import console, err_console, print_json
+from workers.db.connect import connect
+from workers.errors import UserError
+from workers.ingest import IngestRequest, Rejected, ingest
+from workers.ingest.formats import parse_mapping
+from workers.ingest.load import Progress as ProgressFn
+from workers.ingest.schema import FORMATS
+from workers.ingest.summary import render_errors
+
+
+def _time_origin(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UserError(f"--time-origin {value!r}: use an ISO timestamp such as "
+                        "2026-01-01T00:00:00Z") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@contextmanager
+def _progress(enabled: bool, label: str) -> Iterator[ProgressFn | None]:
+    if not enabled:
+        yield None
+        return
+    bar = Progress("[progress.description]{task.description}", BarColumn(),
+                   DownloadColumn(), TimeRemainingColumn(), console=err_console,
+                   transient=True)
+    task = bar.add_task(label, total=None)
+    with bar:
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+        yield update
+
+
+def ingest_command(
+    file: Path | None = typer.Argument(None, help="Track file: CSV, Parquet, JSONL, MOT "
+                                                  "gt.txt/det.txt or ETH/UCY text."),
+    project: str = typer.Option(..., "--project", help="Project as org/project."),
+    source: str = typer.Option(..., "--source", help="Source (camera/scene) name; created "
+                                                     "on first ingest."),
+    fmt: str | None = typer.Option(None, "--format", help=f"One of {', '.join(FORMATS)} "
+                                                          "(default: from the file name)."),
+    mapping: str | None = typer.Option(None, "--map", help="Column mapping, e.g. "
+                                                           "x=pos_x,y=pos_y,track_id=id."),
+    fps: float | None = typer.Option(None, "--fps", help="Frames per second (t = frame/fps "
+                                                         "where t is absent)."),
+    units: str | None = typer.Option(None, "--units", help="px | m | cm | mm (cm, mm are "
+                                                           "converted to metres)."),
+    scale: float | None = typer.Option(None, "--scale", help="Metres per pixel."),
+    homography: str | None = typer.Option(None, "--homography",
+                                          help="3x3 image→ground matrix: a file or JSON."),
+    time_origin: str | None = typer.Option(None, "--time-origin",
+                                           help="ISO time of t = 0 (default: scene.json's, "
+                                                "else 2026-01-01T00:00:00Z)."),
+    scene: Path | None = typer.Option(None, "--scene", help="scene.json: zones, routes, "
+                                                            "triggers."),
+    poses: Path | None = typer.Option(None, "--poses", help="Keypoints JSONL (COCO-17)."),
+    idempotency_key: str | None = typer.Option(None, "--idempotency-key",
+                                               help="Default: sha256 of source + content."),
+    strict: bool = typer.Option(False, "--strict", help="Reject the whole batch if any row "
+                                                        "is invalid."),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (no progress "
+                                                        "bar)."),
+) -> None:
+    """Validate and load tracks (and optionally poses, scene geometry, triggers)."""
+    req = IngestRequest(
+        project=project, source=source, path=file, fmt=fmt, mapping=parse_mapping(mapping),
+        fps=fps, units=units, scale=scale, homography=homography,
+        time_origin=_time_origin(time_origin), scene=scene, poses=poses,
+        idempotency_key=idempotency_key, strict=strict)
+    with connect() as conn, _progress(not json_out, f"ingest {source}") as progress:
+        # Before the session's first temporary table: keep the stage in memory.
+        conn.execute("SET temp_buffers = '256MB'")
+        try:
+            summary = ingest(conn, req, progress)
+        except Rejected as exc:
+            if json_out:
+                print_json({**exc.summary.as_json(), "rejected": True})
+            else:
+                render_errors(err_console, exc.summary.errors, exc.summary.error_counts)
+            raise
+    if summary.units == "px":
+        err_console.print(f"[yellow]warning:[/] source {source!r} has no --scale or "
+                          "--homography: coordinates stay in pixels (units 'px'), so "
+                          "metre-based thresholds downstream must scale or refuse",
+                          highlight=False)
+    if json_out:
+        print_json(summary.as_json())
+        return
+    summary.render(console)

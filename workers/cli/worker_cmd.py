@@ -1,0 +1,69 @@
+"""`secinf worker`: run queued jobs with the registered handlers (see docs/queue.md)."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from workers.cli.output import print_json
+from workers.errors import UserError
+from workers.queue.worker import WorkerConfig, run_worker
+from workers.settings import load_settings
+
+
+def worker_command(
+    kinds: list[str] | None = typer.Option(
+        None, "--kinds", "-k", help="Only these job kinds (repeat or comma-separate). "
+        "Default: every kind this worker has a handler for; unknown kinds are dead-lettered."),
+    concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256,
+                                    help="Jobs run at once (threads)."),
+    batch: int = typer.Option(10, min=1, max=1000, help="At most this many jobs per claim."),
+    lease: float = typer.Option(30.0, "--lease", min=1.0,
+                                help="Lease in seconds (heartbeats every third of it)."),
+    poll: float = typer.Option(10.0, "--poll", min=0.1,
+                               help="Fallback poll in seconds when no NOTIFY arrives."),
+    grace: float = typer.Option(20.0, "--grace", min=0.0,
+                                help="On SIGTERM, seconds running jobs get to finish."),
+    once: bool = typer.Option(False, "--once", help="Claim one batch, run it, exit."),
+    until_idle: bool = typer.Option(False, "--until-idle",
+                                    help="Exit once no job is due and none is running."),
+    plugin: list[str] | None = typer.Option(
+        None, "--plugin", help="Extra module that registers job kinds (importable name)."),
+    role: str = typer.Option("pipeline", "--role",
+                             help="Database role the worker acts as ('' keeps the login role)."),
+    worker_id: str | None = typer.Option(None, "--id", help="Worker name in attempts."),
+    json_out: bool = typer.Option(False, "--json", help="Print the final counts as JSON."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every job."),
+) -> None:
+    """Run queued jobs until stopped (SIGTERM: finish or release, then exit)."""
+    if once and until_idle:
+        raise UserError("--once and --until-idle exclude each other: pick one")
+    names = tuple(k.strip() for item in (kinds or []) for k in item.split(",") if k.strip())
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("psycopg").setLevel(logging.WARNING)
+    config = WorkerConfig(
+        kinds=names or None, concurrency=concurrency, batch=batch, lease_s=lease, poll_s=poll,
+        grace_s=grace, role=role or None, worker_id=worker_id,
+        mode="once" if once else "until_idle" if until_idle else "forever",
+        plugins=tuple(plugin or ()),
+    )
+    stats = run_worker(load_settings().conninfo(), config)
+    if json_out:
+        print_json(vars(stats))
+
+
+def main() -> None:
+    """Entry point of `python -m workers.queue` (same exit codes as `secinf`)."""
+    import sys
+
+    from workers.errors import SecinfError
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(worker_command)
+    try:
+        app()
+    except SecinfError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,255 @@
+"""Validation with Polars, chunk by chunk, before any row reaches the database.
+
+Each problem becomes a structured error (row, column, code, message). Row checks (types,
+finite numbers, bounds) need only the chunk; the batch-wide checks keep small state across
+chunks: one t per frame and t increasing with frame (a frame → t map, one entry per
+frame) and speeds (the last point of each track). Duplicate (track_id, frame) keys are
+caught within a chunk here; across chunks the merge's unique key drops them (counted as
+duplicates), so a point is never stored twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import polars as pl
+
+from workers.errors import UserError
+from workers.ingest.schema import (
+    BAD,
+    MAX_ABS_COORD,
+    MAX_SPEED,
+    ROW,
+    ErrorLog,
+    ResolvedSource,
+)
+from workers.ingest.transform import apply_transform
+
+TIME_TOLERANCE = 1e-6
+"""Seconds: two t values of one frame closer than this are the same time."""
+_NUMERIC = ("frame", "t", "x", "y", "confidence")
+_ERR_SCHEMA = pl.Schema({ROW: pl.Int64(), "column": pl.String(), "code": pl.String(),
+                         "message": pl.String()})
+
+
+def _as_float(frame: pl.DataFrame, name: str) -> pl.Expr:
+    dtype = frame.schema[name]
+    if dtype == pl.String:
+        return pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)
+    if dtype.is_numeric() or dtype == pl.Boolean or dtype == pl.Null:
+        if dtype == pl.Boolean:
+            return pl.lit(None, dtype=pl.Float64)
+        return pl.col(name).cast(pl.Float64)
+    raise UserError(f"column {name!r} has type {dtype}; expected a number "
+                    "(schema mismatch: check the file or --map)")
+
+
+def _as_text(frame: pl.DataFrame, name: str) -> pl.Expr:
+    dtype = frame.schema[name]
+    if dtype == pl.String or dtype == pl.Null:
+        return pl.col(name).cast(pl.String)
+    if dtype.is_integer():
+        return pl.col(name).cast(pl.String)
+    if dtype.is_float():
+        v = pl.col(name)
+        return pl.when(v == v.floor()).then(v.cast(pl.Int64, strict=False).cast(pl.String)) \
+            .otherwise(v.cast(pl.String))
+    raise UserError(f"column {name!r} has type {dtype}; expected text "
+                    "(schema mismatch: check the file or --map)")
+
+
+def _errors(frame: pl.DataFrame, mask: str, column: str | None, code: str,
+            message: pl.Expr) -> pl.DataFrame:
+    return frame.filter(pl.col(mask)).select(
+        pl.col(ROW), pl.lit(column, dtype=pl.String).alias("column"),
+        pl.lit(code).alias("code"), message.alias("message"))
+
+
+@dataclass
+class Validator:
+    """Validates the chunks of one batch; `errors` collects every problem."""
+
+    source: ResolvedSource
+    errors: ErrorLog = field(default_factory=ErrorLog)
+    frames_seen: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={"frame": pl.Int64, "t_ref": pl.Float64}))
+    last_points: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(
+        schema={"track_id": pl.String, "frame": pl.Int64, "t": pl.Float64, "x": pl.Float64,
+                "y": pl.Float64}))
+    valid_rows: int = 0
+    min_ts: float | None = None
+    max_ts: float | None = None
+
+    # ------------------------------------------------------------------ row checks
+    def _typed(self, raw: pl.DataFrame) -> pl.DataFrame:
+        fps = self.source.fps
+        exprs = [pl.col(ROW), _as_text(raw, "track_id").alias("track_id"),
+                 _as_text(raw, "class").alias("class")]
+        exprs += [_as_float(raw, c).alias(c) for c in _NUMERIC]
+        exprs += [pl.col(c).is_not_null().alias(f"_has_{c}") for c in (*_NUMERIC, "track_id")]
+        exprs.append(pl.col(BAD) if BAD in raw.columns else pl.lit(False).alias(BAD))
+        typed = raw.select(exprs)
+        frame_f = pl.col("frame")
+        t = pl.col("t")
+        if fps is not None:
+            t = pl.when(t.is_null()).then(frame_f / fps).otherwise(t)
+        return typed.with_columns(t.alias("t"))
+
+    def _row_masks(self, typed: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+        fps_note = "" if self.source.fps else " (or pass --fps to derive t from frame)"
+        bound = MAX_ABS_COORD
+        checks: list[tuple[str, str | None, str, pl.Expr, pl.Expr]] = [
+            ("m_bad", None, "unparseable", pl.col(BAD),
+             pl.lit("the line is not a JSON object")),
+            ("m_tid", "track_id", "missing",
+             ~pl.col(BAD) & (pl.col("track_id").is_null()
+                             | (pl.col("track_id").str.strip_chars() == "")),
+             pl.lit("track_id is missing")),
+        ]
+        for c in _NUMERIC:
+            required = c in ("frame", "x", "y", "t")
+            miss = pl.col(c).is_null() & ~pl.col(f"_has_{c}")
+            checks.append((f"m_type_{c}", c, "type",
+                           ~pl.col(BAD) & pl.col(c).is_null() & pl.col(f"_has_{c}"),
+                           pl.lit(f"{c} is not a number")))
+            if required:
+                note = fps_note if c == "t" else ""
+                checks.append((f"m_miss_{c}", c, "missing", ~pl.col(BAD) & miss,
+                               pl.lit(f"{c} is missing{note}")))
+            checks.append((f"m_fin_{c}", c, "not_finite",
+                           pl.col(c).is_not_null() & ~pl.col(c).is_finite(),
+                           pl.format(f"{c} is {{}}; only finite numbers are accepted",
+                                     pl.col(c))))
+        checks += [
+            ("m_fint", "frame", "type", pl.col("frame").is_finite()
+             & (pl.col("frame") != pl.col("frame").floor()),
+             pl.format("frame {} is not an integer", pl.col("frame"))),
+            ("m_fneg", "frame", "negative_frame", pl.col("frame") < 0,
+             pl.format("frame {} is negative; frames count from 0", pl.col("frame"))),
+            ("m_fbig", "frame", "out_of_bounds", pl.col("frame") >= 2.0**53,
+             pl.format("frame {} is implausibly large", pl.col("frame"))),
+            ("m_xb", "x", "out_of_bounds", pl.col("x").abs().is_finite()
+             & (pl.col("x").abs() >= bound), pl.format("|x| = {} is implausible (≥ 1e6)",
+                                                       pl.col("x").abs())),
+            ("m_yb", "y", "out_of_bounds", pl.col("y").abs().is_finite()
+             & (pl.col("y").abs() >= bound), pl.format("|y| = {} is implausible (≥ 1e6)",
+                                                       pl.col("y").abs())),
+            ("m_tb", "t", "out_of_bounds", pl.col("t").abs() >= 1e9,
+             pl.format("t = {} s is implausible", pl.col("t"))),
+            ("m_conf", "confidence", "out_of_range",
+             (pl.col("confidence") < 0) | (pl.col("confidence") > 1),
+             pl.format("confidence {} is outside [0, 1]", pl.col("confidence"))),
+        ]
+        masked = typed.with_columns([m.fill_null(False).alias(n) for n, _, _, m, _ in checks])
+        errs = [_errors(masked, n, col, code, msg) for n, col, code, _, msg in checks]
+        any_bad = pl.any_horizontal([pl.col(n) for n, *_ in checks])
+        return masked.with_columns(any_bad.alias("_invalid")), errs
+
+    # ------------------------------------------------------------------ batch checks
+    def _frame_times(self, good: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+        """One t per frame, t increasing with frame (against all earlier chunks too)."""
+        errs: list[pl.DataFrame] = []
+        first = good.sort(ROW).group_by("frame", maintain_order=True).agg(
+            pl.col("t").first().alias("t_new"))
+        ref = first.join(self.frames_seen, on="frame", how="left").select(
+            "frame", pl.coalesce("t_ref", "t_new").alias("t_ref"),
+            pl.col("t_ref").is_null().alias("is_new"))
+        good = good.join(ref, on="frame", how="left")
+        bad = (pl.col("t") - pl.col("t_ref")).abs() > TIME_TOLERANCE
+        good = good.with_columns(bad.alias("m_ft"))
+        errs.append(_errors(good, "m_ft", "t", "frame_time_mismatch",
+                            pl.format("frame {} has t = {} here but t = {} elsewhere; one t "
+                                      "per frame", pl.col("frame"), pl.col("t"),
+                                      pl.col("t_ref"))))
+        good = good.filter(~pl.col("m_ft"))
+        # Monotonic: a new frame must be later than every earlier frame and earlier than
+        # every later frame already accepted (of two new frames in conflict, the later
+        # frame is the one flagged).
+        new = ref.filter("is_new").select("frame", "t_ref", pl.lit(True).alias("is_new"))
+        merged = pl.concat([self.frames_seen.with_columns(pl.lit(False).alias("is_new")), new]
+                           ).sort("frame")
+        merged = merged.with_columns(
+            (pl.col("t_ref") <= pl.col("t_ref").cum_max().shift(1)).fill_null(False)
+            .alias("_back"),
+            (pl.col("t_ref") >= pl.when(pl.col("is_new")).then(float("inf"))
+             .otherwise(pl.col("t_ref")).reverse().cum_min().reverse().shift(-1))
+            .fill_null(False).alias("_ahead"))
+        violating = merged.filter(pl.col("is_new") & (pl.col("_back") | pl.col("_ahead")))
+        good = good.with_columns(pl.col("frame").is_in(violating["frame"].implode())
+                                 .alias("m_mono"))
+        errs.append(_errors(good, "m_mono", "t", "time_not_increasing",
+                            pl.format("frame {} at t = {} breaks the order of frames: t must "
+                                      "increase with frame", pl.col("frame"), pl.col("t"))))
+        good = good.filter(~pl.col("m_mono"))
+        accepted = merged.filter(~(pl.col("is_new") & (pl.col("_back") | pl.col("_ahead"))))
+        self.frames_seen = accepted.select("frame", "t_ref")
+        return good.drop("t_ref", "is_new"), errs
+
+    def _speeds(self, good: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
+        limit = MAX_SPEED[self.source.units]
+        cur = good.select("track_id", "frame", "t", "x", "y", pl.col(ROW))
+        prev = self.last_points.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))
+        both = pl.concat([prev, cur]).sort("track_id", "frame")
+        dt = pl.col("t") - pl.col("t").shift(1).over("track_id")
+        dist = ((pl.col("x") - pl.col("x").shift(1).over("track_id")) ** 2
+                + (pl.col("y") - pl.col("y").shift(1).over("track_id")) ** 2).sqrt()
+        both = both.with_columns((dist / dt).alias("_speed"))
+        fast = both.filter(pl.col(ROW).is_not_null() & (pl.col("_speed") > limit))
+        unit = "m/s" if self.source.units == "m" else "px/s"
+        good = good.with_columns(pl.col(ROW).is_in(fast[ROW].implode()).alias("m_speed"))
+        errs = [fast.select(pl.col(ROW), pl.lit("x").alias("column"),
+                            pl.lit("implausible_speed").alias("code"),
+                            pl.format(f"track {{}} moves at {{}} {unit} (limit {limit:g})",
+                                      pl.col("track_id"), pl.col("_speed").round(1))
+                            .alias("message"))]
+        ok = both.filter(pl.col(ROW).is_null() | ~pl.col(ROW).is_in(fast[ROW].implode()))
+        self.last_points = ok.sort("frame").group_by("track_id").agg(
+            pl.all().exclude(ROW, "_speed").last())
+        return good.filter(~pl.col("m_speed")), errs
+
+    # ------------------------------------------------------------------ one chunk
+    def check(self, raw: pl.DataFrame) -> pl.DataFrame:
+        """Valid rows of a chunk, transformed: _row, track_id, frame, t, ts_offset (s),
+        x, y, raw_x, raw_y, class, confidence. Errors go to self.errors."""
+        typed = self._typed(raw)
+        masked, errs = self._row_masks(typed)
+        good = masked.filter(~pl.col("_invalid")).with_columns(
+            pl.col("frame").cast(pl.Int64))
+        dup = pl.int_range(pl.len()).over("track_id", "frame") > 0
+        good = good.sort(ROW).with_columns(dup.alias("m_dup"))
+        errs.append(_errors(good, "m_dup", "frame", "duplicate_key",
+                            pl.format("track {} has frame {} twice in this batch",
+                                      pl.col("track_id"), pl.col("frame"))))
+        good = good.filter(~pl.col("m_dup"))
+        good = good.select(ROW, "track_id", "frame", "t", "x", "y", "class", "confidence")
+        good, more = self._frame_times(good)
+        errs += more
+        good = apply_transform(good, self.source.transform)
+        good, more = self._speeds(good)
+        errs += more
+        all_errs = pl.concat([e.cast(_ERR_SCHEMA) for e in errs]) if errs else pl.DataFrame(
+            schema=_ERR_SCHEMA)
+        self.errors.add_frame(all_errs)
+        self.errors.invalid_rows += raw.height - good.height
+        self.valid_rows += good.height
+        if good.height:
+            lo, hi = good["t"].min(), good["t"].max()
+            assert isinstance(lo, float) and isinstance(hi, float)
+            self.min_ts = lo if self.min_ts is None else min(self.min_ts, lo)
+            self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
+        return good
+
+    def stage_frame(self, good: pl.DataFrame) -> pl.DataFrame:
+        """Columns in staging-table order, ts as an absolute timestamp."""
+        origin = self.source.time_origin
+        return good.select(
+            pl.col(ROW).alias("row_no"), "track_id", "frame",
+            (pl.lit(origin) + pl.duration(microseconds=(pl.col("t") * 1e6).round(0)
+                                          .cast(pl.Int64))).alias("ts"),
+            "x", "y", "raw_x", "raw_y", "class",
+            pl.col("confidence").cast(pl.Float32))
+
+
+def ts_of(source: ResolvedSource, seconds: float) -> object:
+    return source.time_origin + timedelta(seconds=seconds)

@@ -1,0 +1,66 @@
+-- Ingest queries used by workers/ingest (admin or pipeline connection).
+
+-- name: find_source
+SELECT source_id, name, units, transform, fps, time_origin, high_water
+FROM ingest.sources WHERE project_id = %(project_id)s AND name = %(name)s;
+
+-- name: ensure_source
+SELECT source_id, name, units, transform, fps, time_origin, high_water
+FROM ingest.ensure_source(%(project_id)s, %(name)s, %(units)s, %(transform)s, %(fps)s,
+                          %(time_origin)s);
+
+-- name: lock_key
+-- Serialises submissions of one idempotency key (released at commit or rollback).
+SELECT pg_advisory_xact_lock(hashtextextended(%(project_id)s::text || ':' || %(key)s, 0));
+
+-- name: find_batch
+SELECT b.batch_id, s.name AS source, b.rows_total, b.rows_inserted, b.rows_duplicate,
+       b.rows_invalid, b.rows_ignored, b.errors, b.status, b.min_ts, b.max_ts
+FROM ingest.batches b JOIN ingest.sources s USING (source_id)
+WHERE b.project_id = %(project_id)s AND b.idempotency_key = %(key)s;
+
+-- name: stage_tables
+-- Temporary, dropped at commit: no WAL, never seen by other sessions.
+CREATE TEMP TABLE ingest_stage (
+  row_no bigint, track_id text, frame bigint, ts timestamptz, x double precision,
+  y double precision, raw_x double precision, raw_y double precision, class text,
+  confidence real
+) ON COMMIT DROP;
+CREATE TEMP TABLE ingest_pose_stage (
+  row_no bigint, track_id text, frame bigint, keypoints real[]
+) ON COMMIT DROP;
+
+-- name: copy_stage
+COPY ingest_stage (row_no, track_id, frame, ts, x, y, raw_x, raw_y, class, confidence)
+FROM STDIN (FORMAT csv);
+
+-- name: copy_pose_stage
+COPY ingest_pose_stage (row_no, track_id, frame, keypoints) FROM STDIN (FORMAT csv);
+
+-- name: orphan_poses
+-- Poses that name no valid point of the batch.
+SELECT p.row_no, p.track_id, p.frame FROM ingest_pose_stage p
+WHERE NOT EXISTS (SELECT FROM ingest_stage s WHERE s.track_id = p.track_id
+                                               AND s.frame = p.frame)
+ORDER BY p.row_no;
+
+-- name: drop_orphan_poses
+DELETE FROM ingest_pose_stage p
+WHERE NOT EXISTS (SELECT FROM ingest_stage s WHERE s.track_id = p.track_id
+                                               AND s.frame = p.frame);
+
+-- name: merge_staged
+SELECT batch_id, duplicate_batch, rows_inserted, rows_duplicate, poses_inserted, late_from,
+       late_to
+FROM ingest.merge_staged(%(project_id)s, %(source_id)s, %(key)s, %(format)s, %(file_name)s,
+                         'ingest_stage'::regclass, %(rows_total)s, %(rows_invalid)s,
+                         %(rows_ignored)s, %(errors)s,
+                         CASE WHEN %(poses)s THEN 'ingest_pose_stage'::regclass END);
+
+-- name: upsert_scene
+SELECT zones, routes, triggers FROM ingest.upsert_scene(%(project_id)s, %(source_id)s,
+                                                        %(scene)s);
+
+-- name: tune_session
+-- Bigger sort/hash memory for the merge's anti-join; local to the transaction.
+SELECT set_config('work_mem', '256MB', true), set_config('maintenance_work_mem', '256MB', true);

@@ -1,0 +1,73 @@
+-- Work-queue queries (workers/queue/client.py and `secinf jobs`). Every state change goes
+-- through a function of sql/60_jobs.sql, so fencing is enforced in one place.
+
+-- name: enqueue
+SELECT jobs.enqueue(%(project_id)s, %(kind)s, %(payload)s, %(priority)s, %(run_after)s,
+                    %(max_attempts)s, %(retry_delay)s, %(dedupe_key)s) AS job_id;
+
+-- name: enqueue_many
+SELECT job_id FROM jobs.enqueue_many(%(project_id)s, %(kind)s, %(payloads)s::jsonb[],
+                                     %(priority)s, %(max_attempts)s, %(retry_delay)s) AS job_id;
+
+-- name: claim
+SELECT job_id, attempt, project_id, kind, payload, priority, failures, max_attempts,
+       lease_until
+FROM jobs.claim(%(worker)s, %(kinds)s, %(limit)s, %(lease)s, %(exclude)s);
+
+-- name: next_due
+SELECT jobs.next_due(%(kinds)s, %(exclude)s) - clock_timestamp() AS wait;
+
+-- name: fence
+SELECT jobs.fence(%(job_id)s, %(attempt)s) AS lease_until;
+
+-- name: heartbeat
+SELECT jobs.heartbeat(%(job_id)s, %(attempt)s, %(lease)s) AS lease_until;
+
+-- name: progress
+SELECT jobs.progress(%(job_id)s, %(attempt)s, %(progress)s);
+
+-- name: complete
+SELECT jobs.complete(%(job_id)s, %(attempt)s, %(result)s) AS committed;
+
+-- name: fail
+SELECT jobs.fail(%(job_id)s, %(attempt)s, %(error)s, %(permanent)s) AS state;
+
+-- name: release
+SELECT jobs.release(%(job_id)s, %(attempt)s, %(reason)s);
+
+-- name: note_stale
+SELECT jobs.note_stale(%(job_id)s, %(attempt)s, %(what)s);
+
+-- name: retry
+SELECT jobs.retry(%(job_id)s) AS state;
+
+-- name: cancel
+SELECT jobs.cancel(%(job_id)s) AS state;
+
+-- name: list_jobs
+SELECT j.job_id, o.slug || '/' || p.slug AS project, j.kind, j.state, j.priority, j.attempt,
+       j.failures, j.max_attempts, j.run_after, j.worker, j.last_error, j.created_at,
+       j.finished_at
+FROM jobs.jobs j
+JOIN core.projects p ON p.project_id = j.project_id
+JOIN core.organizations o ON o.org_id = p.org_id
+WHERE (%(state)s::text IS NULL OR j.state = %(state)s)
+  AND (%(kind)s::text IS NULL OR j.kind = %(kind)s)
+  AND (%(project_id)s::uuid IS NULL OR j.project_id = %(project_id)s)
+ORDER BY j.job_id DESC
+LIMIT %(limit)s;
+
+-- name: show_job
+SELECT j.*, o.slug || '/' || p.slug AS project, r.result, r.attempt AS result_attempt
+FROM jobs.jobs j
+JOIN core.projects p ON p.project_id = j.project_id
+JOIN core.organizations o ON o.org_id = p.org_id
+LEFT JOIN jobs.results r ON r.job_id = j.job_id
+WHERE j.job_id = %(job_id)s;
+
+-- name: job_attempts
+SELECT attempt, worker, claimed_at, finished_at, outcome, error
+FROM jobs.attempts WHERE job_id = %(job_id)s ORDER BY attempt;
+
+-- name: counts
+SELECT state, count(*) AS jobs FROM jobs.jobs GROUP BY state ORDER BY state;
