@@ -27,12 +27,45 @@ BEGIN
   FROM pg_attribute WHERE attrelid = p_rel AND attnum > 0 AND NOT attisdropped;
   EXECUTE format('GRANT %s (%s) ON %s TO %s', p_privilege, v_cols, p_rel,
                  (SELECT string_agg(quote_ident(r), ', ') FROM unnest(p_roles) r));
-  PERFORM auth.lock_down_chunks();
+  PERFORM auth.strip_chunks();
+END
+$$;
+
+-- Make the rule hold whatever a grants file did: a table-level privilege of an RLS-bound
+-- role on a hypertable becomes the same privilege on its columns; then every chunk loses
+-- every privilege of those roles. Returns the number of chunks visited.
+CREATE OR REPLACE FUNCTION auth.lock_down_chunks() RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c record;
+  h record;
+  v_cols text;
+  n integer := 0;
+BEGIN
+  FOR h IN
+    SELECT format('%I.%I', ht.hypertable_schema, ht.hypertable_name)::regclass AS rel,
+           r.rolname, p.priv
+    FROM timescaledb_information.hypertables ht
+    CROSS JOIN unnest(ARRAY['anon', 'customer', 'reviewer', 'analyst', 'project_admin']) r(rolname)
+    CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p(priv)
+    WHERE EXISTS (SELECT FROM aclexplode((SELECT relacl FROM pg_class
+                                           WHERE oid = format('%I.%I', ht.hypertable_schema,
+                                                              ht.hypertable_name)::regclass)) a
+                  WHERE a.grantee = to_regrole(r.rolname) AND a.privilege_type = p.priv)
+  LOOP
+    EXECUTE format('REVOKE %s ON %s FROM %I', h.priv, h.rel, h.rolname);
+    IF h.priv <> 'DELETE' THEN  -- DELETE has no column form: it is simply withdrawn
+      PERFORM auth.grant_hypertable(h.rel, h.priv, ARRAY[h.rolname]);
+    END IF;
+  END LOOP;
+  RETURN auth.strip_chunks();
 END
 $$;
 
 -- Remove every privilege of the RLS-bound roles from every chunk of every hypertable.
-CREATE OR REPLACE FUNCTION auth.lock_down_chunks() RETURNS integer
+CREATE OR REPLACE FUNCTION auth.strip_chunks() RETURNS integer
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$

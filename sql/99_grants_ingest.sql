@@ -7,9 +7,13 @@ REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA ingest FROM PUBLIC;
 -- ---------------------------------------------------------------- schema and tables
 GRANT USAGE ON SCHEMA ingest TO customer, reviewer, analyst, project_admin, pipeline;
 -- Readers see their project's tracks and scene (RLS-scoped).
-GRANT SELECT ON ingest.sources, ingest.batches, ingest.track_points, ingest.poses,
-  ingest.zones, ingest.routes, ingest.triggers
+GRANT SELECT ON ingest.sources, ingest.batches, ingest.zones, ingest.routes, ingest.triggers
   TO customer, reviewer, analyst, project_admin;
+-- Hypertables: column grants only, so their chunks never carry these roles' privileges.
+SELECT auth.grant_hypertable('ingest.track_points', 'SELECT',
+                             ARRAY['customer', 'reviewer', 'analyst', 'project_admin']);
+SELECT auth.grant_hypertable('ingest.poses', 'SELECT',
+                             ARRAY['customer', 'reviewer', 'analyst', 'project_admin']);
 -- The pipeline ingests (through the merge) and consumes dirty ranges.
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA ingest TO pipeline;
 GRANT UPDATE ON ingest.sources, ingest.batches, ingest.zones, ingest.routes, ingest.triggers

@@ -153,3 +153,24 @@ def test_no_rls_bound_role_reads_a_materialized_view(db: Conn) -> None:
              AND has_table_privilege(r.rolname, c.oid, 'SELECT')""",
         (list(RLS_BOUND),)).fetchall()
     assert rows == []
+
+
+def test_a_table_level_grant_on_a_hypertable_is_turned_into_column_grants(db: Conn) -> None:
+    db.execute("GRANT SELECT ON ingest.track_points TO reviewer")
+    db.execute("INSERT INTO ingest.track_points (project_id, source_id, track_id, frame, ts, x, y,"
+               " batch_id) VALUES (gen_random_uuid(), 1, 't', 0, '2030-01-01', 0, 0, 0)")
+    db.execute("SELECT auth.lock_down_chunks()")
+    row = db.execute(
+        """SELECT has_table_privilege('reviewer', 'ingest.track_points', 'SELECT') AS tbl,
+                  has_column_privilege('reviewer', 'ingest.track_points', 'x', 'SELECT') AS col,
+                  bool_or(has_any_column_privilege('reviewer',
+                          format('%I.%I', chunk_schema, chunk_name)::regclass, 'SELECT')) AS chunk
+           FROM timescaledb_information.chunks WHERE hypertable_name = 'track_points'"""
+    ).fetchone()
+    assert row is not None
+    # has_table_privilege is true through column grants only if every column is granted —
+    # what matters is that the ACL holds no table-level entry and no chunk is readable.
+    acl = db.execute("SELECT relacl::text AS a FROM pg_class "
+                     "WHERE oid = 'ingest.track_points'::regclass").fetchone()
+    assert acl is not None and "reviewer=" not in acl["a"]
+    assert row["col"] is True and row["chunk"] is False

@@ -55,4 +55,15 @@ def populate(db: Conn, project_id: str, tag: str) -> None:
                (project_id, source_id))
     db.execute("INSERT INTO ingest.dirty_ranges (project_id, source_id, from_ts, to_ts)"
                " VALUES (%s, %s, '2026-01-01', '2026-01-01 00:00:01')", (project_id, source_id))
+    if _exists(db, "jobs.jobs"):
+        # One job through the queue's own functions: queued → claimed → completed.
+        job = db.execute("SELECT jobs.enqueue(%s, 'noop', '{}') AS id", (project_id,)).fetchone()
+        assert job is not None
+        claimed = db.execute(
+            "SELECT job_id, attempt FROM jobs.claim(%s, ARRAY['noop'], 10) WHERE job_id = %s",
+            (f"{tag}-worker", job["id"])).fetchone()
+        assert claimed is not None
+        db.execute("SELECT jobs.complete(%s, %s, '{\"ok\": true}')",
+                   (claimed["job_id"], claimed["attempt"]))
+        db.execute("SELECT jobs.enqueue(%s, 'noop', '{}')", (project_id,))
     db.commit()
