@@ -17,3 +17,14 @@ def bench_ingest_command(
 ) -> None:
     """Ingest N simulated points; compare with COPY into an UNLOGGED, unindexed table."""
     bench_ingest(points, json_out)
+
+
+@bench_app.command("pipeline")
+def bench_pipeline_command(
+    points: int = typer.Option(100_000, "--points", min=1000, help="Points in the 1x scene."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Simulate, ingest and tick to completion: features points/s, Polars ratio, 2x scaling."""
+    from workers.bench.pipeline_bench import bench_pipeline
+
+    bench_pipeline(points, json_out)

@@ -13,6 +13,7 @@ from workers.cli.bench_cmd import bench_app
 from workers.cli.demo_cmd import demo_command
 from workers.cli.ingest_cmd import ingest_command
 from workers.cli.output import err_console
+from workers.cli.pipeline_cmd import pipeline_app, tick_command
 from workers.cli.simulate_cmd import simulate_command
 from workers.cli.worker_cmd import worker_command
 from workers.errors import SecinfError
@@ -33,6 +34,8 @@ app.command("ingest")(ingest_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("worker")(worker_command)
+app.command("tick")(tick_command)
+app.add_typer(pipeline_app, name="pipeline")
 
 
 def main() -> None:

@@ -1,0 +1,60 @@
+-- Features stage 4 · change points: two-sided CUSUM on speed and heading per track segment
+-- (features.cusum, PL/Python). CUSUM state runs over a track's whole history, so every track
+-- the range touches is recomputed whole, in one call for all of them.
+
+-- Stage function: recompute features.change_points for the tracks with points in [p_from, p_to].
+CREATE OR REPLACE FUNCTION features.compute_change_points(p_source bigint, p_from timestamptz,
+                                                          p_to timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_project uuid;
+  v_params  jsonb;
+  v_tracks  text[];
+  v_rows    bigint;
+BEGIN
+  SELECT s.project_id INTO v_project FROM ingest.sources s WHERE s.source_id = p_source;
+  v_params := jsonb_build_object(
+    'warmup', pipeline.setting_int(v_project, 'cusum_warmup'),
+    'speed_k', pipeline.setting_float(v_project, 'cusum_speed_k'),
+    'speed_h', pipeline.setting_float(v_project, 'cusum_speed_h'),
+    'heading_k', pipeline.setting_float(v_project, 'cusum_heading_k'),
+    'heading_h', pipeline.setting_float(v_project, 'cusum_heading_h'),
+    'min_speed', pipeline.setting_float(v_project, 'cusum_min_speed'));
+
+  SELECT array_agg(DISTINCT k.track_id) INTO v_tracks
+  FROM features.kinematics k
+  WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to;
+  IF v_tracks IS NULL THEN
+    RETURN 0;
+  END IF;
+
+  DELETE FROM features.change_points c
+  WHERE c.source_id = p_source AND c.track_id = ANY (v_tracks);
+
+  INSERT INTO features.change_points (project_id, source_id, track_id, ts, frame, signal,
+                                      direction, magnitude, score)
+  WITH pts AS (
+    SELECT row_number() OVER (ORDER BY k.track_id COLLATE "C", k.segment, k.frame)::integer AS idx,
+           k.track_id, k.segment, k.frame, k.ts, k.speed, k.heading
+    FROM features.kinematics k
+    WHERE k.source_id = p_source AND k.track_id = ANY (v_tracks)
+  ),
+  found AS (
+    SELECT c.*
+    FROM (SELECT array_agg(p.track_id ORDER BY p.idx) AS tracks,
+                 array_agg(p.segment ORDER BY p.idx) AS segments,
+                 array_agg(p.speed ORDER BY p.idx) AS speed,
+                 array_agg(p.heading ORDER BY p.idx) AS heading
+          FROM pts p) a,
+         features.cusum(a.tracks, a.segments, a.speed, a.heading, v_params) c
+  )
+  SELECT v_project, p_source, p.track_id, p.ts, p.frame, f.signal, f.direction, f.magnitude,
+         f.score
+  FROM found f JOIN pts p USING (idx);
+  GET DIAGNOSTICS v_rows = ROW_COUNT;
+  RETURN v_rows;
+END
+$$;

@@ -1,0 +1,246 @@
+-- The incremental pipeline: settings lookup, the stage registry, pipeline.tick() and the
+-- status view. See docs/pipeline.md for the range arithmetic and the stage contract.
+
+-- ======================================================================= settings
+-- A setting for a project: its own row, else the default (project_id NULL).
+CREATE OR REPLACE FUNCTION pipeline.setting(p_project uuid, p_key text) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT s.value FROM pipeline.settings s
+  WHERE s.key = p_key AND (s.project_id = p_project OR s.project_id IS NULL)
+  ORDER BY s.project_id NULLS LAST
+  LIMIT 1
+$$;
+
+-- A numeric setting as double precision (NULL when unset or JSON null).
+CREATE OR REPLACE FUNCTION pipeline.setting_float(p_project uuid, p_key text)
+RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE jsonb_typeof(v) WHEN 'number' THEN v::double precision END
+  FROM (SELECT pipeline.setting(p_project, p_key) AS v) s
+$$;
+
+-- A numeric setting rounded to an integer (NULL when unset or JSON null).
+CREATE OR REPLACE FUNCTION pipeline.setting_int(p_project uuid, p_key text) RETURNS integer
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT round(pipeline.setting_float(p_project, p_key))::integer $$;
+
+-- Seconds before a watermark that a tick recomputes: outputs there may still change when
+-- newer points arrive (the smoothing window looks h frames ahead), plus a second of slack.
+CREATE OR REPLACE FUNCTION pipeline.overlap_s(p_source bigint) RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT (greatest(1, pipeline.setting_int(s.project_id, 'smoothing_window')) / 2 + 1)
+         / coalesce(s.fps, 1.0) + 1.0
+  FROM ingest.sources s WHERE s.source_id = p_source
+$$;
+
+-- ======================================================================= stages
+-- Register (or update) a stage; other concerns call this from their own sql/ file.
+CREATE OR REPLACE FUNCTION pipeline.register_stage(p_name text, p_function regprocedure,
+                                                   p_position integer, p_enabled boolean DEFAULT true)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO pipeline.stages (name, function, position, enabled)
+  VALUES (p_name, p_function, p_position, p_enabled)
+  ON CONFLICT (name) DO UPDATE
+    SET function = excluded.function, position = excluded.position, enabled = excluded.enabled
+$$;
+
+SELECT pipeline.register_stage('kinematics',
+         'features.compute_kinematics(bigint, timestamptz, timestamptz)', 10);
+SELECT pipeline.register_stage('zone_presence',
+         'features.compute_zone_presence(bigint, timestamptz, timestamptz)', 20);
+SELECT pipeline.register_stage('relations',
+         'features.compute_relations(bigint, timestamptz, timestamptz)', 30);
+SELECT pipeline.register_stage('change_points',
+         'features.compute_change_points(bigint, timestamptz, timestamptz)', 40);
+
+-- ======================================================================= tick
+-- The current watermark of a source: the oldest over its enabled stages (NULL: never run).
+-- Ingest compares late data with this to write ingest.dirty_ranges.
+CREATE OR REPLACE FUNCTION pipeline.watermark(p_source bigint) RETURNS timestamptz
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN count(w.watermark) = count(*) THEN min(w.watermark) END
+  FROM pipeline.stages st
+  LEFT JOIN features.watermarks w ON w.stage = st.name AND w.source_id = p_source
+  WHERE st.enabled
+$$;
+
+-- One source: run every enabled stage over its range, consume dirty ranges, advance the
+-- watermarks, log the run. Returns NULL when there is nothing to do.
+CREATE OR REPLACE FUNCTION pipeline.tick_source(p_source bigint, p_until_idle boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_started  timestamptz := clock_timestamp();
+  v_project  uuid;
+  v_newest   timestamptz;
+  v_oldest   timestamptz;
+  v_low_wm   timestamptz;   -- oldest stage watermark (NULL: some stage never ran)
+  v_high_wm  timestamptz;
+  v_target   timestamptz;
+  v_to       timestamptz;
+  v_dirty    bigint[];
+  v_dirty_lo timestamptz;
+  v_margin   interval;
+  v_from     timestamptz;
+  v_min_from timestamptz := 'infinity';
+  v_stats    jsonb := '{}';
+  v_points   bigint;
+  v_rows     bigint;
+  st         record;
+BEGIN
+  SELECT s.project_id INTO v_project FROM ingest.sources s WHERE s.source_id = p_source;
+  SELECT max(p.ts), min(p.ts) INTO v_newest, v_oldest
+  FROM ingest.track_points p WHERE p.source_id = p_source;
+  SELECT array_agg(d.range_id ORDER BY d.range_id), min(d.from_ts) INTO v_dirty, v_dirty_lo
+  FROM ingest.dirty_ranges d WHERE d.source_id = p_source;
+  IF v_newest IS NULL AND v_dirty IS NULL THEN
+    RETURN NULL;
+  END IF;
+
+  v_low_wm := pipeline.watermark(p_source);
+  SELECT max(w.watermark) INTO v_high_wm
+  FROM features.watermarks w JOIN pipeline.stages sg ON sg.name = w.stage AND sg.enabled
+  WHERE w.source_id = p_source;
+
+  v_target := CASE WHEN p_until_idle THEN v_newest
+                   ELSE v_newest - make_interval(secs => pipeline.setting_float(v_project, 'settle_s'))
+              END;
+  v_to := least(v_target, coalesce(v_low_wm, v_oldest)
+                          + make_interval(secs => pipeline.setting_float(v_project, 'tick_max_span_s')));
+  -- Never move a watermark back; dirty ranges are re-computed up to the newest watermark.
+  v_to := greatest(v_to, v_high_wm);
+  IF v_to IS NULL OR (v_dirty IS NULL AND v_low_wm IS NOT NULL AND v_to <= v_low_wm) THEN
+    RETURN NULL;
+  END IF;
+
+  v_margin := make_interval(secs => pipeline.overlap_s(p_source));
+  FOR st IN SELECT s.name, s.function FROM pipeline.stages s WHERE s.enabled ORDER BY s.position LOOP
+    SELECT w.watermark INTO v_from
+    FROM features.watermarks w WHERE w.source_id = p_source AND w.stage = st.name;
+    CONTINUE WHEN v_from IS NOT NULL AND v_from >= v_to AND v_dirty IS NULL;
+    v_from := least(coalesce(v_from, '-infinity'), v_dirty_lo) - v_margin;
+    v_min_from := least(v_min_from, v_from);
+    EXECUTE format('SELECT %s($1, $2, $3)', st.function::regproc) INTO v_rows
+      USING p_source, v_from, v_to;
+    v_stats := v_stats || jsonb_build_object(st.name, v_rows);
+    INSERT INTO features.watermarks AS w (project_id, source_id, stage, watermark, updated_at)
+    VALUES (v_project, p_source, st.name, v_to, clock_timestamp())
+    ON CONFLICT (source_id, stage)
+      DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at;
+  END LOOP;
+
+  DELETE FROM ingest.dirty_ranges d WHERE d.range_id = ANY (v_dirty);
+  SELECT count(*) INTO v_points FROM ingest.track_points p
+  WHERE p.source_id = p_source AND p.ts > coalesce(v_low_wm, '-infinity') AND p.ts <= v_to;
+  INSERT INTO pipeline.runs (project_id, source_id, started_at, from_ts, to_ts, points, dirty,
+                             status, stats)
+  VALUES (v_project, p_source, v_started, v_min_from, v_to, v_points,
+          coalesce(cardinality(v_dirty), 0), 'ok', v_stats);
+  RETURN jsonb_build_object('source_id', p_source, 'status', 'ok', 'from', v_min_from,
+                            'to', v_to, 'points', v_points,
+                            'dirty', coalesce(cardinality(v_dirty), 0), 'rows', v_stats,
+                            'more', v_to < v_target);
+END
+$$;
+
+-- Run the pipeline once over every source that is not being ingested right now. Two ticks
+-- never overlap: the second returns {"busy": true} at once. A failing source is rolled back
+-- to its savepoint, logged in pipeline.runs, and the others go on.
+CREATE OR REPLACE FUNCTION pipeline.tick(p_until_idle boolean DEFAULT false) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '256MB'
+AS $$
+DECLARE
+  v_results jsonb := '[]';
+  v_one     jsonb;
+  v_error   text;
+  s         record;
+BEGIN
+  -- 0x5EC1F: secinf's advisory-lock class; 1: the pipeline tick.
+  IF NOT pg_try_advisory_xact_lock(388127, 1) THEN
+    RETURN jsonb_build_object('busy', true, 'sources', '[]'::jsonb, 'more', false);
+  END IF;
+  -- FOR UPDATE conflicts with the KEY SHARE lock an open ingest batch holds on its source
+  -- row (through the batches foreign key): such a source waits for the next tick, so a
+  -- batch is never half seen and ingest reads the watermark only after the tick commits.
+  FOR s IN SELECT src.source_id, src.project_id FROM ingest.sources src
+           ORDER BY src.source_id FOR UPDATE SKIP LOCKED LOOP
+    BEGIN
+      v_one := pipeline.tick_source(s.source_id, p_until_idle);
+    EXCEPTION WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+      INSERT INTO pipeline.runs (project_id, source_id, started_at, status, error)
+      VALUES (s.project_id, s.source_id, clock_timestamp(), 'error', v_error);
+      v_one := jsonb_build_object('source_id', s.source_id, 'status', 'error', 'error', v_error,
+                                  'more', false);
+    END;
+    IF v_one IS NOT NULL THEN
+      v_results := v_results || jsonb_build_array(v_one);
+    END IF;
+  END LOOP;
+  RETURN jsonb_build_object(
+    'busy', false, 'sources', v_results,
+    'more', coalesce((SELECT bool_or((r ->> 'more')::boolean) FROM jsonb_array_elements(v_results) r),
+                     false));
+END
+$$;
+
+-- What pg_cron calls every minute: ticks (each its own transaction) until idle or 50 s
+-- have passed, then fails loudly, after committing the run log, if any source failed.
+-- (No SET clause: a procedure with one cannot COMMIT; every name is schema-qualified.)
+CREATE OR REPLACE PROCEDURE pipeline.run_scheduled(p_budget_s double precision DEFAULT 50)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_deadline timestamptz := clock_timestamp() + make_interval(secs => p_budget_s);
+  v_result   jsonb;
+  v_errors   text;
+BEGIN
+  LOOP
+    v_result := pipeline.tick(false);
+    SELECT string_agg(format('source %s: %s', r ->> 'source_id', r ->> 'error'), '; ')
+      INTO v_errors
+    FROM jsonb_array_elements(v_result -> 'sources') r WHERE r ->> 'status' = 'error';
+    COMMIT;
+    IF v_errors IS NOT NULL THEN
+      RAISE EXCEPTION 'pipeline tick failed for %', v_errors;
+    END IF;
+    EXIT WHEN (v_result ->> 'busy')::boolean OR NOT (v_result ->> 'more')::boolean
+              OR clock_timestamp() > v_deadline;
+  END LOOP;
+END
+$$;
+
+-- ======================================================================= status
+-- Per source: watermark, newest data, lag, pending dirty ranges, last run and last error.
+DROP VIEW IF EXISTS pipeline.status;
+CREATE VIEW pipeline.status WITH (security_invoker = true) AS
+SELECT s.project_id, s.source_id, s.name AS source,
+       pipeline.watermark(s.source_id) AS watermark,
+       n.newest,
+       n.newest - pipeline.watermark(s.source_id) AS lag,
+       (SELECT count(*) FROM ingest.dirty_ranges d WHERE d.source_id = s.source_id) AS dirty_pending,
+       r.finished_at AS last_run_at, r.status AS last_status, r.points AS last_points,
+       e.finished_at AS last_error_at, e.error AS last_error
+FROM ingest.sources s
+LEFT JOIN LATERAL (SELECT max(p.ts) AS newest FROM ingest.track_points p
+                   WHERE p.source_id = s.source_id) n ON true
+LEFT JOIN LATERAL (SELECT * FROM pipeline.runs r WHERE r.source_id = s.source_id
+                   ORDER BY r.run_id DESC LIMIT 1) r ON true
+LEFT JOIN LATERAL (SELECT * FROM pipeline.runs r WHERE r.source_id = s.source_id
+                     AND r.status = 'error' ORDER BY r.run_id DESC LIMIT 1) e ON true;

@@ -1,0 +1,26 @@
+-- Grants for the features and pipeline schemas. RLS (90_policies.sql) scopes rows by project.
+-- The pipeline role runs ticks (pipeline.tick is SECURITY DEFINER: it reads ingest and writes
+-- features as the owner); analysts read features with their project's rows only.
+
+-- ---------------------------------------------------------------- functions: none by default
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA features, pipeline FROM PUBLIC;
+REVOKE EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) FROM PUBLIC;
+
+-- ---------------------------------------------------------------- schemas
+GRANT USAGE ON SCHEMA features TO pipeline, analyst;
+GRANT USAGE ON SCHEMA pipeline TO pipeline;
+
+-- ---------------------------------------------------------------- tables
+GRANT SELECT ON ALL TABLES IN SCHEMA features TO pipeline;
+GRANT SELECT ON features.zone_presence, features.change_points, features.watermarks TO analyst;
+-- Hypertables: column privileges only for RLS-bound roles (see 02_hypertable_access.sql).
+SELECT auth.grant_hypertable('features.kinematics', 'SELECT', ARRAY['analyst']);
+SELECT auth.grant_hypertable('features.relations', 'SELECT', ARRAY['analyst']);
+GRANT SELECT ON pipeline.settings, pipeline.stages, pipeline.runs, pipeline.status TO pipeline;
+GRANT INSERT, UPDATE, DELETE ON pipeline.settings TO pipeline;
+
+-- ---------------------------------------------------------------- functions
+GRANT EXECUTE ON FUNCTION pipeline.tick(boolean), pipeline.watermark(bigint),
+  pipeline.setting(uuid, text), pipeline.setting_float(uuid, text), pipeline.setting_int(uuid, text)
+  TO pipeline;
+GRANT EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) TO pipeline;

@@ -1,0 +1,103 @@
+"""`pipeline.tick()` from Python: one call per transaction, looped until idle on request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from workers.db.queries import query
+from workers.errors import SecinfError
+
+
+@dataclass
+class SourceResult:
+    """What one tick did to one source."""
+
+    source_id: int
+    status: str
+    points: int = 0
+    dirty: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass
+class TickReport:
+    """The sum of one or more ticks."""
+
+    ticks: int = 0
+    busy: bool = False
+    points: int = 0
+    dirty: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    errors: list[SourceResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ticks": self.ticks, "busy": self.busy, "points": self.points,
+                "dirty": self.dirty, "rows": self.rows, "seconds": round(self.seconds, 3),
+                "errors": [{"source_id": e.source_id, "error": e.error} for e in self.errors]}
+
+
+def _parse(source: dict[str, Any]) -> SourceResult:
+    return SourceResult(source_id=int(source["source_id"]), status=str(source["status"]),
+                        points=int(source.get("points") or 0), dirty=int(source.get("dirty") or 0),
+                        rows={k: int(v) for k, v in (source.get("rows") or {}).items()},
+                        error=source.get("error"))
+
+
+def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
+         on_tick: Callable[[TickReport], None] | None = None) -> TickReport:
+    """Run `pipeline.tick()` as role `pipeline`, committing each call.
+
+    Without `until_idle` this is one scheduled tick (the newest `settle_s` seconds wait).
+    With it, every point is processed and ticks repeat until no source has work left.
+    """
+    report = TickReport()
+    started = time.perf_counter()
+    try:
+        conn.execute("SET ROLE pipeline")
+        while True:
+            row = conn.execute(query("pipeline", "tick"), {"until_idle": until_idle}).fetchone()
+            conn.commit()
+            assert row is not None
+            result: dict[str, Any] = row["result"] if isinstance(row, dict) else row[0]
+            report.ticks += 1
+            report.busy = bool(result["busy"])
+            sources = [_parse(s) for s in result["sources"]]
+            for s in sources:
+                report.points += s.points
+                report.dirty += s.dirty
+                for stage, n in s.rows.items():
+                    report.rows[stage] = report.rows.get(stage, 0) + n
+                if s.status == "error":
+                    report.errors.append(s)
+            report.seconds = time.perf_counter() - started
+            if on_tick is not None:
+                on_tick(report)
+            if not until_idle or report.busy or not sources:
+                break
+            if all(s.status == "error" for s in sources):
+                break
+    except psycopg.Error as exc:
+        conn.rollback()
+        raise SecinfError(f"pipeline tick failed: {str(exc).strip()}") from exc
+    finally:
+        if not conn.closed:
+            conn.execute("RESET ROLE")
+            conn.commit()
+    return report
+
+
+def pipeline_status(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    """One row per source from the `pipeline.status` view."""
+    try:
+        rows = conn.execute(query("pipeline", "status")).fetchall()
+    except psycopg.Error as exc:
+        conn.rollback()
+        raise SecinfError(f"cannot read pipeline.status: {str(exc).strip()}") from exc
+    return [dict(r) for r in rows]
