@@ -9,6 +9,8 @@ order, all in one transaction, grants last. A file in `sql/` runs as the owner r
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +82,9 @@ def apply_migrations(conninfo: str) -> list[str]:
         with backend.lock():
             todo = backend.to_apply(_migrations())
             ids = [m.id for m in todo]
-            backend.apply_migrations(todo)
+            # yoyo prints the result of every SELECT in a migration; keep stdout for us.
+            with contextlib.redirect_stdout(io.StringIO()):
+                backend.apply_migrations(todo)
         return ids
     finally:
         backend.connection.close()
