@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from workers.bench.ingest_bench import bench_ingest
+from workers.cli.scoring_cmd import bench_scoring
 
 bench_app = typer.Typer(help="Benchmarks (ratios against the server's ceiling).",
                         no_args_is_help=True)
@@ -28,3 +29,8 @@ def bench_pipeline_command(
     from workers.bench.pipeline_bench import bench_pipeline
 
     bench_pipeline(points, json_out)
+
+
+
+
+bench_app.command("scoring")(bench_scoring)

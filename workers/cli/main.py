@@ -14,6 +14,7 @@ from workers.cli.demo_cmd import demo_command
 from workers.cli.ingest_cmd import ingest_command
 from workers.cli.output import err_console
 from workers.cli.pipeline_cmd import pipeline_app, tick_command
+from workers.cli.scoring_cmd import train_command
 from workers.cli.simulate_cmd import simulate_command
 from workers.cli.worker_cmd import worker_command
 from workers.errors import SecinfError
@@ -36,6 +37,7 @@ app.add_typer(jobs_cmd.app, name="jobs")
 app.command("worker")(worker_command)
 app.command("tick")(tick_command)
 app.add_typer(pipeline_app, name="pipeline")
+app.command("train")(train_command)
 
 
 def main() -> None:

@@ -35,10 +35,16 @@ def worker_command(
     worker_id: str | None = typer.Option(None, "--id", help="Worker name in attempts."),
     json_out: bool = typer.Option(False, "--json", help="Print the final counts as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every job."),
+    device: str = typer.Option("auto", "--device",
+                               help="Model device for scoring jobs: auto (CUDA when present), "
+                                    "cpu or cuda."),
 ) -> None:
     """Run queued jobs until stopped (SIGTERM: finish or release, then exit)."""
     if once and until_idle:
         raise UserError("--once and --until-idle exclude each other: pick one")
+    from workers.scoring.handler import configure
+
+    configure(device)
     names = tuple(k.strip() for item in (kinds or []) for k in item.split(",") if k.strip())
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

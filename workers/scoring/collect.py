@@ -1,0 +1,125 @@
+"""Labelled training windows from simulated scenes: simulate → load into a training
+project → pipeline ticks (features, rules) → candidates matched to the planted truth with
+the evaluation matcher (label 1: matched) → windows of every candidate.
+
+The training project's `scoring_auto` setting is false, so its candidates are never queued
+for the scoring worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from workers.db.queries import query
+from workers.errors import SecinfError
+from workers.evaluate.matching import Event, match_events
+from workers.evaluate.truth import parse_truth
+from workers.pipeline import tick
+from workers.pipeline.scene_copy import load_result
+from workers.rules import load_ontology
+from workers.rules.store import load as load_rules
+from workers.scoring.inputs import CandidateRow, fetch_candidates, load_inputs
+from workers.scoring.train import Dataset
+from workers.scoring.windows import DEFAULT_STEPS, build_windows, type_index
+from workers.settings import ONTOLOGIES_DIR
+from workers.simulate import preset_config, simulate
+
+Conn = psycopg.Connection[Any]
+PRESET_CYCLE = ("plaza", "corridor", "intersection")
+HARD_NOISE: dict[str, Any] = {"jitter": 0.25, "drop_rate": 0.08, "id_switch_rate": 0.15,
+                              "false_tracks": 8, "fps_jitter": 0.1}
+"""The 'hard' noise setting: five times the default jitter, more drops and id switches."""
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    preset: str
+    seed: int
+    duration: float = 120.0
+    noise: str = "default"
+    """`default` (the simulator's) or `hard` (HARD_NOISE)."""
+
+    @property
+    def name(self) -> str:
+        return f"train-{self.preset}-{self.noise}-{self.seed}"
+
+
+def scene_plan(scenes: int, seed: int, duration: float = 120.0,
+               noises: Sequence[str] = ("default", "hard")) -> list[SceneSpec]:
+    """`scenes` scenes cycling through presets and noise settings, seeds seed, seed+1, …"""
+    return [SceneSpec(PRESET_CYCLE[i % len(PRESET_CYCLE)], seed + i, duration,
+                      noises[(i // len(PRESET_CYCLE)) % len(noises)]) for i in range(scenes)]
+
+
+@dataclass
+class Collected:
+    data: Dataset
+    noise: list[str]
+    """The noise setting of each window's scene."""
+    per_scene: list[dict[str, Any]] = field(default_factory=list)
+
+
+def ensure_training_project(conn: Conn, project_id: str) -> None:
+    """The default ontology active, automatic scoring off. Commits."""
+    active = conn.execute(query("scoring", "has_ontology"), {"project_id": project_id})
+    if active.fetchone() is None:
+        load_rules(conn, project_id, load_ontology(ONTOLOGIES_DIR / "default.yaml"))
+    conn.execute(query("scoring", "disable_auto_scoring"), {"project_id": project_id})
+    conn.commit()
+
+
+def _labelled_scene(conn: Conn, project_id: str, spec: SceneSpec
+                    ) -> tuple[list[CandidateRow], np.ndarray[Any, Any], dict[str, Any]]:
+    overrides: dict[str, Any] = {"duration": spec.duration}
+    if spec.noise == "hard":
+        overrides["noise"] = HARD_NOISE
+    result = simulate(preset_config(spec.preset, seed=spec.seed, **overrides))
+    source_id = load_result(conn, project_id, result, name=spec.name)
+    report = tick(conn, until_idle=True)
+    if report.errors:
+        raise SecinfError(f"pipeline tick failed on training scene {spec.name}: "
+                          f"{report.errors[0].error}")
+    rows = conn.execute(query("scoring", "source_candidates"),
+                        {"source_id": source_id}).fetchall()
+    truth = parse_truth(result.truth).events
+    cands = []
+    for r in rows:
+        attrs = {k: r[k] for k in ("zone", "route", "trigger") if r[k] is not None}
+        cands.append(Event(r["type"], {str(k): str(v) for k, v in r["actors"].items()},
+                           float(r["start_s"]), float(r["end_s"]), attrs))
+    matched = {j for _, j, _ in match_events(truth, cands).pairs}
+    labels = np.array([1.0 if j in matched else 0.0 for j in range(len(rows))], np.float32)
+    crow = fetch_candidates(conn, [int(r["candidate_id"]) for r in rows])
+    assert [c.candidate_id for c in crow] == [int(r["candidate_id"]) for r in rows]
+    stats = {"scene": spec.name, "candidates": len(rows), "positives": int(labels.sum()),
+             "truth_events": len(truth)}
+    return crow, labels, stats
+
+
+def collect(conn: Conn, project_id: str, plan: Sequence[SceneSpec], steps: int = DEFAULT_STEPS,
+            on_scene: Callable[[dict[str, Any]], None] | None = None) -> Collected:
+    """Simulate, load, tick, label and window every scene of the plan."""
+    ensure_training_project(conn, project_id)
+    windows, types, labels, rules, scenes, noise = [], [], [], [], [], []
+    per_scene = []
+    for i, spec in enumerate(plan):
+        rows, y, stats = _labelled_scene(conn, project_id, spec)
+        inputs = load_inputs(conn, rows)
+        conn.commit()
+        windows.append(build_windows(inputs, steps))
+        types.append(np.array([type_index(r.type) for r in rows], dtype=np.int64))
+        labels.append(y)
+        rules.append(np.array([r.rule_score for r in rows]))
+        scenes.append(np.full(len(rows), i, dtype=np.int64))
+        noise.extend([spec.noise] * len(rows))
+        per_scene.append(stats)
+        if on_scene is not None:
+            on_scene(stats)
+    data = Dataset(np.concatenate(windows), np.concatenate(types), np.concatenate(labels),
+                   np.concatenate(rules), np.concatenate(scenes))
+    return Collected(data, noise, per_scene)
