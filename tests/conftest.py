@@ -58,6 +58,23 @@ def dsn(postgresql_clone: psycopg.Connection[Any]) -> str:
                          dbname=info.dbname, password=info.password or None)
 
 
+@pytest.fixture(scope="module")
+def module_dsn(postgresql_server: Any, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A copy of the template shared by one test module (for expensive, read-mostly data)."""
+    from pytest_postgresql.janitor import DatabaseJanitor
+
+    name = f"{postgresql_server.dbname}_{request.module.__name__.rsplit('.', 1)[-1]}"[:63]
+    janitor = DatabaseJanitor(
+        user=postgresql_server.user, host=postgresql_server.host, port=postgresql_server.port,
+        dbname=name, template_dbname=postgresql_server.template_dbname,
+        password=postgresql_server.password,
+    )
+    with janitor:
+        yield make_conninfo(host=postgresql_server.host, port=postgresql_server.port,
+                            user=postgresql_server.user, dbname=name,
+                            password=postgresql_server.password or None)
+
+
 @pytest.fixture
 def db(dsn: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
     """An admin connection (dict rows) to this test's database."""

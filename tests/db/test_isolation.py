@@ -20,7 +20,7 @@ from psycopg.rows import dict_row
 
 from tests.support.factories import make_project
 from tests.support.postgrest import Api, ApiError
-from tests.support.tenant_data import populate
+from tests.support.tenant_data import populate, populate_pipeline
 from workers import tenancy
 
 pytestmark = pytest.mark.db
@@ -34,13 +34,35 @@ GLOBAL = {"core.plans", "pipeline.stages", "pipeline.settings_defaults"}
 RLS_REFUSAL = "new row violates row-level security policy"
 
 
-@pytest.fixture
-def two_projects(db: Conn) -> tuple[str, str]:
-    a = make_project(db, "acme", "north")
-    b = make_project(db, "globex", "south")
-    populate(db, a, "a")
-    populate(db, b, "b")
+@pytest.fixture(scope="module")
+def populated(module_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """Two projects with rows in every tenant table, built once for the module (the write
+    test asserts it changes nothing)."""
+    tmp = tmp_path_factory.mktemp("isolation")
+    with psycopg.connect(module_dsn, row_factory=dict_row) as db:
+        a = make_project(db, "acme", "north")
+        b = make_project(db, "globex", "south")
+        for pid, tag in ((a, "a"), (b, "b")):
+            populate_pipeline(db, pid, tag, tmp)
+        for pid, tag in ((a, "a"), (b, "b")):
+            populate(db, pid, tag)  # after every tick (a tick serves all projects)
     return a, b
+
+
+@pytest.fixture
+def dsn(module_dsn: str, populated: tuple[str, str]) -> str:
+    return module_dsn
+
+
+@pytest.fixture
+def db(dsn: str) -> Iterator[Conn]:
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        yield conn
+
+
+@pytest.fixture
+def two_projects(populated: tuple[str, str]) -> tuple[str, str]:
+    return populated
 
 
 def tenant_tables(db: Conn) -> list[str]:

@@ -7,6 +7,7 @@ must get data here (or from the real pipeline) before it counts as covered.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -67,3 +68,30 @@ def populate(db: Conn, project_id: str, tag: str) -> None:
                    (claimed["job_id"], claimed["attempt"]))
         db.execute("SELECT jobs.enqueue(%s, 'noop', '{}')", (project_id,))
     db.commit()
+
+
+def populate_pipeline(db: Conn, project_id: str, tag: str, tmp: Path) -> None:
+    """Run the real product over a short scene for the project: ontology, ingest, pipeline.
+
+    Fills the feature, rules, candidate and scoring tables the way production does. A model
+    row scoped to the project makes the scoring stage queue jobs for its candidates.
+    """
+    from workers.ingest import IngestRequest, ingest
+    from workers.pipeline.runner import tick
+    from workers.rules import store
+    from workers.rules.ontology import load_ontology
+    from workers.settings import ONTOLOGIES_DIR
+    from workers.simulate import preset_config, simulate, write_outputs
+
+    store.load(db, project_id, load_ontology(ONTOLOGIES_DIR / "default.yaml"))
+    weights = f"not a real model: {tag}".encode()
+    db.execute(
+        "INSERT INTO scoring.models (project_id, version, sha256, weights, config, normalisation)"
+        " VALUES (%s, %s, encode(sha256(%s), 'hex'), %s, '{}', '{}')",
+        (project_id, f"iso-{tag}-{project_id[:8]}", weights, weights))
+    db.commit()
+    result = simulate(preset_config("plaza", seed=11, duration=40.0))
+    files = write_outputs(result, tmp / tag)
+    ingest(db, IngestRequest(project=project_id, source=f"{tag}-plaza", path=files["parquet"],
+                             scene=files["scene"]))
+    tick(db, until_idle=True)

@@ -31,6 +31,4 @@ def bench_pipeline_command(
     bench_pipeline(points, json_out)
 
 
-
-
 bench_app.command("scoring")(bench_scoring)
