@@ -1,0 +1,82 @@
+"""Ontology files: the default validates; invalid files name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from workers.rules.ontology import (
+    DEFAULT_PATH,
+    OntologyError,
+    dump_ontology,
+    load_ontology,
+    parse_ontology,
+)
+from workers.simulate import EVENT_TYPES
+
+TEXT = DEFAULT_PATH.read_text(encoding="utf-8")
+
+
+def _line_of(text: str, needle: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def test_default_defines_all_types_with_roles() -> None:
+    onto = load_ontology(DEFAULT_PATH)
+    assert (onto.name, onto.version) == ("default", 1)
+    assert tuple(onto.types) == EVENT_TYPES
+    assert onto.types["follow"].roles == ("leader", "follower")
+    assert onto.types["overtake"].roles == ("passed", "passer")
+    for sym in ("meet", "accompany", "handover"):
+        assert onto.types[sym].roles == ("a", "b") and onto.types[sym].symmetric
+    assert onto.types["stop"].min_duration_s == 2.0
+    assert onto.types["choose_route"].attributes == ("zone", "route")
+    assert onto.features["smoothing_window"] == 9
+    assert len(onto.sha256) == 64
+
+
+def test_invalid_value_names_file_line_and_field() -> None:
+    bad = TEXT.replace("min_duration_s: 8.0", "min_duration_s: -8.0")
+    with pytest.raises(OntologyError) as err:
+        parse_ontology(bad, "onto.yaml")
+    line = _line_of(bad, "min_duration_s: -8.0")
+    assert str(err.value).startswith(f"onto.yaml:{line}: field 'types.dwell.min_duration_s'")
+
+
+def test_unknown_kind_and_extra_field() -> None:
+    bad = TEXT.replace("kind: reaction", "kind: reflex")
+    with pytest.raises(OntologyError, match=r"field 'types.startle.kind': 'reflex' is not one"):
+        parse_ontology(bad, "o.yaml")
+    extra = TEXT.replace("  stop:\n", "  stop:\n    colour: red\n")
+    with pytest.raises(OntologyError, match=r"o.yaml:\d+: field 'types.stop'.*colour"):
+        parse_ontology(extra, "o.yaml")
+
+
+def test_disallowed_predicate_is_reported_at_its_line() -> None:
+    bad = TEXT.replace("condition: speed < 0.2", "condition: speed < pg_sleep(10)")
+    with pytest.raises(OntologyError) as err:
+        parse_ontology(bad, "o.yaml")
+    line = _line_of(bad, "pg_sleep")
+    assert f"o.yaml:{line}: field 'types.stop.condition'" in str(err.value)
+    assert "pg_sleep" in str(err.value)
+
+
+def test_missing_kind_parameter_and_bad_yaml() -> None:
+    bad = TEXT.replace("horizon_s: 3.0, ", "")
+    with pytest.raises(OntologyError, match=r"types.choose_route.params.horizon_s.*needs"):
+        parse_ontology(bad, "o.yaml")
+    with pytest.raises(OntologyError, match=r"^o.yaml:3: not valid YAML"):
+        parse_ontology("name: x\ntypes: [\n", "o.yaml")  # fails at the end
+    with pytest.raises(OntologyError, match="must be a mapping"):
+        parse_ontology("- 1\n", "o.yaml")
+
+
+def test_unreadable_file_and_round_trip(tmp_path: Path) -> None:
+    with pytest.raises(OntologyError, match="cannot read ontology"):
+        load_ontology(tmp_path / "absent.yaml")
+    data = yaml.safe_load(TEXT)
+    data["version"] = 2
+    again = parse_ontology(dump_ontology(data), "dumped.yaml")
+    assert again.version == 2 and again.types.keys() == load_ontology(DEFAULT_PATH).types.keys()

@@ -1,0 +1,199 @@
+"""Load and validate event ontologies (YAML) against ontologies/ontology.schema.json.
+
+Errors name the file, the line and the field: the YAML is composed into nodes first so
+every JSON-Schema error path (and every bad predicate) maps back to a source line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from workers.errors import UserError
+from workers.settings import ONTOLOGIES_DIR
+
+from .predicates import PredicateError, parse_predicate
+
+SCHEMA_PATH = ONTOLOGIES_DIR / "ontology.schema.json"
+DEFAULT_PATH = ONTOLOGIES_DIR / "default.yaml"
+PREDICATE_FIELDS = ("condition", "hysteresis", "first", "then", "during", "inner")
+# Which feature table each rule kind's predicates read.
+KIND_TABLE = {
+    "track_state": "kinematics", "pair_state": "relations", "pair_sequence": "relations",
+    "encounter": "relations",
+}
+# Parameters each kind needs (numbers unless noted), with the kinds' documented meaning.
+KIND_PARAMS: dict[str, dict[str, type]] = {
+    "zone_transition": {"direction": str, "debounce_s": float, "half_width_s": float},
+    "zone_stay": {"debounce_s": float},
+    "track_state": {},
+    "pair_state": {},
+    "pair_sequence": {"within_s": float, "min_during_share": float},
+    "encounter": {"far_m": float},
+    "route_choice": {"debounce_s": float, "horizon_s": float, "tolerance_m": float},
+    "reaction": {"latency_min_s": float, "latency_max_s": float, "window_s": float,
+                 "min_speed_change": float, "min_turn_deg": float, "duration_s": float},
+}
+
+
+class OntologyError(UserError):
+    """The ontology file is invalid."""
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One event type of an ontology, as validated."""
+
+    name: str
+    family: str
+    kind: str
+    roles: tuple[str, ...]
+    symmetric: bool
+    attributes: tuple[str, ...]
+    predicates: dict[str, str]
+    min_duration_s: float
+    max_gap_s: float
+    params: dict[str, Any]
+    evidence: tuple[str, ...]
+
+    @property
+    def table(self) -> str | None:
+        return KIND_TABLE.get(self.kind)
+
+
+@dataclass(frozen=True)
+class Ontology:
+    """A validated ontology: its text, digest, parsed mapping and types."""
+
+    name: str
+    version: int
+    text: str
+    data: dict[str, Any]
+    types: dict[str, EventType] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+    @property
+    def features(self) -> dict[str, Any]:
+        return dict(self.data.get("features") or {})
+
+
+@cache
+def schema() -> dict[str, Any]:
+    """The JSON Schema of ontology files."""
+    return dict(json.loads(SCHEMA_PATH.read_text(encoding="utf-8")))
+
+
+def _line_of(node: yaml.Node | None, path: list[str | int]) -> int | None:
+    """The 1-based line of the YAML node at `path` (or of its deepest existing parent)."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == key), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) \
+                and key < len(node.value):
+            nxt = node.value[key]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node, line = nxt, nxt.start_mark.line + 1
+    return line
+
+
+def _where(name: str, node: yaml.Node | None, path: list[str | int]) -> str:
+    dotted = ".".join(str(p) for p in path) or "<root>"
+    line = _line_of(node, path)
+    return f"{name}:{line if line is not None else '?'}: field '{dotted}'"
+
+
+def parse_ontology(text: str, name: str = "<ontology>") -> Ontology:
+    """Validate ontology text; raise OntologyError naming file, line and field."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f"{mark.line + 1}" if mark is not None else "?"
+        raise OntologyError(f"{name}:{line}: not valid YAML: "
+                            f"{getattr(exc, 'problem', None) or exc}") from exc
+    if not isinstance(data, dict):
+        raise OntologyError(f"{name}:1: field '<root>': the ontology must be a mapping")
+    validator = jsonschema.Draft202012Validator(schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors) or errors[0]
+        path = list(err.absolute_path)
+        raise OntologyError(f"{_where(name, node, path)}: {err.message}")
+    types: dict[str, EventType] = {}
+    for tname, spec in data["types"].items():
+        types[tname] = _event_type(tname, spec, name, node)
+    return Ontology(name=str(data["name"]), version=int(data["version"]), text=text,
+                    data=data, types=types)
+
+
+def _event_type(tname: str, spec: dict[str, Any], fname: str,
+                node: yaml.Node | None) -> EventType:
+    kind = spec["kind"]
+    table = KIND_TABLE.get(kind)
+    preds: dict[str, str] = {}
+    for fld in PREDICATE_FIELDS:
+        if fld not in spec:
+            continue
+        where = _where(fname, node, ["types", tname, fld])
+        if table is None:
+            raise OntologyError(f"{where}: rule kind {kind!r} takes no predicate")
+        try:
+            parse_predicate(spec[fld], table)
+        except PredicateError as exc:
+            raise OntologyError(f"{where}: {exc}") from exc
+        preds[fld] = spec[fld]
+    params = dict(spec.get("params") or {})
+    for pname, ptype in KIND_PARAMS[kind].items():
+        where = _where(fname, node, ["types", tname, "params", pname])
+        if pname not in params:
+            raise OntologyError(f"{where}: rule kind {kind!r} needs parameter {pname!r}")
+        ok = isinstance(params[pname], str) if ptype is str else (
+            isinstance(params[pname], (int, float)) and not isinstance(params[pname], bool))
+        if not ok:
+            raise OntologyError(f"{where}: must be a {ptype.__name__}")
+    if kind == "zone_transition" and params["direction"] not in ("in", "out"):
+        raise OntologyError(f"{_where(fname, node, ['types', tname, 'params', 'direction'])}"
+                            ": must be 'in' or 'out'")
+    if kind == "encounter" and ("inner" in preds) != ("min_inner_s" in params):
+        raise OntologyError(f"{_where(fname, node, ['types', tname])}: an encounter with "
+                            "`inner` needs params min_inner_s/max_inner_s (and vice versa)")
+    return EventType(
+        name=tname, family=spec["family"], kind=kind, roles=tuple(spec["roles"]),
+        symmetric=bool(spec.get("symmetric", False)),
+        attributes=tuple(spec.get("attributes") or ()), predicates=preds,
+        min_duration_s=float(spec.get("min_duration_s", 0.0)),
+        max_gap_s=float(spec.get("max_gap_s", 0.3)), params=params,
+        evidence=tuple(spec.get("evidence") or ()))
+
+
+def load_ontology(path: str | Path) -> Ontology:
+    """Read and validate an ontology file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise OntologyError(f"cannot read ontology {p}: {exc.strerror}; pass an existing "
+                            "YAML file") from exc
+    return parse_ontology(text, str(p))
+
+
+def dump_ontology(data: dict[str, Any]) -> str:
+    """YAML text of an ontology mapping (used by `secinf tune` for new versions)."""
+    return str(yaml.safe_dump(data, sort_keys=False, width=100))
