@@ -3,21 +3,24 @@
 -- API (which stages a JSON body). SECURITY INVOKER: the caller's rights and RLS apply, and
 -- the caller's temporary staging table is visible to it.
 
--- ---------------------------------------------------------------- merge
--- Merge a staged batch into ingest.track_points (and ingest.poses) with its batch record,
--- in the caller's transaction. A known idempotency key returns the original batch with
--- duplicate_batch = true and changes nothing. A point whose (source, track, frame) is
--- stored already is skipped (counted as duplicate). Rows at or below the source's
--- high_water leave a dirty range for the pipeline.
--- The stage has columns (row_no, track_id, frame, ts, x, y, raw_x, raw_y, class, confidence);
--- the pose stage (track_id, frame, keypoints real[]).
-CREATE OR REPLACE FUNCTION ingest.merge_staged(
-  p_project uuid, p_source bigint, p_idempotency_key text, p_format text, p_file_name text,
-  p_stage regclass, p_rows_total bigint, p_rows_invalid bigint, p_rows_ignored bigint,
-  p_errors jsonb, p_poses regclass DEFAULT NULL
-) RETURNS TABLE (batch_id bigint, duplicate_batch boolean, rows_inserted bigint,
-                 rows_duplicate bigint, poses_inserted bigint, late_from timestamptz,
-                 late_to timestamptz)
+-- ---------------------------------------------------------------- batches
+-- A batch is opened, filled and closed in the caller's transaction:
+--   open_batch  records it (or finds its idempotency key) and locks the source row, so
+--               the source's high_water cannot move until commit;
+--   (the CLI COPYs append chunks — every ts above high_water, every frame above the
+--    newest stored frame — straight into ingest.track_points with the batch id)
+--   close_batch merges whatever was staged (overlapping or late rows) and writes the
+--               counts, the batch's time range, high_water and the dirty range.
+-- merge_staged (the API and the pipeline's loader) is open + close of one stage.
+DROP FUNCTION IF EXISTS ingest.open_batch(uuid, bigint, text, text, text);
+DROP FUNCTION IF EXISTS ingest.close_batch(bigint, regclass, regclass, bigint, bigint, bigint,
+                                           jsonb, bigint, timestamptz, timestamptz, bigint);
+
+-- Record a batch and lock its source; a known key returns the stored batch (duplicate).
+CREATE OR REPLACE FUNCTION ingest.open_batch(
+  p_project uuid, p_source bigint, p_idempotency_key text, p_format text, p_file_name text
+) RETURNS TABLE (batch_id bigint, duplicate_batch boolean, high_water timestamptz,
+                 high_frame bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -25,7 +28,55 @@ DECLARE
   v_batch bigint;
   v_high timestamptz;
   v_high_frame bigint;
-  v_staged bigint;
+BEGIN
+  INSERT INTO ingest.batches AS b (project_id, source_id, idempotency_key, format, file_name,
+                                   status)
+  VALUES (p_project, p_source, p_idempotency_key, p_format, p_file_name, 'applied')
+  ON CONFLICT (project_id, idempotency_key) DO NOTHING
+  RETURNING b.batch_id INTO v_batch;
+  IF v_batch IS NULL THEN
+    RETURN QUERY
+      SELECT b.batch_id, true, NULL::timestamptz, NULL::bigint FROM ingest.batches b
+      WHERE b.project_id = p_project AND b.idempotency_key = p_idempotency_key;
+    RETURN;
+  END IF;
+  -- One batch per source at a time: high_water moves under this row lock.
+  SELECT s.high_water INTO v_high FROM ingest.sources s
+  WHERE s.source_id = p_source AND s.project_id = p_project FOR UPDATE;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'source % is not in project %', p_source, p_project USING ERRCODE = 'P0002';
+  END IF;
+  IF v_high IS NOT NULL THEN
+    SELECT max(tp.frame) INTO v_high_frame FROM ingest.track_points tp
+    WHERE tp.source_id = p_source AND tp.ts = v_high;
+  END IF;
+  RETURN QUERY SELECT v_batch, false, v_high, v_high_frame;
+END
+$$;
+
+-- Merge a batch's stage (may be NULL) into ingest.track_points (and ingest.poses) and
+-- finish the batch row. p_direct* describe rows the caller already COPYed straight into
+-- ingest.track_points (append chunks); p_dropped counts rows the caller dropped as repeats
+-- of keys earlier in the same batch (duplicates). A staged point whose (source, track,
+-- frame) is stored already is skipped (duplicate); staged rows at or below the high_water
+-- that open_batch saw leave one dirty range.
+-- The stage has columns (row_no, track_id, frame, ts, x, y, raw_x, raw_y, class, confidence);
+-- the pose stage (track_id, frame, keypoints real[]).
+CREATE OR REPLACE FUNCTION ingest.close_batch(
+  p_batch bigint, p_stage regclass, p_poses regclass, p_rows_total bigint,
+  p_rows_invalid bigint, p_rows_ignored bigint, p_errors jsonb, p_direct bigint,
+  p_direct_min timestamptz, p_direct_max timestamptz, p_dropped bigint
+) RETURNS TABLE (rows_inserted bigint, rows_duplicate bigint, poses_inserted bigint,
+                 late_from timestamptz, late_to timestamptz)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_project uuid;
+  v_source bigint;
+  v_high timestamptz;
+  v_high_frame bigint;
+  v_staged bigint := 0;
   v_min timestamptz;
   v_max timestamptz;
   v_min_frame bigint;
@@ -38,42 +89,28 @@ DECLARE
   v_select text := 'SELECT $1, $2, s.track_id, s.frame, s.ts, s.x, s.y, s.raw_x, s.raw_y, '
                    's.class, s.confidence, $3 FROM %s s';
 BEGIN
-  INSERT INTO ingest.batches AS b (project_id, source_id, idempotency_key, format, file_name,
-                                   status, rows_total, rows_invalid, rows_ignored, errors)
-  VALUES (p_project, p_source, p_idempotency_key, p_format, p_file_name, 'applied',
-          p_rows_total, p_rows_invalid, p_rows_ignored, coalesce(p_errors, '[]'))
-  ON CONFLICT (project_id, idempotency_key) DO NOTHING
-  RETURNING b.batch_id INTO v_batch;
-  IF v_batch IS NULL THEN
-    RETURN QUERY
-      SELECT b.batch_id, true, b.rows_inserted, b.rows_duplicate, 0::bigint,
-             NULL::timestamptz, NULL::timestamptz
-      FROM ingest.batches b
-      WHERE b.project_id = p_project AND b.idempotency_key = p_idempotency_key;
-    RETURN;
+  SELECT b.project_id, b.source_id INTO v_project, v_source
+  FROM ingest.batches b WHERE b.batch_id = p_batch;
+  -- Locked by open_batch in this transaction; still the value from before this batch.
+  SELECT s.high_water INTO v_high FROM ingest.sources s WHERE s.source_id = v_source FOR UPDATE;
+  IF p_stage IS NOT NULL THEN
+    EXECUTE format('SELECT count(*), min(ts), max(ts), min(frame) FROM %s', p_stage)
+      INTO v_staged, v_min, v_max, v_min_frame;
   END IF;
-
-  -- One merge per source at a time: high_water moves under this row lock.
-  SELECT s.high_water INTO v_high FROM ingest.sources s
-  WHERE s.source_id = p_source AND s.project_id = p_project FOR UPDATE;
-  IF NOT FOUND THEN
-    RAISE EXCEPTION 'source % is not in project %', p_source, p_project USING ERRCODE = 'P0002';
-  END IF;
-  EXECUTE format('SELECT count(*), min(ts), max(ts), min(frame) FROM %s', p_stage)
-    INTO v_staged, v_min, v_max, v_min_frame;
-  IF v_high IS NOT NULL THEN
+  IF v_high IS NOT NULL AND v_staged > 0 THEN
     SELECT max(tp.frame) INTO v_high_frame FROM ingest.track_points tp
-    WHERE tp.source_id = p_source AND tp.ts = v_high;
+    WHERE tp.source_id = v_source AND tp.ts = v_high;
   END IF;
 
   IF v_staged = 0 THEN
     NULL;
   ELSIF v_high IS NULL OR (v_min > v_high AND v_min_frame > coalesce(v_high_frame, -1)) THEN
-    -- Append (the common case): every frame is newer than anything stored, so only the
-    -- batch's own repeats can collide, and the unique key drops them.
+    -- Append: every frame is newer than anything stored before this batch, and the
+    -- caller's direct rows never repeat a staged key, so only the stage's own repeats can
+    -- collide, and the unique key drops them.
     EXECUTE format('INSERT INTO ingest.track_points (%s) ' || v_select
                    || ' ON CONFLICT DO NOTHING', v_cols, p_stage)
-      USING p_project, p_source, v_batch;
+      USING v_project, v_source, p_batch;
     GET DIAGNOSTICS v_inserted = ROW_COUNT;
   ELSE
     -- Overlap or late data: skip points whose (source, track, frame) exists, and note the
@@ -84,34 +121,72 @@ BEGIN
                    || ' AND tp.frame = s.frame) ON CONFLICT DO NOTHING RETURNING ts)'
                    || ' SELECT count(*), min(ts) FILTER (WHERE ts <= $4),'
                    || ' max(ts) FILTER (WHERE ts <= $4) FROM ins', v_cols, p_stage)
-      USING p_project, p_source, v_batch, v_high
+      USING v_project, v_source, p_batch, v_high
       INTO v_inserted, v_late_from, v_late_to;
     IF v_late_from IS NOT NULL THEN
       INSERT INTO ingest.dirty_ranges (project_id, source_id, from_ts, to_ts, batch_id)
-      VALUES (p_project, p_source, v_late_from, v_late_to, v_batch);
+      VALUES (v_project, v_source, v_late_from, v_late_to, p_batch);
     END IF;
   END IF;
 
-  IF p_poses IS NOT NULL THEN
+  IF p_poses IS NOT NULL AND p_stage IS NOT NULL THEN
     EXECUTE format('INSERT INTO ingest.poses (project_id, source_id, track_id, frame, ts, '
                    'keypoints, batch_id) SELECT DISTINCT ON (p.track_id, p.frame) $1, $2, '
                    'p.track_id, p.frame, s.ts, p.keypoints, $3 FROM %s p JOIN %s s '
                    'ON s.track_id = p.track_id AND s.frame = p.frame '
                    'ON CONFLICT DO NOTHING', p_poses, p_stage)
-      USING p_project, p_source, v_batch;
+      USING v_project, v_source, p_batch;
     GET DIAGNOSTICS v_poses = ROW_COUNT;
   END IF;
 
+  v_min := least(v_min, p_direct_min);
+  v_max := greatest(v_max, p_direct_max);
   UPDATE ingest.batches b
-  SET rows_inserted = v_inserted, rows_duplicate = v_staged - v_inserted,
-      min_ts = v_min, max_ts = v_max
-  WHERE b.batch_id = v_batch;
+  SET rows_total = p_rows_total, rows_invalid = p_rows_invalid, rows_ignored = p_rows_ignored,
+      errors = coalesce(p_errors, '[]'), rows_inserted = v_inserted + p_direct,
+      rows_duplicate = v_staged - v_inserted + p_dropped, min_ts = v_min, max_ts = v_max
+  WHERE b.batch_id = p_batch;
   IF v_max IS NOT NULL THEN
     UPDATE ingest.sources s SET high_water = greatest(s.high_water, v_max)
-    WHERE s.source_id = p_source;
+    WHERE s.source_id = v_source;
   END IF;
-  RETURN QUERY SELECT v_batch, false, v_inserted, v_staged - v_inserted, v_poses,
+  RETURN QUERY SELECT v_inserted + p_direct, v_staged - v_inserted + p_dropped, v_poses,
                       v_late_from, v_late_to;
+END
+$$;
+
+-- ---------------------------------------------------------------- merge
+-- Merge a staged batch into ingest.track_points (and ingest.poses) with its batch record,
+-- in the caller's transaction (open_batch + close_batch). A known idempotency key returns
+-- the original batch with duplicate_batch = true and changes nothing.
+CREATE OR REPLACE FUNCTION ingest.merge_staged(
+  p_project uuid, p_source bigint, p_idempotency_key text, p_format text, p_file_name text,
+  p_stage regclass, p_rows_total bigint, p_rows_invalid bigint, p_rows_ignored bigint,
+  p_errors jsonb, p_poses regclass DEFAULT NULL
+) RETURNS TABLE (batch_id bigint, duplicate_batch boolean, rows_inserted bigint,
+                 rows_duplicate bigint, poses_inserted bigint, late_from timestamptz,
+                 late_to timestamptz)
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_open record;
+  v_done record;
+BEGIN
+  SELECT * INTO v_open
+  FROM ingest.open_batch(p_project, p_source, p_idempotency_key, p_format, p_file_name);
+  IF v_open.duplicate_batch THEN
+    RETURN QUERY
+      SELECT b.batch_id, true, b.rows_inserted, b.rows_duplicate, 0::bigint,
+             NULL::timestamptz, NULL::timestamptz
+      FROM ingest.batches b WHERE b.batch_id = v_open.batch_id;
+    RETURN;
+  END IF;
+  SELECT * INTO v_done
+  FROM ingest.close_batch(v_open.batch_id, p_stage, p_poses, p_rows_total, p_rows_invalid,
+                          p_rows_ignored, p_errors, 0, NULL, NULL, 0);
+  RETURN QUERY SELECT v_open.batch_id, false, v_done.rows_inserted, v_done.rows_duplicate,
+                      v_done.poses_inserted, v_done.late_from, v_done.late_to;
 END
 $$;
 

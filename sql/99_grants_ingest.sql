@@ -25,6 +25,9 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA ingest TO pipeline;
 GRANT EXECUTE ON FUNCTION
   ingest.merge_staged(uuid, bigint, text, text, text, regclass, bigint, bigint, bigint, jsonb,
                       regclass),
+  ingest.open_batch(uuid, bigint, text, text, text),
+  ingest.close_batch(bigint, regclass, regclass, bigint, bigint, bigint, jsonb, bigint,
+                     timestamptz, timestamptz, bigint),
   ingest.ensure_source(uuid, text, text, jsonb, double precision, timestamptz),
   ingest.points_text(jsonb),
   ingest.upsert_scene(uuid, bigint, jsonb)

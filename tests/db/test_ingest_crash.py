@@ -28,6 +28,15 @@ import psycopg
 from psycopg.rows import dict_row
 from workers.ingest import IngestRequest, ingest
 dsn, path, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
+if pause == 0:  # slow the stream down (small chunks, each late) so COPY can be caught
+    import workers.ingest.load as load, workers.ingest.stream as stream
+    from workers.ingest.formats import open_tracks
+    load.open_tracks = lambda p, f=None, m=None: open_tracks(p, f, m, 1 << 16)
+    encode = stream.Router.encode
+    def slow(self, good, n):
+        time.sleep(0.05)
+        return encode(self, good, n)
+    stream.Router.encode = slow
 def hook(conn):
     print("staged", flush=True)
     time.sleep(pause)
@@ -55,7 +64,7 @@ def _wait_for_copy(db: Conn, proc: subprocess.Popen[str]) -> bool:
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and proc.poll() is None:
         row = db.execute("SELECT count(*) AS n FROM pg_stat_activity "
-                         "WHERE query LIKE 'COPY ingest_stage%%' AND pid <> pg_backend_pid()"
+                         "WHERE query LIKE '%%COPY ingest%%' AND pid <> pg_backend_pid()"
                          ).fetchone()
         db.rollback()
         if row and row["n"]:

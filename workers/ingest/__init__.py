@@ -1,7 +1,8 @@
 """Ingest: track files, poses and scene geometry into the ingest schema.
 
-`ingest(conn, IngestRequest(...))` validates with Polars, COPYs into a staging table and
-merges with `ingest.merge_staged` in one transaction (see docs/ingest.md).
+`ingest(conn, IngestRequest(...))` validates with Polars and COPYs append chunks straight
+into ingest.track_points (others through a stage and `ingest.close_batch`) in one
+transaction (see docs/ingest.md).
 """
 
 from workers.ingest.load import IngestRequest, content_key, ingest

@@ -2,10 +2,12 @@
 records the batch.
 
 Order matters for "nothing partial": every check that can fail without the data (file,
-format, schema, project, source settings, scene) runs before the transaction; inside it the
-rows stream through validation into a temporary staging table (COPY), and
-`ingest.merge_staged` moves them into ingest.track_points together with the batch row. Any
-failure before the commit rolls all of it back: no source, no batch, no point.
+format, schema, project, source settings, scene) runs before the transaction; inside it
+`ingest.open_batch` records the batch and locks the source, the rows stream through
+validation to the server (workers/ingest/stream.py: append chunks straight into
+ingest.track_points, overlapping or late ones into a temporary stage), and
+`ingest.close_batch` merges the stage and finishes the batch row. Any failure before the
+commit rolls all of it back: no source, no batch, no point.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from workers.ingest.formats import open_tracks
 from workers.ingest.poses import PoseReader
 from workers.ingest.scene import SceneFile, normalise_scene, read_scene
 from workers.ingest.schema import DEFAULT_TIME_ORIGIN, ResolvedSource, RowError, SourceSpec
+from workers.ingest.stream import Router, stream_rows
 from workers.ingest.summary import IngestSummary, Rejected
 from workers.ingest.transform import build_transform, resolve_source
 from workers.ingest.validate import Validator
@@ -169,18 +172,24 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
 def _load_points(conn: Conn, req: IngestRequest, reader: Any, poses: PoseReader | None,
                  src: ResolvedSource, project_id: str, source_id: int, key: str,
                  fmt_name: str, progress: Progress | None) -> IngestSummary:
-    """Validate and COPY every chunk into the stage, then merge (inside the transaction)."""
+    """Open the batch, stream every chunk (append or stage), then close the batch (inside
+    the transaction)."""
     validator = Validator(src)
     conn.execute(query("ingest", "tune_session"))
     conn.execute(query("ingest", "stage_tables"))
-    with conn.cursor() as cur, cur.copy(query("ingest", "copy_stage")) as copy:
-        for chunk in reader.chunks():
-            good = validator.check(chunk)
-            if good.height:
-                copy.write(validator.stage_frame(good).write_csv(include_header=False)
-                           .encode())
-            if progress:
-                progress(reader.bytes_read, reader.size)
+    opened = conn.execute(query("ingest", "open_batch"), {
+        "project_id": project_id, "source_id": source_id, "key": key, "format": fmt_name,
+        "file_name": req.path.name if req.path else None}).fetchone()
+    assert opened is not None
+    if opened["duplicate_batch"]:  # committed since find_batch by a caller without the lock
+        dup = conn.execute(query("ingest", "find_batch"),
+                           {"project_id": project_id, "key": key}).fetchone()
+        assert dup is not None
+        return _duplicate_summary(dict(dup), time.perf_counter())
+    batch_id = opened["batch_id"]
+    router = Router(validator, project_id, source_id, batch_id, opened["high_water"],
+                    opened["high_frame"], allow_append=poses is None)
+    streamed = stream_rows(conn, reader, router, progress)
     errors = validator.errors
     pose_rows = 0
     if poses is not None:
@@ -207,23 +216,23 @@ def _load_points(conn: Conn, req: IngestRequest, reader: Any, poses: PoseReader 
             poses_invalid=poses.errors.invalid_rows if poses else 0))
     if req.before_merge is not None:
         req.before_merge(conn)
-    merged = conn.execute(query("ingest", "merge_staged"), {
-        "project_id": project_id, "source_id": source_id, "key": key, "format": fmt_name,
-        "file_name": req.path.name if req.path else None,
+    merged = conn.execute(query("ingest", "close_batch"), {
+        "batch_id": batch_id, "poses": poses is not None,
         "rows_total": reader.rows_read + reader.ignored, "rows_invalid": invalid,
         "rows_ignored": reader.ignored, "errors": Jsonb(all_errors[:100]),
-        "poses": poses is not None}).fetchone()
+        "direct": streamed.direct_rows, "direct_min": streamed.direct_min,
+        "direct_max": streamed.direct_max, "dropped": streamed.dropped}).fetchone()
     assert merged is not None
     late = None
     if merged["late_from"] is not None:
         late = {"from_ts": merged["late_from"], "to_ts": merged["late_to"]}
     return IngestSummary(
-        batch_id=merged["batch_id"], source=src.name,
+        batch_id=batch_id, source=src.name,
         rows_total=reader.rows_read + reader.ignored, inserted=merged["rows_inserted"],
         duplicate=merged["rows_duplicate"], invalid=invalid, ignored=reader.ignored,
         errors=all_errors[:100],
         error_counts={**errors.by_code, **(poses.errors.by_code if poses else {})},
-        duplicate_batch=bool(merged["duplicate_batch"]), units=src.units,
+        duplicate_batch=False, units=src.units,
         poses_total=pose_rows, poses_inserted=merged["poses_inserted"],
         poses_invalid=poses.errors.invalid_rows if poses else 0, late=late,
         min_t=validator.min_ts, max_t=validator.max_ts,

@@ -80,6 +80,9 @@ class Validator:
     valid_rows: int = 0
     min_ts: float | None = None
     max_ts: float | None = None
+    repeats: int = 0
+    """Rows dropped by `drop_repeats` (a key of an earlier chunk; counted as duplicates)."""
+    _keys: list[tuple[int, int, pl.DataFrame]] = field(default_factory=list)
 
     # ------------------------------------------------------------------ row checks
     def _typed(self, raw: pl.DataFrame) -> pl.DataFrame:
@@ -238,6 +241,25 @@ class Validator:
             assert isinstance(lo, float) and isinstance(hi, float)
             self.min_ts = lo if self.min_ts is None else min(self.min_ts, lo)
             self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
+        return good
+
+    def drop_repeats(self, good: pl.DataFrame) -> pl.DataFrame:
+        """Drop rows whose (track_id, frame) an earlier chunk of this batch already had
+        (the first one wins), so no two rows of a batch share a key. Only earlier chunks
+        whose frame range meets this chunk's are joined: cheap for time-ordered files."""
+        if not good.height:
+            return good
+        lo, hi = good["frame"].min(), good["frame"].max()
+        assert isinstance(lo, int) and isinstance(hi, int)
+        near = [keys.filter(pl.col("frame").is_between(lo, hi))
+                for k_lo, k_hi, keys in self._keys if k_lo <= hi and k_hi >= lo]
+        near = [k for k in near if k.height]
+        if near:
+            before = good.height
+            good = good.join(pl.concat(near), on=["track_id", "frame"], how="anti",
+                             maintain_order="left")
+            self.repeats += before - good.height
+        self._keys.append((lo, hi, good.select("track_id", "frame")))
         return good
 
     def stage_frame(self, good: pl.DataFrame) -> pl.DataFrame:

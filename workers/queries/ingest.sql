@@ -49,13 +49,23 @@ DELETE FROM ingest_pose_stage p
 WHERE NOT EXISTS (SELECT FROM ingest_stage s WHERE s.track_id = p.track_id
                                                AND s.frame = p.frame);
 
--- name: merge_staged
-SELECT batch_id, duplicate_batch, rows_inserted, rows_duplicate, poses_inserted, late_from,
-       late_to
-FROM ingest.merge_staged(%(project_id)s, %(source_id)s, %(key)s, %(format)s, %(file_name)s,
-                         'ingest_stage'::regclass, %(rows_total)s, %(rows_invalid)s,
-                         %(rows_ignored)s, %(errors)s,
-                         CASE WHEN %(poses)s THEN 'ingest_pose_stage'::regclass END);
+-- name: copy_append
+-- Append chunks straight into the hypertable (see workers/ingest/stream.py).
+-- Binary rows from workers/ingest/pgbinary.py, whose column order this list must match.
+COPY ingest.track_points (project_id, source_id, frame, ts, x, y, raw_x, raw_y, batch_id,
+                          confidence, track_id, class)
+FROM STDIN (FORMAT binary);
+
+-- name: open_batch
+SELECT batch_id, duplicate_batch, high_water, high_frame
+FROM ingest.open_batch(%(project_id)s, %(source_id)s, %(key)s, %(format)s, %(file_name)s);
+
+-- name: close_batch
+SELECT rows_inserted, rows_duplicate, poses_inserted, late_from, late_to
+FROM ingest.close_batch(%(batch_id)s, 'ingest_stage'::regclass,
+                        CASE WHEN %(poses)s THEN 'ingest_pose_stage'::regclass END,
+                        %(rows_total)s, %(rows_invalid)s, %(rows_ignored)s, %(errors)s,
+                        %(direct)s, %(direct_min)s, %(direct_max)s, %(dropped)s);
 
 -- name: upsert_scene
 SELECT zones, routes, triggers FROM ingest.upsert_scene(%(project_id)s, %(source_id)s,
