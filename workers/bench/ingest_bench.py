@@ -19,6 +19,7 @@ import polars as pl
 from psycopg import sql
 
 from workers import tenancy
+from workers.bench.scratch import scratch_database
 from workers.db.connect import connect
 from workers.ingest import IngestRequest, ingest
 from workers.ingest.schema import DEFAULT_TIME_ORIGIN
@@ -85,20 +86,12 @@ def bench_ingest(points: int, json_out: bool) -> dict[str, Any]:
         path = simulate_points(points, Path(tmp))
         sim_s = time.perf_counter() - t0
         slug = f"ingest-{uuid.uuid4().hex[:8]}"
-        with connect() as conn:
+        with scratch_database("ingest") as target, connect(conninfo=target) as conn:
             conn.execute("SET temp_buffers = '256MB'")  # as `secinf ingest` does
-            project = tenancy.create_project(conn, "bench", slug)
-            try:
-                summary = ingest(conn, IngestRequest(project=f"bench/{slug}", source="crowd",
-                                                     path=path))
-                ceiling_s = _ceiling(conn, path)
-            finally:
-                conn.rollback()
-                conn.execute("DELETE FROM ingest.track_points WHERE project_id = %s",
-                             (project["project_id"],))
-                conn.execute("DELETE FROM core.projects WHERE project_id = %s",
-                             (project["project_id"],))
-                conn.commit()
+            tenancy.create_project(conn, "bench", slug)
+            summary = ingest(conn, IngestRequest(project=f"bench/{slug}", source="crowd",
+                                                 path=path))
+            ceiling_s = _ceiling(conn, path)
     ingest_rate = points / summary.seconds
     ceiling_rate = points / ceiling_s
     result = {"points": points, "inserted": summary.inserted, "invalid": summary.invalid,

@@ -1,0 +1,33 @@
+"""A throwaway database for a benchmark: created beside the application database from the
+current migrations and `sql/`, dropped afterwards, so benchmarks never touch real data."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from psycopg import sql
+
+from workers.db.connect import connect
+from workers.db.migrate import migrate
+from workers.settings import Settings, load_settings
+
+
+@contextmanager
+def scratch_database(purpose: str, settings: Settings | None = None) -> Iterator[str]:
+    """Yield the conninfo of a fresh, migrated database named secinf_bench_<purpose>_<pid>."""
+    settings = settings or load_settings()
+    dbname = f"secinf_bench_{purpose}_{os.getpid()}"
+    with connect(settings, dbname="postgres", autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+            sql.Identifier(dbname)))
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+    try:
+        target = settings.conninfo(dbname=dbname)
+        migrate(target)
+        yield target
+    finally:
+        with connect(settings, dbname="postgres", autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(dbname)))
