@@ -8,6 +8,7 @@ CREATE OR REPLACE FUNCTION features.compute_change_points(p_source bigint, p_fro
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
   v_project uuid;
@@ -36,19 +37,19 @@ BEGIN
 
   INSERT INTO features.change_points (project_id, source_id, track_id, ts, frame, signal,
                                       direction, magnitude, score)
-  WITH pts AS (
+  WITH pts AS MATERIALIZED (
     SELECT row_number() OVER (ORDER BY k.track_id COLLATE "C", k.segment, k.frame)::integer AS idx,
            k.track_id, k.segment, k.frame, k.ts, k.speed, k.heading
     FROM features.kinematics k
     WHERE k.source_id = p_source AND k.track_id = ANY (v_tracks)
   ),
+  -- One sort for all four arrays: aggregates over a sorted subquery keep its order (an
+  -- ORDER BY inside each array_agg would sort the rows once per aggregate).
   found AS (
     SELECT c.*
-    FROM (SELECT array_agg(p.track_id ORDER BY p.idx) AS tracks,
-                 array_agg(p.segment ORDER BY p.idx) AS segments,
-                 array_agg(p.speed ORDER BY p.idx) AS speed,
-                 array_agg(p.heading ORDER BY p.idx) AS heading
-          FROM pts p) a,
+    FROM (SELECT array_agg(p.track_id) AS tracks, array_agg(p.segment) AS segments,
+                 array_agg(p.speed) AS speed, array_agg(p.heading) AS heading
+          FROM (SELECT * FROM pts ORDER BY pts.idx) p) a,
          features.cusum(a.tracks, a.segments, a.speed, a.heading, v_params) c
   )
   SELECT v_project, p_source, p.track_id, p.ts, p.frame, f.signal, f.direction, f.magnitude,

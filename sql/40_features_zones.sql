@@ -8,6 +8,7 @@ CREATE OR REPLACE FUNCTION features.compute_zone_presence(p_source bigint, p_fro
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
+SET jit = off
 AS $$
 DECLARE
   v_project uuid;

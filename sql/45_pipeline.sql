@@ -98,6 +98,8 @@ DECLARE
   v_from     timestamptz;
   v_min_from timestamptz := 'infinity';
   v_stats    jsonb := '{}';
+  v_ms       jsonb := '{}';
+  v_stage_t0 timestamptz;
   v_points   bigint;
   v_rows     bigint;
   st         record;
@@ -134,9 +136,12 @@ BEGIN
     CONTINUE WHEN v_from IS NOT NULL AND v_from >= v_to AND v_dirty IS NULL;
     v_from := least(coalesce(v_from, '-infinity'), v_dirty_lo) - v_margin;
     v_min_from := least(v_min_from, v_from);
+    v_stage_t0 := clock_timestamp();
     EXECUTE format('SELECT %s($1, $2, $3)', st.function::regproc) INTO v_rows
       USING p_source, v_from, v_to;
     v_stats := v_stats || jsonb_build_object(st.name, v_rows);
+    v_ms := v_ms || jsonb_build_object(
+      st.name, round((extract(epoch FROM clock_timestamp() - v_stage_t0) * 1000)::numeric, 1));
     INSERT INTO features.watermarks AS w (project_id, source_id, stage, watermark, updated_at)
     VALUES (v_project, p_source, st.name, v_to, clock_timestamp())
     ON CONFLICT (source_id, stage)
@@ -149,11 +154,11 @@ BEGIN
   INSERT INTO pipeline.runs (project_id, source_id, started_at, from_ts, to_ts, points, dirty,
                              status, stats)
   VALUES (v_project, p_source, v_started, v_min_from, v_to, v_points,
-          coalesce(cardinality(v_dirty), 0), 'ok', v_stats);
+          coalesce(cardinality(v_dirty), 0), 'ok', v_stats || jsonb_build_object('ms', v_ms));
   RETURN jsonb_build_object('source_id', p_source, 'status', 'ok', 'from', v_min_from,
                             'to', v_to, 'points', v_points,
                             'dirty', coalesce(cardinality(v_dirty), 0), 'rows', v_stats,
-                            'more', v_to < v_target);
+                            'ms', v_ms, 'more', v_to < v_target);
 END
 $$;
 
@@ -164,6 +169,9 @@ CREATE OR REPLACE FUNCTION pipeline.tick(p_until_idle boolean DEFAULT false) RET
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 SET work_mem = '256MB'
+-- The stage statements are costed far above jit_above_cost (no statistics yet, disabled
+-- join methods); compiling them costs more than running them.
+SET jit = off
 AS $$
 DECLARE
   v_results jsonb := '[]';
@@ -175,6 +183,10 @@ BEGIN
   IF NOT pg_try_advisory_xact_lock(388127, 1) THEN
     RETURN jsonb_build_object('busy', true, 'sources', '[]'::jsonb, 'more', false);
   END IF;
+  -- A tick is redoable work: its outputs and the watermarks that cover them commit together,
+  -- so a crash that loses the last commit only makes the next tick redo it. Until the end
+  -- of this transaction only.
+  PERFORM set_config('synchronous_commit', 'off', true);
   -- FOR UPDATE conflicts with the KEY SHARE lock an open ingest batch holds on its source
   -- row (through the batches foreign key): such a source waits for the next tick, so a
   -- batch is never half seen and ingest reads the watermark only after the tick commits.

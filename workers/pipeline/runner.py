@@ -22,6 +22,7 @@ class SourceResult:
     points: int = 0
     dirty: int = 0
     rows: dict[str, int] = field(default_factory=dict)
+    ms: dict[str, float] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -34,12 +35,15 @@ class TickReport:
     points: int = 0
     dirty: int = 0
     rows: dict[str, int] = field(default_factory=dict)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Time spent in each stage function (measured inside the tick), summed."""
     errors: list[SourceResult] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "busy": self.busy, "points": self.points,
                 "dirty": self.dirty, "rows": self.rows, "seconds": round(self.seconds, 3),
+                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
                 "errors": [{"source_id": e.source_id, "error": e.error} for e in self.errors]}
 
 
@@ -47,6 +51,7 @@ def _parse(source: dict[str, Any]) -> SourceResult:
     return SourceResult(source_id=int(source["source_id"]), status=str(source["status"]),
                         points=int(source.get("points") or 0), dirty=int(source.get("dirty") or 0),
                         rows={k: int(v) for k, v in (source.get("rows") or {}).items()},
+                        ms={k: float(v) for k, v in (source.get("ms") or {}).items()},
                         error=source.get("error"))
 
 
@@ -74,6 +79,8 @@ def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
                 report.dirty += s.dirty
                 for stage, n in s.rows.items():
                     report.rows[stage] = report.rows.get(stage, 0) + n
+                for stage, ms in s.ms.items():
+                    report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + ms / 1000
                 if s.status == "error":
                     report.errors.append(s)
             report.seconds = time.perf_counter() - started
