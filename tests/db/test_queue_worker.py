@@ -81,15 +81,37 @@ def test_poison_jobs_neither_crash_nor_stall_the_worker(db: Conn, dsn: str) -> N
     assert tw.stats is not None and tw.stats.timed_out == 1
 
 
-def test_score_candidates_waits_for_a_worker_with_its_handler(db: Conn, dsn: str) -> None:
+def test_a_declared_kind_without_handler_waits_for_a_worker_that_has_one(
+    db: Conn, dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import BaseModel
+
+    from workers.queue import registry
+
+    class Payload(BaseModel):
+        pass
+
+    monkeypatch.setitem(registry._KINDS, "awaits_handler",
+                        registry.JobKind("awaits_handler", Payload, None, 30.0, "test"))
     project = make_project(db, "acme", "plaza")
-    job_id = client.enqueue(db, project, "score_candidates", {"candidate_ids": [1, 2]})
+    job_id = client.enqueue(db, project, "awaits_handler", {})
     client.enqueue(db, project, "noop")
     db.commit()
     with ThreadWorker(dsn, WorkerConfig(mode="until_idle", poll_s=0.2)) as tw:
         tw.thread.join(15)
     assert scalar(dsn, "SELECT state FROM jobs.jobs WHERE job_id = %s", (job_id,)) == "queued"
     assert state_counts(dsn) == {"queued": 1, "succeeded": 1}
+
+
+def test_score_candidates_without_a_model_dead_letters_with_the_fix(db: Conn, dsn: str) -> None:
+    project = make_project(db, "acme", "plaza")
+    job_id = client.enqueue(db, project, "score_candidates", {"candidate_ids": [1, 2]})
+    db.commit()
+    with ThreadWorker(dsn, WorkerConfig(mode="until_idle", poll_s=0.2)) as tw:
+        tw.thread.join(15)
+    assert scalar(dsn, "SELECT state FROM jobs.jobs WHERE job_id = %s", (job_id,)) == "dead"
+    error = scalar(dsn, "SELECT last_error FROM jobs.jobs WHERE job_id = %s", (job_id,))
+    assert "no scoring model is registered: run `secinf train` first" in error
 
 
 def test_sigterm_finishes_running_jobs_then_exits(db: Conn, dsn: str) -> None:

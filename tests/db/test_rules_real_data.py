@@ -3,6 +3,7 @@ by side come out as accompany, not as follow or overtake of the same pair at tha
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import polars as pl
@@ -36,7 +37,6 @@ def test_zara_groups_accompany_not_follow(db: Conn) -> None:
     tracks = _zara(shared_data("eth_ucy", "crowds_zara01.txt"))
     pid = make_project(db, "acme", "zara")
     store.load(db, pid, load_ontology(DEFAULT_PATH))
-    from datetime import datetime
     sid = scene_source(db, pid, {"source": "zara01", "fps": 2.5, "units": "m",
                                  "time_origin": ORIGIN})
     copy_points(db, pid, sid, tracks, datetime.fromisoformat(ORIGIN.replace("Z", "+00:00")),

@@ -8,7 +8,7 @@ import traceback
 
 import typer
 
-from workers.cli import db_cmd, jobs_cmd, tenancy_cmd
+from workers.cli import db_cmd, jobs_cmd, rules_cmd, tenancy_cmd
 from workers.cli.bench_cmd import bench_app
 from workers.cli.demo_cmd import demo_command
 from workers.cli.ingest_cmd import ingest_command
@@ -38,6 +38,9 @@ app.command("worker")(worker_command)
 app.command("tick")(tick_command)
 app.add_typer(pipeline_app, name="pipeline")
 app.command("train")(train_command)
+app.add_typer(rules_cmd.app, name="rules")
+app.command("evaluate")(rules_cmd.evaluate_command)
+app.command("tune")(rules_cmd.tune_command)
 
 
 def main() -> None:

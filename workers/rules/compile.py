@@ -191,14 +191,17 @@ def _encounter(c: _Ctx) -> str:
     isl = islands("rel", keys, cond, cond, c.margin("condition"), c.et.max_gap_s,
                   "avg(f.speed) AS mean_speed, avg(f.other_speed) AS mean_other_speed")
     far = num(c.f("far_m"))
-    enc = f"""enc AS (
+    enc = f"""far AS (
+  SELECT r.track_id, r.other_id, min(r.ts) AS first_far, max(r.ts) AS last_far
+  FROM rel r WHERE r.distance > {far} GROUP BY r.track_id, r.other_id
+),
+enc AS MATERIALIZED (
   SELECT i.*, {duration_s('i.t0', 'i.t1')} AS dur,
-         EXISTS (SELECT 1 FROM rel r WHERE r.track_id = i.track_id AND r.other_id = i.other_id
-                 AND r.ts < i.t0 AND r.distance > {far}) AS approach,
-         EXISTS (SELECT 1 FROM rel r WHERE r.track_id = i.track_id AND r.other_id = i.other_id
-                 AND r.ts > i.t1 AND r.distance > {far}) AS part
-  FROM rel_i i
+         coalesce(f.first_far < i.t0, false) AS approach,
+         coalesce(f.last_far > i.t1, false) AS part
+  FROM rel_i i LEFT JOIN far f ON f.track_id = i.track_id AND f.other_id = i.other_id
 )"""
+
     if "inner" not in c.et.predicates:
         conds = [f"e.dur >= {num(c.f('min_close_s'))}"] if "min_close_s" in c.p else []
         if "max_mean_speed" in c.p:
@@ -215,11 +218,14 @@ def _encounter(c: _Ctx) -> str:
                        f"{''.join(' AND ' + x for x in conds)}"
                        f" AND {closed('e.h0', 'e.h1', CLOSE_MARGIN_S)}")
         return f"{_rel_cte(True)},\n{isl},\n{enc},\n{upsert(sel)}"
-    inner = f"""inn AS (
-  SELECT r.*, e.t0 AS close_t0
-  FROM rel r JOIN enc e ON r.track_id = e.track_id AND r.other_id = e.other_id
-                       AND r.ts BETWEEN e.t0 AND e.t1
+    inner = f"""short AS MATERIALIZED (
+  SELECT e.track_id, e.other_id, e.t0, e.t1 FROM enc e
   WHERE e.approach AND e.part AND e.dur < {num(c.f('max_close_s'))}
+),
+inn AS (
+  SELECT r.*, e.t0 AS close_t0
+  FROM short e JOIN rel r ON r.track_id = e.track_id AND r.other_id = e.other_id
+                         AND r.ts BETWEEN e.t0 AND e.t1
 )"""
     ikeys = "track_id, other_id, close_t0"
     iisl = islands("inn", ikeys, c.pred("inner"), c.pred("inner"), c.margin("inner"),
@@ -304,13 +310,16 @@ def _zone_stay(c: _Ctx) -> str:
   FROM lng l WHERE l.run = 1 OR l.inside <> l.prev_state
   WINDOW w AS (PARTITION BY l.track_id, l.zone_id ORDER BY l.run)
 ),
+last_run AS (
+  SELECT r.track_id, r.zone_id, max(r.t1) AS t1 FROM runs r GROUP BY r.track_id, r.zone_id
+),
 stay AS (
-  SELECT s.track_id, s.zone, s.t0,
-         coalesce((SELECT r.t1 FROM runs r WHERE r.track_id = s.track_id
-                   AND r.zone_id = s.zone_id AND r.run = s.next_run - 1),
-                  (SELECT max(r.t1) FROM runs r WHERE r.track_id = s.track_id
-                   AND r.zone_id = s.zone_id)) AS t1
-  FROM st s WHERE s.inside
+  SELECT s.track_id, s.zone, s.t0, coalesce(r.t1, m.t1) AS t1
+  FROM st s
+  LEFT JOIN runs r ON r.track_id = s.track_id AND r.zone_id = s.zone_id
+                  AND r.run = s.next_run - 1
+  JOIN last_run m ON m.track_id = s.track_id AND m.zone_id = s.zone_id
+  WHERE s.inside
 )"""
     dur = duration_s("s.t0", "s.t1")
     join, ev = _kin_evidence(c, "s.t0", "s.t1", "s.track_id")
