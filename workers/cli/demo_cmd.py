@@ -1,7 +1,9 @@
 """`secinf demo`: the main job on the embedded default scene, end to end.
 
-Database up → demo organization and project → a simulated `plaza` scene with ground truth →
-ingest → pipeline until idle → what each stage produced → how to look at it.
+Database up → demo organization and project → the default ontology → a scoring model
+(trained once, then reused) → a simulated `plaza` scene with ground truth → ingest →
+pipeline until idle (features, candidates, scoring jobs) → a worker until the queue drains →
+what each stage produced, the evaluation against truth, the score distribution.
 """
 
 from __future__ import annotations
@@ -15,9 +17,18 @@ from workers import tenancy
 from workers.cli.db_cmd import bring_up
 from workers.cli.output import console, print_json, print_table
 from workers.db.connect import connect
+from workers.db.queries import query
+from workers.errors import NotFound
+from workers.evaluate.report import evaluate_source, table
+from workers.evaluate.truth import load_truth
 from workers.ingest import IngestRequest, ingest
 from workers.pipeline.runner import tick
-from workers.settings import REPO_ROOT, load_settings
+from workers.queue.worker import WorkerConfig, run_worker
+from workers.rules import store
+from workers.rules.ontology import load_ontology
+from workers.scoring.registry import load_model
+from workers.scoring.training import run_training
+from workers.settings import ONTOLOGIES_DIR, REPO_ROOT, load_settings
 from workers.simulate import preset_config, simulate, write_outputs
 
 DEMO_ORG = "demo"
@@ -34,6 +45,13 @@ EXAMPLE_QUERIES = """\
   SELECT set_config('request.jwt.claims', '{{"role":"customer","project_id":"{pid}"}}', true);
   SELECT * FROM api.projects; ROLLBACK;"""
 
+CANDIDATES_PER_TYPE = """
+SELECT type, count(*) AS candidates, round(avg(rule_score)::numeric, 3) AS mean_rule_score,
+       count(model_score) AS scored, round(avg(model_score)::numeric, 3) AS mean_model_score
+FROM candidates.candidates WHERE source_id = %(s)s GROUP BY type ORDER BY type
+"""
+SCORES = "SELECT model_score FROM candidates.candidates WHERE source_id = %(s)s"
+
 FEATURE_COUNTS = """
 SELECT (SELECT count(*) FROM ingest.track_points WHERE source_id = %(s)s) AS track_points,
        (SELECT count(*) FROM features.kinematics WHERE source_id = %(s)s) AS kinematics,
@@ -43,8 +61,42 @@ SELECT (SELECT count(*) FROM ingest.track_points WHERE source_id = %(s)s) AS tra
 """
 
 
+def ensure_model(conn: Any) -> str:
+    """The newest registered model's version; trains a small one (8 scenes, 12 epochs) if
+    there is none — `secinf train` trains the full-size one."""
+    try:
+        return load_model(conn).version
+    except NotFound:
+        conn.rollback()
+    with console.status("training a small scoring model (first run only)…"):
+        report = run_training(conn, scenes=8, seed=0, epochs=12, duration=90.0)
+    return str(report["version"])
+
+
+def score_histogram(scores: list[float], path: Path) -> list[dict[str, Any]]:
+    """Ten-bin counts of model scores, and the same as a PNG bar chart."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = [0] * 10
+    for v in scores:
+        bins[min(9, int(v * 10))] += 1
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.bar([i / 10 + 0.05 for i in range(10)], bins, width=0.09)
+    ax.set_xlabel("model_score")
+    ax.set_ylabel("candidates")
+    ax.set_title("demo scene: model score distribution")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [{"score": f"{i / 10:.1f} to {(i + 1) / 10:.1f}", "candidates": n,
+             "bar": "█" * round(40 * n / max(1, max(bins)))} for i, n in enumerate(bins)]
+
+
 def run_demo(out_dir: Path) -> dict[str, Any]:
-    """Run every stage that exists on the demo scene; returns what each produced."""
+    """Run every stage on the demo scene; returns what each produced."""
     settings = load_settings()
     with console.status("database…"):
         info = bring_up(settings)
@@ -52,6 +104,9 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
         project = tenancy.create_project(conn, DEMO_ORG, DEMO_PROJECT)
         ref = f"{DEMO_ORG}/{DEMO_PROJECT}"
         key = tenancy.create_key(conn, ref, "customer", "30d", "demo")
+        ontology = store.load(conn, str(project["project_id"]),
+                              load_ontology(ONTOLOGIES_DIR / "default.yaml"))
+        model = ensure_model(conn)
 
         with console.status("simulating the plaza scene…"):
             result = simulate(preset_config("plaza", seed=DEMO_SEED))
@@ -61,16 +116,34 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
                                                  path=files["parquet"], scene=files["scene"]))
         with console.status("running the pipeline until idle…"):
             report = tick(conn, until_idle=True)
+            # Idempotent re-runs: rules over features computed before this ontology was
+            # active, and scoring jobs for any candidate not yet queued.
+            store.backfill(conn, str(project["project_id"]), DEMO_SOURCE)
+            conn.execute(query("scoring", "queue_unscored"),
+                         {"source_id": None, "project_id": project["project_id"]})
+            conn.commit()
+        with console.status("scoring: a worker runs until the queue drains…"):
+            stats = run_worker(settings.conninfo(),
+                               WorkerConfig(mode="until_idle", poll_s=1.0, concurrency=2),
+                               signals=False)
         source = conn.execute("SELECT source_id FROM ingest.sources WHERE project_id = %s "
                               "AND name = %s", (project["project_id"], DEMO_SOURCE)).fetchone()
         assert source is not None
-        counts = conn.execute(FEATURE_COUNTS, {"s": source["source_id"]}).fetchone()
+        sid = {"s": source["source_id"]}
+        counts = conn.execute(FEATURE_COUNTS, sid).fetchone()
+        per_type = [dict(r) for r in conn.execute(CANDIDATES_PER_TYPE, sid).fetchall()]
+        scores = [float(str(r["model_score"])) for r in conn.execute(SCORES, sid).fetchall()
+                  if r["model_score"] is not None]
+        evaluation = evaluate_source(conn, load_truth(files["truth"]), DEMO_SOURCE, ref)
     return {
         "database": info, "project": project, "customer_key": key["api_key"],
         "customer_key_prefix": key["lookup_prefix"], "files": {k: str(v) for k, v in files.items()},
-        "truth_events": len(result.truth["events"]) if isinstance(result.truth, dict)
-        else None,
-        "ingest": summary.as_json(), "tick": report.as_dict(), "features": dict(counts or {}),
+        "ontology": f"{ontology.name} v{ontology.version}",
+        "model_version": model, "ingest": summary.as_json(), "tick": report.as_dict(),
+        "features": dict(counts or {}), "candidates_per_type": per_type,
+        "evaluation": evaluation, "worker": vars(stats),
+        "score_histogram": score_histogram(scores, out_dir / "model_scores.png"),
+        "scores": len(scores),
     }
 
 
@@ -80,13 +153,15 @@ def demo_command(
 ) -> None:
     """Set up the database and run the whole product on the built-in demo scene."""
     res = run_demo(out)
+    evaluation = res.pop("evaluation")
     if json_out:
         res.pop("customer_key")
-        print_json(res)
+        print_json({**res, "evaluation": evaluation.as_dict()})
         return
     pid = res["project"]["project_id"]
     console.rule("[bold]secinf demo")
-    console.print(f"project [bold]{DEMO_ORG}/{DEMO_PROJECT}[/] · id {pid}")
+    console.print(f"project [bold]{DEMO_ORG}/{DEMO_PROJECT}[/] · id {pid} · ontology "
+                  f"{res['ontology']} · scoring model {res['model_version']}")
     console.print(f"scene {DEMO_SOURCE}: files in {out}")
     ing = res["ingest"]
     dup = " (already ingested: duplicate batch)" if ing.get("duplicate_batch") else ""
@@ -96,6 +171,14 @@ def demo_command(
     console.print(f"pipeline: {tk['ticks']} tick(s), {tk['points']:,} points in "
                   f"{tk['seconds']:.1f} s, errors: {len(tk['errors'])}")
     print_table([res["features"]], title="feature rows for the demo scene")
+    print_table(res["candidates_per_type"], title="candidates per type")
+    console.print(table(evaluation.result, f"evaluation against truth.json "
+                                           f"({evaluation.truth_events} truth events)"))
+    wk = res["worker"]
+    console.print(f"worker: {wk['succeeded']} scoring job(s) done, {wk['dead']} dead-lettered; "
+                  f"{res['scores']} candidates scored")
+    print_table(res["score_histogram"], title="model score distribution "
+                f"(plot: {out / 'model_scores.png'})")
     conninfo = res["database"]["conninfo"]
     console.print(f'connect:  [bold]secinf db psql[/]   or   psql "{conninfo}"')
     console.print(f"customer API key (30 days, shown once): {res['customer_key']}")
