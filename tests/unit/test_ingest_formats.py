@@ -184,3 +184,12 @@ def test_pose_validation(tmp_path: Path) -> None:
     assert [(e.row, e.code) for e in reader.errors.kept] == [
         (2, "keypoints_shape"), (3, "out_of_range"), (4, "duplicate_key"), (5, "unparseable")]
     assert not math.isnan(float(frames[0]["keypoints"][0].strip("{}").split(",")[0]))
+
+
+def test_mot_rows_with_too_few_fields_are_one_clear_error(tmp_path: Path) -> None:
+    # Found by the property test: a later block whose first row is short used to surface
+    # as KeyError('h') (the first row of the file is checked when the file is opened).
+    p = tmp_path / "gt.txt"
+    p.write_text("1,1,10,10,5,5,1,1,1\n3,2,3\n4,2,3\n")
+    with pytest.raises(UserError, match=r"has 3 comma-separated field\(s\).*at least 6"):
+        list(open_tracks(p, block_bytes=20).chunks())  # block 2 starts at the short row

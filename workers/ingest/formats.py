@@ -306,6 +306,11 @@ class TrackReader:
         gt = self.path.name.lower().startswith("gt")
         for block in self._text_blocks(skip_header=False):
             n_cols = len(block.split(b"\n", 1)[0].split(b","))
+            if n_cols < 6:
+                raise UserError(
+                    f"{self.path}: data row {self.rows_read + 1} has {n_cols} comma-separated "
+                    "field(s); MOTChallenge gt.txt/det.txt rows need at least 6 "
+                    "(frame,id,left,top,width,height,…); is it the right --format?")
             names = (MOT_COLUMNS + [f"extra{i}" for i in range(max(0, n_cols - 9))])[:n_cols]
             raw = self._parse_text(block, names, ",")
             num = {c: pl.col(c).str.strip_chars().cast(pl.Float64, strict=False)
