@@ -43,7 +43,7 @@ test-fast: venv ## Only the unit tests (no database)
 	@$(VENV)/bin/pytest tests/unit -q
 
 lint: venv ## ruff
-	@$(VENV)/bin/ruff check workers plpython tests streamlit_app
+	@$(VENV)/bin/ruff check .
 
 typecheck: venv ## mypy --strict on the package
 	@$(VENV)/bin/mypy

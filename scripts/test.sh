@@ -6,7 +6,7 @@ VENV=${VENV:-.venv}
 step() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
 
 step "ruff"
-"$VENV/bin/ruff" check workers plpython tests streamlit_app
+"$VENV/bin/ruff" check .
 step "mypy (strict, package)"
 "$VENV/bin/mypy"
 step "squawk (migrations)"
