@@ -25,9 +25,9 @@ BEGIN
     'heading_h', pipeline.setting_float(v_project, 'cusum_heading_h'),
     'min_speed', pipeline.setting_float(v_project, 'cusum_min_speed'));
 
-  SELECT array_agg(DISTINCT k.track_id) INTO v_tracks
-  FROM features.kinematics k
-  WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to;
+  SELECT array_agg(t.track_id) INTO v_tracks
+  FROM (SELECT DISTINCT k.track_id FROM features.kinematics k
+        WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to) t;
   IF v_tracks IS NULL THEN
     RETURN 0;
   END IF;
@@ -43,14 +43,16 @@ BEGIN
     FROM features.kinematics k
     WHERE k.source_id = p_source AND k.track_id = ANY (v_tracks)
   ),
-  -- One sort for all four arrays: aggregates over a sorted subquery keep its order (an
-  -- ORDER BY inside each array_agg would sort the rows once per aggregate).
+  -- One sort for the value arrays: aggregates over a sorted subquery keep its order (an
+  -- ORDER BY inside each array_agg would sort the rows once per aggregate). Track segments
+  -- cross into Python as their 0-based start indices only.
   found AS (
     SELECT c.*
-    FROM (SELECT array_agg(p.track_id) AS tracks, array_agg(p.segment) AS segments,
-                 array_agg(p.speed) AS speed, array_agg(p.heading) AS heading
-          FROM (SELECT * FROM pts ORDER BY pts.idx) p) a,
-         features.cusum(a.tracks, a.segments, a.speed, a.heading, v_params) c
+    FROM (SELECT array_agg(p.speed) AS speed, array_agg(p.heading) AS heading
+          FROM (SELECT pts.speed, pts.heading FROM pts ORDER BY pts.idx) p) a,
+         (SELECT array_agg(g.first - 1 ORDER BY g.first) AS starts
+          FROM (SELECT min(pts.idx) AS first FROM pts GROUP BY pts.track_id, pts.segment) g) b,
+         features.cusum(b.starts, a.speed, a.heading, v_params) c
   )
   SELECT v_project, p_source, p.track_id, p.ts, p.frame, f.signal, f.direction, f.magnitude,
          f.score

@@ -19,10 +19,10 @@ AS $$ SELECT p_deg - 360.0::float8 * pg_catalog.floor((p_deg + 180.0::float8) / 
 
 -- Stage function: recompute features.kinematics for ts in [p_from, p_to] of one source.
 -- One INSERT … SELECT with two sorts and four window passes: (1) step to the previous point
--- and (2) the running gap count (segment) by track and frame; (3) the centred moving average
--- (a RANGE frame over frame numbers) and dt by track segment; (4) the lags of the smoothed
--- position and of dt up to three rows back, from which velocity, speed, acceleration, jerk,
--- heading and turn rate are all computed inline (backward differences of differences, the
+-- (hence dt) and (2) the running gap count (segment) by track and frame; (3) the centred
+-- moving average (a RANGE frame over frame numbers) by track segment; (4) the lags of the
+-- smoothed position and of dt up to three rows back, from which velocity, speed, acceleration,
+-- jerk, heading and turn rate are all computed inline (backward differences of differences, the
 -- same arithmetic as chained lags, without a window pass per derivative).
 CREATE OR REPLACE FUNCTION features.compute_kinematics(p_source bigint, p_from timestamptz,
                                                        p_to timestamptz)
@@ -68,21 +68,24 @@ BEGIN
   ),
   gaps AS (
     SELECT p.track_id, p.frame, p.ts, p.x, p.y, pr.prev_segment,
-           date_part('epoch', p.ts - coalesce(lag(p.ts) OVER w, pr.prev_ts)) AS step
+           date_part('epoch', p.ts - coalesce(lag(p.ts) OVER w, pr.prev_ts)) AS step,
+           date_part('epoch', p.ts - lag(p.ts) OVER w) AS since_prev
     FROM pts p LEFT JOIN prev pr ON pr.track_id = p.track_id
     WINDOW w AS (PARTITION BY p.track_id ORDER BY p.frame)
   ),
   seg AS (
     SELECT g.track_id, g.frame, g.ts, g.x, g.y,
+           -- dt: the step to the previous row of the same segment (NULL at a segment start:
+           -- a step over the gap limit, or no earlier row in the read window).
+           CASE WHEN g.step > v_gap THEN NULL ELSE nullif(g.since_prev, 0) END AS dt,
            coalesce(g.prev_segment, 0)
              + sum(CASE WHEN g.step > v_gap THEN 1 ELSE 0 END)
                  OVER (PARTITION BY g.track_id ORDER BY g.frame ROWS UNBOUNDED PRECEDING) AS segment
     FROM gaps g
   ),
   smooth AS (
-    SELECT s.track_id, s.frame, s.ts, s.segment,
-           avg(s.x) OVER w AS x, avg(s.y) OVER w AS y,
-           nullif(date_part('epoch', s.ts - lag(s.ts) OVER k), 0) AS dt
+    SELECT s.track_id, s.frame, s.ts, s.segment, s.dt,
+           avg(s.x) OVER w AS x, avg(s.y) OVER w AS y
     FROM seg s
     WINDOW k AS (PARTITION BY s.track_id, s.segment ORDER BY s.frame),
            w AS (k RANGE BETWEEN v_half PRECEDING AND v_half FOLLOWING)

@@ -1,7 +1,8 @@
 -- Features stage 3 · relations: both orders of every pair of tracks closer than the radius
 -- at the same frame. Candidate pairs come from a uniform grid (cell = radius): each point
--- probes its own and the eight neighbouring cells, so cost grows with close pairs, not with
--- the square of the actors in a frame.
+-- probes its own cell and the four "forward" neighbours (half the neighbourhood: every pair
+-- is matched once and written in both orders), so cost grows with close pairs, not with the
+-- square of the actors in a frame.
 
 -- The pair radius of a source: metres for metric sources, pixels for pixel sources.
 CREATE OR REPLACE FUNCTION features.relation_radius(p_source bigint) RETURNS double precision
@@ -16,7 +17,7 @@ END
 $$;
 
 -- Stage function: recompute features.relations for ts in [p_from, p_to] of one source.
--- Each point probes its own and the 8 neighbouring cells through one bigint hash key
+-- Each point probes its own and 4 of the 8 neighbouring cells through one bigint hash key
 -- (frame, cell x mod 2048, cell y mod 2048): a single hash condition, so even with no
 -- statistics on freshly written kinematics the join is a hash join whose probes match
 -- only close candidates. Cells that collide through the modulo (≥ 20 km apart at 10 m)
@@ -48,39 +49,64 @@ BEGIN
                                   bearing, lon_offset, lat_offset, speed, other_speed, rel_speed,
                                   approach_speed, heading_diff)
   WITH k AS MATERIALIZED (
-    SELECT k.track_id, k.frame, k.ts, k.x, k.y, k.vx, k.vy, k.speed, k.heading,
-           floor(k.x / v_radius)::bigint AS cx, floor(k.y / v_radius)::bigint AS cy
-    FROM features.kinematics k
-    WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to
+    SELECT c.*, (c.frame << 22) | ((c.cx & 2047) << 11) | (c.cy & 2047) AS cell
+    FROM (SELECT k.track_id, k.frame, k.ts, k.x, k.y, k.vx, k.vy, k.speed, k.heading,
+                 cosd(k.heading) AS ch, sind(k.heading) AS sh,
+                 floor(k.x / v_radius)::bigint AS cx, floor(k.y / v_radius)::bigint AS cy
+          FROM features.kinematics k
+          WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to
+          OFFSET 0) c
   ),
-  cells AS MATERIALIZED (
-    SELECT k.*, (k.frame << 22) | ((k.cx & 2047) << 11) | (k.cy & 2047) AS cell FROM k
-  ),
+  -- Half the neighbourhood: the own cell and the four "forward" cells. Of two points in
+  -- different neighbouring cells exactly one lies forward of the other; inside the own cell
+  -- the track order picks one. Each unordered pair is matched once and emitted in both orders.
   probe AS (
-    SELECT k.*, (k.frame << 22) | (((k.cx + d.dx) & 2047) << 11) | ((k.cy + d.dy) & 2047) AS cell
-    FROM k CROSS JOIN (VALUES (-1::bigint, -1::bigint), (-1, 0), (-1, 1), (0, -1), (0, 0),
-                              (0, 1), (1, -1), (1, 0), (1, 1)) AS d (dx, dy)
+    SELECT k.track_id, k.frame, k.ts, k.x, k.y, k.vx, k.vy, k.speed, k.heading, k.ch, k.sh,
+           d.dx = 0 AND d.dy = 0 AS own,
+           (k.frame << 22) | (((k.cx + d.dx) & 2047) << 11) | ((k.cy + d.dy) & 2047) AS cell
+    FROM k CROSS JOIN (VALUES (0::bigint, 0::bigint), (0, 1), (1, -1), (1, 0), (1, 1))
+                      AS d (dx, dy)
   ),
+  -- Order-free quantities once per pair (a → b); swapping the order negates dx, dy and the
+  -- relative velocity exactly, so distance, rel_speed and approach_speed are the same.
   pairs AS (
-    SELECT a.track_id, a.frame, a.ts, a.vx, a.vy, a.speed, a.heading,
-           b.track_id AS other_id, b.vx AS ovx, b.vy AS ovy, b.speed AS other_speed,
-           b.heading AS other_heading, b.x - a.x AS dx, b.y - a.y AS dy
+    SELECT a.frame, a.ts, a.track_id AS a_id, b.track_id AS b_id, a.speed AS a_speed,
+           b.speed AS b_speed, a.heading AS a_heading, b.heading AS b_heading,
+           a.ch AS a_ch, a.sh AS a_sh, b.ch AS b_ch, b.sh AS b_sh,
+           b.x - a.x AS dx, b.y - a.y AS dy, b.vx - a.vx AS rvx, b.vy - a.vy AS rvy
     FROM probe a
-    JOIN cells b ON b.cell = a.cell
-    WHERE b.frame = a.frame AND b.track_id <> a.track_id
+    JOIN k b ON b.cell = a.cell
+    WHERE b.frame = a.frame
+      AND CASE WHEN a.own THEN a.track_id COLLATE "C" < b.track_id COLLATE "C"
+               ELSE a.track_id <> b.track_id END
     OFFSET 0
   ),
   near AS (
-    SELECT p.*, sqrt(p.dx * p.dx + p.dy * p.dy) AS distance, cosd(p.heading) AS ch,
-           sind(p.heading) AS sh
-    FROM pairs p
+    SELECT p.*, sqrt(p.dx * p.dx + p.dy * p.dy) AS distance FROM pairs p OFFSET 0
+  ),
+  close AS (
+    SELECT n.*, sqrt(n.rvx * n.rvx + n.rvy * n.rvy) AS rel_speed,
+           CASE WHEN n.distance > 0 THEN (n.dx * n.rvx + n.dy * n.rvy) / n.distance END
+             AS approach_speed
+    FROM near n
+    WHERE n.distance < v_radius
+    OFFSET 0
+  ),
+  -- Both orders: me, other, my heading frame and the offset from me to the other.
+  both_orders AS (
+    SELECT c.frame, c.ts, c.distance, c.rel_speed, c.approach_speed, o.*
+    FROM close c
+    CROSS JOIN LATERAL (VALUES
+      (c.a_id, c.b_id, c.a_speed, c.b_speed, c.a_heading, c.b_heading, c.a_ch, c.a_sh,
+       c.dx, c.dy),
+      (c.b_id, c.a_id, c.b_speed, c.a_speed, c.b_heading, c.a_heading, c.b_ch, c.b_sh,
+       -c.dx, -c.dy)) AS o (track_id, other_id, speed, other_speed, heading, other_heading,
+                            ch, sh, odx, ody)
     OFFSET 0
   ),
   framed AS (
-    SELECT n.*, n.dx * n.ch + n.dy * n.sh AS lon_offset, n.dy * n.ch - n.dx * n.sh AS lat_offset,
-           n.ovx - n.vx AS rvx, n.ovy - n.vy AS rvy
-    FROM near n
-    WHERE n.distance < v_radius
+    SELECT f.*, f.odx * f.ch + f.ody * f.sh AS lon_offset, f.ody * f.ch - f.odx * f.sh AS lat_offset
+    FROM both_orders f
     OFFSET 0
   ),
   bear AS (
@@ -88,9 +114,7 @@ BEGIN
   )
   SELECT v_project, p_source, f.ts, f.frame, f.track_id, f.other_id, f.distance,
          CASE WHEN f.b = -180.0 THEN 180.0 ELSE f.b END,
-         f.lon_offset, f.lat_offset, f.speed, f.other_speed,
-         sqrt(f.rvx * f.rvx + f.rvy * f.rvy),
-         CASE WHEN f.distance > 0 THEN (f.dx * f.rvx + f.dy * f.rvy) / f.distance END,
+         f.lon_offset, f.lat_offset, f.speed, f.other_speed, f.rel_speed, f.approach_speed,
          abs(features.wrap_deg(f.other_heading - f.heading))
   FROM bear f;
   GET DIAGNOSTICS v_rows = ROW_COUNT;

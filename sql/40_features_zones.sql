@@ -22,9 +22,9 @@ BEGIN
   v_k := greatest(1, coalesce(pipeline.setting_int(v_project, 'hysteresis_frames'),
                               ceil(pipeline.setting_float(v_project, 'hysteresis_s') * v_fps)::integer));
 
-  SELECT array_agg(DISTINCT k.track_id) INTO v_tracks
-  FROM features.kinematics k
-  WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to;
+  SELECT array_agg(t.track_id) INTO v_tracks
+  FROM (SELECT DISTINCT k.track_id FROM features.kinematics k
+        WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to) t;
   IF v_tracks IS NULL THEN
     RETURN 0;
   END IF;
