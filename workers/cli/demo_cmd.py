@@ -26,8 +26,6 @@ from workers.pipeline.runner import tick
 from workers.queue.worker import WorkerConfig, run_worker
 from workers.rules import store
 from workers.rules.ontology import load_ontology
-from workers.scoring.registry import load_model
-from workers.scoring.training import run_training
 from workers.settings import ONTOLOGIES_DIR, REPO_ROOT, load_settings
 from workers.simulate import preset_config, simulate, write_outputs
 
@@ -64,6 +62,9 @@ SELECT (SELECT count(*) FROM ingest.track_points WHERE source_id = %(s)s) AS tra
 def ensure_model(conn: Any) -> str:
     """The newest registered model's version; trains a small one (8 scenes, 12 epochs) if
     there is none — `secinf train` trains the full-size one."""
+    from workers.scoring.registry import load_model  # torch: loaded only when the demo runs
+    from workers.scoring.training import run_training
+
     try:
         return load_model(conn).version
     except NotFound:

@@ -25,22 +25,23 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+# In the order of the flow: platform, tenancy, data in, pipeline, rules, model, queue, tools.
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(tenancy_cmd.project_app, name="project")
 app.add_typer(tenancy_cmd.keys_app, name="keys")
 app.add_typer(tenancy_cmd.analysts_app, name="analysts")
-app.command("demo")(demo_command)
 app.command("simulate")(simulate_command)
 app.command("ingest")(ingest_command)
-app.add_typer(bench_app, name="bench")
-app.add_typer(jobs_cmd.app, name="jobs")
-app.command("worker")(worker_command)
 app.command("tick")(tick_command)
 app.add_typer(pipeline_app, name="pipeline")
-app.command("train")(train_command)
 app.add_typer(rules_cmd.app, name="rules")
 app.command("evaluate")(rules_cmd.evaluate_command)
 app.command("tune")(rules_cmd.tune_command)
+app.command("train")(train_command)
+app.command("worker")(worker_command)
+app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(bench_app, name="bench")
+app.command("demo")(demo_command)
 
 
 def main() -> None:

@@ -11,9 +11,9 @@ from rich.progress import Progress
 
 from workers.cli.output import console, err_console, print_json, print_table
 from workers.db.connect import connect
-from workers.scoring.bench import run_bench
-from workers.scoring.registry import list_models
-from workers.scoring.training import run_training
+
+# The scoring modules import torch (seconds): they load inside the commands, so that
+# `secinf --help` and every other command start fast.
 
 JSON = typer.Option(False, "--json", help="Print JSON.")
 
@@ -29,8 +29,12 @@ def train_command(
     json_out: bool = JSON,
 ) -> None:
     """Train the scoring model on simulated scenes and register it (scoring.models)."""
+    from workers.scoring.training import run_training
+
     with connect() as conn:
         if list_:
+            from workers.scoring.registry import list_models
+
             rows = list_models(conn)
             if json_out:
                 print_json(rows)
@@ -73,6 +77,8 @@ def bench_scoring(
     """Candidates scored per second at the default batch size, and NOTIFY-to-written-score
     latency p50/p95 through the queue and worker at low load."""
     with connect() as conn:
+        from workers.scoring.bench import run_bench
+
         report = run_bench(conn, rounds=rounds, device=device)
     if json_out:
         print_json(report)
