@@ -11,6 +11,12 @@
 -- whatever the GRANT copied onto existing chunks. Queries on the hypertable itself work
 -- (Postgres checks privileges on the parent only) and RLS applies there.
 
+-- The roles RLS binds: the only ones whose privileges must never reach a chunk.
+CREATE OR REPLACE FUNCTION auth.rls_bound_roles() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ARRAY['anon', 'customer', 'reviewer', 'analyst', 'project_admin'] $$;
+
 -- Grant privileges on every column of a hypertable to roles, then lock the chunks down.
 CREATE OR REPLACE FUNCTION auth.grant_hypertable(p_rel regclass, p_privilege text, p_roles text[])
 RETURNS void
@@ -39,21 +45,16 @@ LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  c record;
   h record;
-  v_cols text;
-  n integer := 0;
 BEGIN
   FOR h IN
-    SELECT format('%I.%I', ht.hypertable_schema, ht.hypertable_name)::regclass AS rel,
-           r.rolname, p.priv
-    FROM timescaledb_information.hypertables ht
-    CROSS JOIN unnest(ARRAY['anon', 'customer', 'reviewer', 'analyst', 'project_admin']) r(rolname)
-    CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p(priv)
-    WHERE EXISTS (SELECT FROM aclexplode((SELECT relacl FROM pg_class
-                                           WHERE oid = format('%I.%I', ht.hypertable_schema,
-                                                              ht.hypertable_name)::regclass)) a
-                  WHERE a.grantee = to_regrole(r.rolname) AND a.privilege_type = p.priv)
+    SELECT ht.rel, a.grantee::regrole::text AS rolname, a.privilege_type AS priv
+    FROM (SELECT format('%I.%I', hypertable_schema, hypertable_name)::regclass AS rel
+          FROM timescaledb_information.hypertables) ht
+    JOIN pg_class c ON c.oid = ht.rel
+    CROSS JOIN LATERAL aclexplode(c.relacl) a
+    WHERE a.grantee::regrole::text = ANY (auth.rls_bound_roles())
+      AND a.privilege_type IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')
   LOOP
     EXECUTE format('REVOKE %s ON %s FROM %I', h.priv, h.rel, h.rolname);
     IF h.priv <> 'DELETE' THEN  -- DELETE has no column form: it is simply withdrawn
@@ -72,17 +73,17 @@ AS $$
 DECLARE
   c record;
   v_cols text;
+  v_roles text := (SELECT string_agg(quote_ident(r), ', ') FROM unnest(auth.rls_bound_roles()) r);
   n integer := 0;
 BEGIN
   FOR c IN
-    SELECT ch.chunk_schema, ch.chunk_name, format('%I.%I', ch.chunk_schema, ch.chunk_name) AS rel
+    SELECT format('%I.%I', ch.chunk_schema, ch.chunk_name)::regclass AS rel
     FROM timescaledb_information.chunks ch
   LOOP
     SELECT string_agg(quote_ident(attname), ', ') INTO v_cols
-    FROM pg_attribute WHERE attrelid = c.rel::regclass AND attnum > 0 AND NOT attisdropped;
-    EXECUTE format('REVOKE ALL ON %s FROM anon, customer, reviewer, analyst, project_admin', c.rel);
-    EXECUTE format('REVOKE ALL (%s) ON %s FROM anon, customer, reviewer, analyst, project_admin',
-                   v_cols, c.rel);
+    FROM pg_attribute WHERE attrelid = c.rel AND attnum > 0 AND NOT attisdropped;
+    EXECUTE format('REVOKE ALL ON %s FROM %s', c.rel, v_roles);
+    EXECUTE format('REVOKE ALL (%s) ON %s FROM %s', v_cols, c.rel, v_roles);
     n := n + 1;
   END LOOP;
   RETURN n;
