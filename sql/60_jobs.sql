@@ -30,6 +30,19 @@ AS $$
                    WHERE p.project_id = p_project), 0)
 $$;
 
+-- Close an attempt with its outcome (and error, if any): the last step of every fenced
+-- outcome function. The caller has fenced the attempt already.
+CREATE OR REPLACE FUNCTION jobs.close_attempt(p_job bigint, p_attempt bigint, p_outcome text,
+                                              p_error text DEFAULT NULL)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  UPDATE jobs.attempts a
+  SET outcome = p_outcome, finished_at = clock_timestamp(), error = coalesce(p_error, a.error)
+  WHERE a.job_id = p_job AND a.attempt = p_attempt
+$$;
+
 -- ======================================================================= enqueue
 -- Queue one job; with a dedupe key, return the live job of that key instead of a second.
 CREATE OR REPLACE FUNCTION jobs.enqueue(
@@ -256,8 +269,7 @@ BEGIN
   SET state = 'succeeded', lease_until = NULL, finished_at = clock_timestamp(),
       updated_at = clock_timestamp()
   WHERE j.job_id = p_job;
-  UPDATE jobs.attempts a SET outcome = 'succeeded', finished_at = clock_timestamp()
-  WHERE a.job_id = p_job AND a.attempt = p_attempt;
+  PERFORM jobs.close_attempt(p_job, p_attempt, 'succeeded');
   RETURN true;
 END
 $$;
@@ -272,23 +284,23 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_state text;
+  v_dead  boolean;
 BEGIN
   PERFORM jobs.fence(p_job, p_attempt);
+  SELECT p_permanent OR j.failures + 1 >= j.max_attempts INTO v_dead
+  FROM jobs.jobs j WHERE j.job_id = p_job;
   UPDATE jobs.jobs j
   SET failures    = j.failures + 1,
-      state       = CASE WHEN p_permanent OR j.failures + 1 >= j.max_attempts
-                         THEN 'dead' ELSE 'queued' END,
-      run_after   = CASE WHEN p_permanent OR j.failures + 1 >= j.max_attempts THEN j.run_after
+      state       = CASE WHEN v_dead THEN 'dead' ELSE 'queued' END,
+      run_after   = CASE WHEN v_dead THEN j.run_after
                          ELSE clock_timestamp() + jobs.backoff(j.retry_delay, j.failures + 1) END,
-      finished_at = CASE WHEN p_permanent OR j.failures + 1 >= j.max_attempts
-                         THEN clock_timestamp() END,
+      finished_at = CASE WHEN v_dead THEN clock_timestamp() END,
       last_error  = p_error,
       lease_until = NULL,
       updated_at  = clock_timestamp()
   WHERE j.job_id = p_job
   RETURNING j.state INTO v_state;
-  UPDATE jobs.attempts a SET outcome = 'failed', finished_at = clock_timestamp(), error = p_error
-  WHERE a.job_id = p_job AND a.attempt = p_attempt;
+  PERFORM jobs.close_attempt(p_job, p_attempt, 'failed', p_error);
   RETURN v_state;
 END
 $$;
@@ -306,8 +318,7 @@ BEGIN
   SET state = 'queued', run_after = clock_timestamp(), lease_until = NULL,
       updated_at = clock_timestamp()
   WHERE j.job_id = p_job;
-  UPDATE jobs.attempts a SET outcome = 'released', finished_at = clock_timestamp(), error = p_reason
-  WHERE a.job_id = p_job AND a.attempt = p_attempt;
+  PERFORM jobs.close_attempt(p_job, p_attempt, 'released', p_reason);
 END
 $$;
 

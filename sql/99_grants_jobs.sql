@@ -11,6 +11,7 @@ GRANT SELECT ON jobs.jobs, jobs.attempts, jobs.results TO project_admin;
 
 GRANT EXECUTE ON FUNCTION
   jobs.backoff(interval, bigint),
+  jobs.close_attempt(bigint, bigint, text, text),
   jobs.plan_priority(uuid),
   jobs.enqueue(uuid, text, jsonb, bigint, timestamptz, bigint, interval, text),
   jobs.enqueue_many(uuid, text, jsonb[], bigint, bigint, interval),
