@@ -1,0 +1,8 @@
+-- 0008 rollback: drop review, events and analytics (their sql/ objects go with them) and
+-- the local accounts.
+SET lock_timeout = '10s';
+SET statement_timeout = '5min';
+DROP SCHEMA IF EXISTS analytics CASCADE;
+DROP SCHEMA IF EXISTS events CASCADE;
+DROP SCHEMA IF EXISTS review CASCADE;
+DROP TABLE IF EXISTS core.accounts;
