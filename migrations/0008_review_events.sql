@@ -138,4 +138,38 @@ CREATE INDEX events_project_ts_idx ON events.events (project_id, start_ts, event
 CREATE INDEX events_project_type_ts_idx ON events.events (project_id, type, start_ts);
 CREATE INDEX events_source_ts_idx ON events.events (source_id, start_ts);
 
+-- ======================================================================= review queue
+-- The queue pages (sql/50_review_queue.sql) sort by these keys, score = the model's score
+-- where there is one, else the rule's. They are stored columns, not index expressions,
+-- because the pages run under RLS: Postgres uses a qual as an index condition there only
+-- if it is leakproof, and the keyset comparison (key, candidate_id) > cursor is leakproof
+-- on plain columns but not on COALESCE or arithmetic.
+-- candidates.candidates comes from 0005 of this same release and is still small when this
+-- runs, so the rewrite and the plain CREATE INDEX below are quick (as in 0007).
+ALTER TABLE candidates.candidates
+  ADD COLUMN queue_score double precision
+    -- squawk-ignore adding-field-with-default
+    GENERATED ALWAYS AS (coalesce(model_score, rule_score)) STORED,
+  ADD COLUMN queue_uncertainty double precision  -- |score − 0.5|: 0 is most uncertain
+    -- squawk-ignore adding-field-with-default
+    GENERATED ALWAYS AS (abs(coalesce(model_score, rule_score) - 0.5::double precision)) STORED;
+
+-- One index per ordering, per project and status, ending in candidate_id (the tie-break),
+-- so a keyset page is one ordered index range scan at any depth of the queue:
+-- uncertain (ascending), newest (start_ts descending), score (descending).
+-- squawk-ignore require-concurrent-index-creation
+CREATE INDEX candidates_queue_uncertain_idx ON candidates.candidates
+  (project_id, status, queue_uncertainty, candidate_id);
+-- squawk-ignore require-concurrent-index-creation
+CREATE INDEX candidates_queue_newest_idx ON candidates.candidates
+  (project_id, status, start_ts, candidate_id);
+-- squawk-ignore require-concurrent-index-creation
+CREATE INDEX candidates_queue_score_idx ON candidates.candidates
+  (project_id, status, queue_score, candidate_id);
+-- The queue's counts (api.review_counts): an index-only scan per project that groups by
+-- type, status and source and filters on score and start time.
+-- squawk-ignore require-concurrent-index-creation
+CREATE INDEX candidates_review_counts_idx ON candidates.candidates
+  (project_id, type, status, source_id) INCLUDE (queue_score, start_ts);
+
 RESET ROLE;

@@ -15,10 +15,15 @@ BEGIN
     RAISE EXCEPTION 'API key revoked or expired' USING ERRCODE = 'PT401',
       HINT = 'Exchange a valid key for a new token (POST /rpc/exchange_key).';
   END IF;
+  -- A token from api.login dies with its account (core.account_is_live, 50_review_accounts).
+  IF c ? 'account' AND NOT core.account_is_live(c ->> 'sub') THEN
+    RAISE EXCEPTION 'account disabled' USING ERRCODE = 'PT401',
+      HINT = 'Ask an administrator to re-enable it (secinf accounts).';
+  END IF;
 END
 $$;
 COMMENT ON FUNCTION api.pre_request() IS
-  'Checks, before every request, that the API key behind the token is still valid.';
+  'Checks, before every request, that the API key or account behind the token is still valid.';
 
 -- ---------------------------------------------------------------- authentication
 CREATE OR REPLACE FUNCTION api.exchange_key(api_key text) RETURNS jsonb

@@ -38,7 +38,10 @@ class Settings:
     dbname: str
     pg_bin: Path
     storage_root: Path
-    """Where dataset versions are written."""
+    """Where dataset versions are written: SECINF_DATASETS_DIR (SECINF_STORAGE is read too)."""
+    authenticator_password: str | None = None
+    """SECINF_AUTHENTICATOR_PASSWORD: the review app's `authenticator` login on a server of
+    your own (the local cluster trusts its socket and needs none)."""
 
     @property
     def managed(self) -> bool:
@@ -100,7 +103,9 @@ def load_settings() -> Settings:
         port=int(env.get("SECINF_PORT") or DEFAULT_PORT),
         dbname=env.get("SECINF_DBNAME") or DEFAULT_DBNAME,
         pg_bin=Path(env.get("SECINF_PG_BIN") or PG_BIN),
-        storage_root=Path(env.get("SECINF_STORAGE") or home / "datasets"),
+        storage_root=Path(env.get("SECINF_DATASETS_DIR") or env.get("SECINF_STORAGE")
+                          or home / "datasets"),
+        authenticator_password=env.get("SECINF_AUTHENTICATOR_PASSWORD") or None,
     )
 
 

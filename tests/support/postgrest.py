@@ -1,8 +1,10 @@
 """Run requests the way PostgREST does, without PostgREST.
 
-Per request: one transaction; `SET LOCAL ROLE <role>`; `request.jwt.claims` (and the method,
-path and headers) set with `set_config(..., true)`; the pre-request function; then the query
-against the `api` schema. Errors map to HTTP statuses as PostgREST maps SQLSTATEs.
+Per request: one transaction; the impersonated role's own settings (`ALTER ROLE … SET`,
+e.g. statement_timeout) as transaction-local ones, as PostgREST ≥ 11.1 applies them;
+`SET LOCAL ROLE <role>`; `request.jwt.claims` (and the method, path and headers) set with
+`set_config(..., true)`; the pre-request function; then the query against the `api` schema.
+Errors map to HTTP statuses as PostgREST maps SQLSTATEs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,24 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 ROLES = ("anon", "customer", "reviewer", "analyst", "project_admin")
+# PostgREST's query for the impersonated roles' settings (src/PostgREST/Config/Database.hs,
+# queryRoleSettings): the database-independent settings of each role the authenticator is a
+# member of, of user context (or SET-granted); default_transaction_isolation is kept apart.
+ROLE_SETTINGS = """
+WITH role_setting AS (
+  SELECT r.rolname, unnest(r.rolconfig) AS setting
+  FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+  WHERE m.member = current_user::regrole::oid AND r.rolname = %(role)s
+), kv AS (
+  SELECT substr(setting, 1, strpos(setting, '=') - 1) AS key,
+         lower(substr(setting, strpos(setting, '=') + 1)) AS value
+  FROM role_setting
+)
+SELECT kv.key, kv.value FROM kv
+JOIN pg_settings ps ON ps.name = kv.key
+  AND (ps.context = 'user' OR has_parameter_privilege(current_user::regrole::oid, ps.name, 'set'))
+WHERE kv.key <> 'default_transaction_isolation'
+"""
 
 
 def http_status(sqlstate: str | None, role: str) -> int:
@@ -72,6 +92,10 @@ class Api:
         with self._connect() as conn:
             try:
                 with conn.transaction():
+                    # Like PostgREST: the role's settings first, then the role.
+                    for setting in conn.execute(ROLE_SETTINGS, {"role": self.role}).fetchall():
+                        conn.execute("SELECT set_config(%s, %s, true)",
+                                     (setting["key"], setting["value"]))
                     conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(self.role)))
                     conn.execute(
                         "SELECT set_config('request.jwt.claims', %s, true),"

@@ -7,6 +7,7 @@ must get data here (or from the real pipeline) before it counts as covered.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -67,8 +68,56 @@ def populate(db: Conn, project_id: str, tag: str) -> None:
         db.execute("SELECT jobs.complete(%s, %s, '{\"ok\": true}')",
                    (claimed["job_id"], claimed["attempt"]))
         db.execute("SELECT jobs.enqueue(%s, 'noop', '{}')", (project_id,))
+    if _exists(db, "review.decisions"):
+        _review_rows(db, project_id, tag, source_id)
+    if _exists(db, "datasets.versions"):
+        # A published dataset version: a draft with a file and a passed gate, then published
+        # (the only way the triggers allow).
+        version = db.execute(
+            "INSERT INTO datasets.versions (project_id, version, schema_version, split_seed,"
+            " train_ratio, val_ratio, test_ratio, context_s, storage_path, data_card,"
+            " manifest_sha256) VALUES (%s, '1.0.0', 1, 0, 0.7, 0.15, 0.15, 2, %s, '# card',"
+            " repeat('0', 64)) RETURNING version_id",
+            (project_id, f"/datasets/{tag}/events/1.0.0")).fetchone()
+        assert version is not None
+        part = (project_id, version["version_id"])
+        db.execute("INSERT INTO datasets.files (project_id, version_id, path, kind, split, rows,"
+                   " bytes, sha256) VALUES (%s, %s, 'train/events.parquet', 'events', 'train',"
+                   " 0, 0, repeat('0', 64))", part)
+        db.execute("INSERT INTO datasets.quality_reports (project_id, version_id, gate, passed,"
+                   " summary) VALUES (%s, %s, 'schema', true, 'ok')", part)
+        db.execute("UPDATE datasets.versions SET status = 'published' WHERE version_id = %s",
+                   (version["version_id"],))
     db.commit()
 
+
+def _review_rows(db: Conn, project_id: str, tag: str, source_id: int) -> None:
+    """Review settings, a decision with its live row, an answered second opinion, a human
+    and a machine event: through the review functions, acting as the project's reviewers."""
+    first, second = f"{tag}-reviewer@example.com", f"{tag}-second@example.com"
+    db.execute("SELECT core.add_member(%s, 'user', %s, 'reviewer')", (project_id, second))
+    ont = db.execute(
+        "INSERT INTO rules.ontologies (project_id, name, version, sha256, yaml, parsed)"
+        " VALUES (%s, 'iso-review', 1, repeat('b', 64), 'x', '{}') RETURNING ontology_id",
+        (project_id,)).fetchone()
+    assert ont is not None
+    ids = [r["candidate_id"] for r in db.execute(
+        "INSERT INTO candidates.candidates (project_id, source_id, type, actors, start_ts,"
+        " end_ts, rule_name, ontology_id, ontology_version, rule_score, model_score, status)"
+        " SELECT %s, %s, 'stop', '{\"actor\": \"1\"}', '2026-01-01'::timestamptz"
+        " + v.i * interval '1 ms', '2026-01-01 00:00:00.2', 'iso-review.stop', %s, 1, 0.5,"
+        " v.s, 'scored' FROM (VALUES (1, 0.5), (2, 0.99)) v (i, s) ORDER BY v.i"
+        " RETURNING candidate_id", (project_id, source_id, ont["ontology_id"])).fetchall()]
+    db.execute("INSERT INTO review.settings (project_id, second_opinion_share, auto_accept_model)"
+               " VALUES (%s, 1.0, 0.95) ON CONFLICT (project_id) DO UPDATE"
+               " SET second_opinion_share = 1.0, auto_accept_model = 0.95", (project_id,))
+    for who, call in ((first, "SELECT api.decide(%s, 'accept')"),
+                      (second, "SELECT api.give_second_opinion(%s, 'accept')")):
+        db.execute("SELECT set_config('request.jwt.claims', %s, true)",
+                   (json.dumps({"role": "reviewer", "project_id": project_id, "sub": who}),))
+        db.execute(call, (ids[0],))
+    db.execute("SELECT set_config('request.jwt.claims', '', true)")
+    db.execute("SELECT events.promote(%s)", (project_id,))
 
 def populate_pipeline(db: Conn, project_id: str, tag: str, tmp: Path) -> None:
     """Run the real product over a short scene for the project: ontology, ingest, pipeline.

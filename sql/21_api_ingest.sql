@@ -1,0 +1,564 @@
+-- The api schema, ingest: small batches of track points as JSON (POST /rpc/ingest_batch),
+-- with the CLI's validation codes, per-item errors, idempotency key and duplicate
+-- semantics, merged by the CLI's own ingest.merge_staged (sql/30_ingest.sql). See
+-- docs/api.md ("Ingest") and docs/ingest.md.
+--
+-- The checks mirror workers/ingest/validate.py (one batch = one chunk): per item
+-- unparseable, missing, type, not_finite, negative_frame, out_of_bounds, out_of_range; then
+-- duplicate_key (track, frame) in the batch, frame_time_mismatch (one t per frame),
+-- time_not_increasing (t increases with frame) and implausible_speed (after the source's
+-- transform). Helpers live in `ingest` (nothing there is exposed by PostgREST).
+
+-- ======================================================================= caller
+-- The project a write lands in: the one named (it must be the caller's), else the caller's
+-- only project. Raises 42501 unless the caller holds one of p_roles there.
+CREATE OR REPLACE FUNCTION auth.target_project(p_requested uuid, p_roles text[]) RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_ids uuid[] := auth.project_ids();
+  v_project uuid := p_requested;
+BEGIN
+  IF v_project IS NULL THEN
+    IF cardinality(v_ids) > 1 THEN
+      RAISE EXCEPTION 'you belong to % projects: say which one with "project_id"',
+        cardinality(v_ids) USING ERRCODE = '22023', HINT = 'GET /projects lists them.';
+    END IF;
+    v_project := v_ids[1];
+  END IF;
+  PERFORM auth.require(v_project, p_roles);
+  RETURN v_project;
+END
+$$;
+
+-- ======================================================================= values
+-- A JSON value as a number: JSON numbers, and strings holding one (as a CSV cell would);
+-- NULL when it is no number. Out-of-range values become ±Infinity (or 0 when tiny).
+CREATE OR REPLACE FUNCTION ingest.api_number(p_value jsonb) RETURNS double precision
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_num numeric;
+  v_text text;
+BEGIN
+  CASE jsonb_typeof(p_value)
+    WHEN 'number' THEN
+      v_num := p_value::numeric;
+    WHEN 'string' THEN
+      v_text := regexp_replace(p_value #>> '{}', '^\s+|\s+$', '', 'g');
+      IF v_text ~* '^[+-]?(nan|inf|infinity)$' THEN
+        RETURN v_text::double precision;
+      ELSIF v_text !~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$' THEN
+        RETURN NULL;
+      END IF;
+      BEGIN
+        v_num := v_text::numeric;
+      EXCEPTION WHEN numeric_value_out_of_range THEN
+        RETURN CASE WHEN v_text ~ '[eE]-' THEN 0
+                    WHEN v_text ~ '^-' THEN '-Infinity' ELSE 'Infinity' END::double precision;
+      END;
+    ELSE
+      RETURN NULL;
+  END CASE;
+  IF abs(v_num) > 1.7976931348623157e308 THEN
+    RETURN sign(v_num) * 'Infinity'::double precision;
+  ELSIF abs(v_num) < 2.2250738585072014e-308 THEN
+    RETURN 0;
+  END IF;
+  RETURN v_num::double precision;
+END
+$$;
+
+-- A JSON value as text (track_id, class), as a JSONL line gives it to the CLI: strings as
+-- they are, anything else as its JSON text; NULL when absent or JSON null.
+CREATE OR REPLACE FUNCTION ingest.api_text(p_value jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE jsonb_typeof(p_value)
+           WHEN 'string' THEN p_value #>> '{}'
+           WHEN 'null' THEN NULL
+           ELSE p_value::text
+         END
+$$;
+
+-- ======================================================================= source
+-- The source a batch names, created on its first batch with the batch's settings (fps,
+-- units px|m|cm|mm, scale or homography, time_origin); later batches inherit them and fail
+-- when they ask for different ones — workers/ingest/transform.resolve_source's rules.
+CREATE OR REPLACE FUNCTION ingest.api_resolve_source(p_project uuid, p_batch jsonb)
+RETURNS ingest.sources
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_name text := p_batch ->> 'source';
+  v_fps double precision;
+  v_units text := p_batch ->> 'units';
+  v_scale double precision;
+  v_h jsonb := p_batch -> 'homography';
+  v_origin timestamptz;
+  v_asked jsonb;          -- the transform this batch asks for (NULL: none)
+  v_transform jsonb;      -- the transform the batch is ingested with
+  v_stored ingest.sources;
+  v_in_units text;
+  v_final text;
+  v_row ingest.sources;
+BEGIN
+  IF jsonb_typeof(p_batch -> 'source') IS DISTINCT FROM 'string'
+     OR v_name !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$' THEN
+    RAISE EXCEPTION 'source must be a source name (letters, digits, ".", "_", "-"; up to 128)'
+      USING ERRCODE = '22023', HINT = 'e.g. {"source": "cam-1", "points": [...]}';
+  END IF;
+  IF p_batch ? 'fps' THEN
+    v_fps := ingest.api_number(p_batch -> 'fps');
+    IF v_fps IS NULL OR NOT (v_fps > 0 AND v_fps < 1e6) THEN
+      RAISE EXCEPTION 'fps %: frames per second must be a positive number', p_batch -> 'fps'
+        USING ERRCODE = '22023';
+    END IF;
+  END IF;
+  IF v_units IS NOT NULL AND v_units NOT IN ('px', 'm', 'cm', 'mm') THEN
+    RAISE EXCEPTION 'units "%": use px, m, cm or mm', v_units USING ERRCODE = '22023';
+  END IF;
+  IF p_batch ? 'time_origin' THEN
+    BEGIN
+      v_origin := (p_batch ->> 'time_origin')::timestamptz;
+    EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
+      RAISE EXCEPTION 'time_origin "%" is not a timestamp', p_batch ->> 'time_origin'
+        USING ERRCODE = '22023', HINT = 'e.g. "2026-01-01T00:00:00Z"';
+    END;
+  END IF;
+  IF p_batch ? 'scale' AND p_batch ? 'homography' THEN
+    RAISE EXCEPTION 'give scale or homography, not both' USING ERRCODE = '22023';
+  END IF;
+  IF p_batch ? 'scale' THEN
+    v_scale := ingest.api_number(p_batch -> 'scale');
+    IF v_scale IS NULL OR NOT (v_scale > 0 AND v_scale < 1e6) THEN
+      RAISE EXCEPTION 'scale %: metres per pixel must be a positive number', p_batch -> 'scale'
+        USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(v_units, 'px') <> 'px' THEN
+      RAISE EXCEPTION 'scale converts pixels; drop it or use units px (got units %)', v_units
+        USING ERRCODE = '22023';
+    END IF;
+    v_asked := jsonb_build_object('scale', v_scale);
+  ELSIF p_batch ? 'homography' THEN
+    IF jsonb_typeof(v_h) IS DISTINCT FROM 'array' OR jsonb_array_length(v_h) <> 3
+       OR EXISTS (SELECT FROM jsonb_array_elements(v_h) r
+                  WHERE jsonb_typeof(r) <> 'array' OR jsonb_array_length(r) <> 3
+                     OR EXISTS (SELECT FROM jsonb_array_elements(r) c
+                                WHERE jsonb_typeof(c) <> 'number')) THEN
+      RAISE EXCEPTION 'homography: a 3x3 list of finite numbers, e.g. [[1,0,0],[0,1,0],[0,0,1]]'
+        USING ERRCODE = '22023';
+    END IF;
+    IF abs((v_h #>> '{0,0}')::float8 * ((v_h #>> '{1,1}')::float8 * (v_h #>> '{2,2}')::float8
+                                       - (v_h #>> '{1,2}')::float8 * (v_h #>> '{2,1}')::float8)
+           - (v_h #>> '{0,1}')::float8 * ((v_h #>> '{1,0}')::float8 * (v_h #>> '{2,2}')::float8
+                                         - (v_h #>> '{1,2}')::float8 * (v_h #>> '{2,0}')::float8)
+           + (v_h #>> '{0,2}')::float8 * ((v_h #>> '{1,0}')::float8 * (v_h #>> '{2,1}')::float8
+                                         - (v_h #>> '{1,1}')::float8 * (v_h #>> '{2,0}')::float8))
+       < 1e-12 THEN
+      RAISE EXCEPTION 'homography: the matrix is singular (determinant 0); check the calibration'
+        USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(v_units, 'px') <> 'px' THEN
+      RAISE EXCEPTION 'homography maps image pixels; use units px (got units %)', v_units
+        USING ERRCODE = '22023';
+    END IF;
+    v_asked := jsonb_build_object('homography', v_h);
+  ELSIF v_units IN ('cm', 'mm') THEN
+    v_asked := jsonb_build_object('scale', CASE v_units WHEN 'cm' THEN 0.01 ELSE 0.001 END,
+                                  'input_units', v_units);
+  END IF;
+
+  SELECT * INTO v_stored FROM ingest.sources s
+  WHERE s.project_id = p_project AND s.name = v_name;
+  IF FOUND THEN
+    IF v_fps IS NOT NULL AND v_stored.fps IS NOT NULL AND abs(v_stored.fps - v_fps) > 1e-9 THEN
+      RAISE EXCEPTION 'source "%" has fps %; this batch says %', v_name, v_stored.fps, v_fps
+        USING ERRCODE = '22023', HINT = 'Use the source''s fps or a new source name.';
+    END IF;
+    IF v_asked IS NOT NULL AND v_asked IS DISTINCT FROM v_stored.transform THEN
+      RAISE EXCEPTION 'source "%" has transform %; this batch asks for %', v_name,
+        coalesce(v_stored.transform::text, 'none'), v_asked
+        USING ERRCODE = '22023', HINT = 'Send the same units/scale/homography or a new source.';
+    END IF;
+    IF v_origin IS NOT NULL AND v_origin <> v_stored.time_origin THEN
+      RAISE EXCEPTION 'source "%" has time origin %; this batch says %', v_name,
+        v_stored.time_origin, v_origin USING ERRCODE = '22023', HINT = 'Use a new source name.';
+    END IF;
+    v_transform := coalesce(v_asked, v_stored.transform);
+    v_in_units := coalesce(v_units, v_transform ->> 'input_units',
+                           CASE WHEN v_stored.units = 'px' OR v_transform IS NOT NULL
+                                THEN 'px' ELSE 'm' END);
+  ELSE
+    v_transform := v_asked;
+    v_in_units := coalesce(v_units, v_transform ->> 'input_units',
+                           CASE WHEN v_transform IS NOT NULL THEN 'px' ELSE 'm' END);
+  END IF;
+  v_final := CASE WHEN v_transform IS NOT NULL OR v_in_units IN ('m', 'cm', 'mm')
+                  THEN 'm' ELSE 'px' END;
+  IF v_stored.source_id IS NOT NULL AND v_final <> v_stored.units THEN
+    RAISE EXCEPTION 'source "%" stores %; this batch would be %', v_name, v_stored.units, v_final
+      USING ERRCODE = '22023', HINT = 'Send the same units/scale/homography as before.';
+  END IF;
+
+  v_row := ingest.ensure_source(p_project, v_name, v_final, v_transform, v_fps,
+                                coalesce(v_origin, v_stored.time_origin,
+                                         '2026-01-01 00:00:00+00'::timestamptz));
+  -- Created concurrently by another batch with other settings?
+  IF v_row.units <> v_final OR v_row.transform IS DISTINCT FROM v_transform
+     OR (v_origin IS NOT NULL AND v_row.time_origin <> v_origin) THEN
+    RAISE EXCEPTION 'source "%" was just created with other settings (units %, transform %)',
+      v_name, v_row.units, coalesce(v_row.transform::text, 'none') USING ERRCODE = '22023',
+      HINT = 'Submit again to use them, or pick a new source name.';
+  END IF;
+  RETURN v_row;
+END
+$$;
+
+-- ======================================================================= validation
+-- Validate a JSON array of points for a source and stage the valid ones (transformed, ts
+-- absolute) in pg_temp.api_ingest_stage, the column layout ingest.merge_staged reads.
+-- Returns {rows_total, invalid, errors: first 100 {row, column, code, message} by row,
+-- error_counts: {code: n}}; rows are 1-based positions in the array.
+CREATE OR REPLACE FUNCTION ingest.api_stage_points(p_points jsonb, p_source ingest.sources)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_fps double precision := p_source.fps;
+  v_limit double precision := CASE p_source.units WHEN 'm' THEN 100.0 ELSE 20000.0 END;
+  v_unit text := CASE p_source.units WHEN 'm' THEN 'm/s' ELSE 'px/s' END;
+  v_tr jsonb := p_source.transform;
+  v_total bigint := jsonb_array_length(p_points);
+  v_out jsonb;
+BEGIN
+  DROP TABLE IF EXISTS pg_temp.api_ingest_items, pg_temp.api_ingest_errors,
+                       pg_temp.api_ingest_stage;
+  CREATE TEMP TABLE api_ingest_errors (row_no bigint, col text, code text, message text,
+                                       seq integer) ON COMMIT DROP;
+  CREATE TEMP TABLE api_ingest_stage (
+    row_no bigint, track_id text, frame bigint, ts timestamptz, x double precision,
+    y double precision, raw_x double precision, raw_y double precision, class text,
+    confidence real
+  ) ON COMMIT DROP;
+
+  -- Typed values; t from frame / fps where t is absent and the source has an fps.
+  CREATE TEMP TABLE api_ingest_items ON COMMIT DROP AS
+  SELECT a.n AS row_no, jsonb_typeof(a.item) = 'object' AS is_obj,
+         ingest.api_text(a.item -> 'track_id') AS track_id,
+         ingest.api_text(a.item -> 'class') AS class,
+         coalesce(jsonb_typeof(a.item -> 'frame'), 'null') <> 'null' AS has_frame,
+         coalesce(jsonb_typeof(a.item -> 't'), 'null') <> 'null' AS has_t,
+         coalesce(jsonb_typeof(a.item -> 'x'), 'null') <> 'null' AS has_x,
+         coalesce(jsonb_typeof(a.item -> 'y'), 'null') <> 'null' AS has_y,
+         coalesce(jsonb_typeof(a.item -> 'confidence'), 'null') <> 'null' AS has_confidence,
+         v.frame, coalesce(v.t, CASE WHEN NOT (a.item ? 't') OR jsonb_typeof(a.item -> 't') = 'null'
+                                     THEN v.frame / v_fps END) AS t,
+         v.x, v.y, v.confidence
+  FROM jsonb_array_elements(p_points) WITH ORDINALITY AS a(item, n)
+  CROSS JOIN LATERAL (SELECT ingest.api_number(a.item -> 'frame') AS frame,
+                             ingest.api_number(a.item -> 't') AS t,
+                             ingest.api_number(a.item -> 'x') AS x,
+                             ingest.api_number(a.item -> 'y') AS y,
+                             ingest.api_number(a.item -> 'confidence') AS confidence) v;
+
+  -- Row checks (validate.py's _row_masks), in its order.
+  INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
+  SELECT i.row_no, c.col, c.code, c.message, c.seq
+  FROM api_ingest_items i
+  CROSS JOIN LATERAL (VALUES
+    (1, NULL, 'unparseable', 'the item is not a JSON object', NOT i.is_obj),
+    (2, 'track_id', 'missing', 'track_id is missing',
+     i.is_obj AND coalesce(i.track_id, '') ~ '^\s*$'),
+    (4, 'frame', 'type', 'frame is not a number', i.has_frame AND i.frame IS NULL),
+    (5, 'frame', 'missing', 'frame is missing', i.is_obj AND NOT i.has_frame),
+    (6, 'frame', 'not_finite', format('frame is %s; only finite numbers are accepted', i.frame),
+     i.frame IN ('NaN', 'Infinity', '-Infinity')),
+    (7, 't', 'type', 't is not a number', i.has_t AND i.t IS NULL),
+    (8, 't', 'missing',
+     't is missing' || CASE WHEN v_fps IS NULL
+                            THEN ' (or give the source an fps to derive t from frame)'
+                            ELSE '' END,
+     i.is_obj AND NOT i.has_t AND i.t IS NULL),
+    (9, 't', 'not_finite', format('t is %s; only finite numbers are accepted', i.t),
+     i.t IN ('NaN', 'Infinity', '-Infinity')),
+    (10, 'x', 'type', 'x is not a number', i.has_x AND i.x IS NULL),
+    (11, 'x', 'missing', 'x is missing', i.is_obj AND NOT i.has_x),
+    (12, 'x', 'not_finite', format('x is %s; only finite numbers are accepted', i.x),
+     i.x IN ('NaN', 'Infinity', '-Infinity')),
+    (13, 'y', 'type', 'y is not a number', i.has_y AND i.y IS NULL),
+    (14, 'y', 'missing', 'y is missing', i.is_obj AND NOT i.has_y),
+    (15, 'y', 'not_finite', format('y is %s; only finite numbers are accepted', i.y),
+     i.y IN ('NaN', 'Infinity', '-Infinity')),
+    (16, 'confidence', 'type', 'confidence is not a number',
+     i.has_confidence AND i.confidence IS NULL),
+    (17, 'confidence', 'not_finite',
+     format('confidence is %s; only finite numbers are accepted', i.confidence),
+     i.confidence IN ('NaN', 'Infinity', '-Infinity')),
+    (19, 'frame', 'type', format('frame %s is not an integer', i.frame),
+     i.frame NOT IN ('NaN', 'Infinity', '-Infinity') AND i.frame <> floor(i.frame)),
+    (20, 'frame', 'negative_frame', format('frame %s is negative; frames count from 0', i.frame),
+     i.frame < 0),
+    (21, 'frame', 'out_of_bounds', format('frame %s is implausibly large', i.frame),
+     i.frame >= 2.0 ^ 53 AND i.frame <> 'NaN'),
+    (22, 'x', 'out_of_bounds', format('|x| = %s is implausible (≥ 1e6)', abs(i.x)),
+     abs(i.x) >= 1e6 AND abs(i.x) < 'Infinity'),
+    (23, 'y', 'out_of_bounds', format('|y| = %s is implausible (≥ 1e6)', abs(i.y)),
+     abs(i.y) >= 1e6 AND abs(i.y) < 'Infinity'),
+    (24, 't', 'out_of_bounds', format('t = %s s is implausible', i.t),
+     abs(i.t) >= 1e9 AND i.t <> 'NaN'),
+    (25, 'confidence', 'out_of_range', format('confidence %s is outside [0, 1]', i.confidence),
+     i.confidence <> 'NaN' AND (i.confidence < 0 OR i.confidence > 1))
+  ) AS c(seq, col, code, message, hit)
+  WHERE c.hit;
+
+  -- Batch checks on the rows that passed (validate.py's check, _frame_times, _speeds).
+  -- The first row of a (track, frame) key wins; later ones are duplicate_key.
+  INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
+  SELECT d.row_no, 'frame', 'duplicate_key',
+         format('track %s has frame %s twice in this batch', d.track_id, d.frame), 30
+  FROM (SELECT i.row_no, i.track_id, i.frame::bigint AS frame,
+               row_number() OVER (PARTITION BY i.track_id, i.frame::bigint
+                                  ORDER BY i.row_no) AS k
+        FROM api_ingest_items i
+        WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no)) d
+  WHERE d.k > 1;
+
+  -- One t per frame: the frame's first row sets it; t increases with frame (a frame whose
+  -- t is not above every lower frame's t breaks the order).
+  WITH good AS (
+    SELECT i.row_no, i.frame::bigint AS frame, i.t,
+           first_value(i.t) OVER (PARTITION BY i.frame::bigint ORDER BY i.row_no) AS t_ref
+    FROM api_ingest_items i
+    WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no)
+  ), frames AS (
+    SELECT DISTINCT g.frame, g.t_ref FROM good g
+  ), ordered AS (
+    SELECT f.frame, f.t_ref <= max(f.t_ref) OVER (ORDER BY f.frame ROWS BETWEEN UNBOUNDED
+                                                  PRECEDING AND 1 PRECEDING) AS back
+    FROM frames f
+  )
+  INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
+  SELECT g.row_no, 't', 'frame_time_mismatch',
+         format('frame %s has t = %s here but t = %s elsewhere; one t per frame', g.frame, g.t,
+                g.t_ref), 31
+  FROM good g WHERE abs(g.t - g.t_ref) > 1e-6
+  UNION ALL
+  SELECT g.row_no, 't', 'time_not_increasing',
+         format('frame %s at t = %s breaks the order of frames: t must increase with frame',
+                g.frame, g.t), 32
+  FROM good g JOIN ordered o ON o.frame = g.frame AND o.back
+  WHERE abs(g.t - g.t_ref) <= 1e-6;
+
+  -- The source's transform (raw values kept), then speeds between a track's consecutive
+  -- points; a point faster than the limit is implausible_speed.
+  WITH good AS (
+    SELECT i.row_no, i.track_id, i.frame::bigint AS frame, i.t, i.x AS raw_x, i.y AS raw_y,
+           i.class, i.confidence,
+           CASE WHEN v_tr ? 'homography' THEN
+                  ((v_tr #>> '{homography,0,0}')::float8 * i.x
+                   + (v_tr #>> '{homography,0,1}')::float8 * i.y
+                   + (v_tr #>> '{homography,0,2}')::float8)
+                  / ((v_tr #>> '{homography,2,0}')::float8 * i.x
+                     + (v_tr #>> '{homography,2,1}')::float8 * i.y
+                     + (v_tr #>> '{homography,2,2}')::float8)
+                WHEN v_tr ? 'scale' THEN i.x * (v_tr ->> 'scale')::float8
+                ELSE i.x END AS x,
+           CASE WHEN v_tr ? 'homography' THEN
+                  ((v_tr #>> '{homography,1,0}')::float8 * i.x
+                   + (v_tr #>> '{homography,1,1}')::float8 * i.y
+                   + (v_tr #>> '{homography,1,2}')::float8)
+                  / ((v_tr #>> '{homography,2,0}')::float8 * i.x
+                     + (v_tr #>> '{homography,2,1}')::float8 * i.y
+                     + (v_tr #>> '{homography,2,2}')::float8)
+                WHEN v_tr ? 'scale' THEN i.y * (v_tr ->> 'scale')::float8
+                ELSE i.y END AS y
+    FROM api_ingest_items i
+    WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no)
+  ), speeds AS (
+    SELECT g.*,
+           sqrt((g.x - lag(g.x) OVER w) ^ 2 + (g.y - lag(g.y) OVER w) ^ 2)
+             / (g.t - lag(g.t) OVER w) AS speed
+    FROM good g
+    WINDOW w AS (PARTITION BY g.track_id ORDER BY g.frame)
+  ), flagged AS (
+    INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
+    SELECT s.row_no, 'x', 'implausible_speed',
+           format('track %s moves at %s %s (limit %s)', s.track_id,
+                  round(s.speed::numeric, 1), v_unit, v_limit), 33
+    FROM speeds s WHERE s.speed > v_limit
+    RETURNING row_no
+  )
+  INSERT INTO api_ingest_stage (row_no, track_id, frame, ts, x, y, raw_x, raw_y, class,
+                                confidence)
+  SELECT s.row_no, s.track_id, s.frame,
+         p_source.time_origin + round(s.t * 1e6)::bigint * interval '1 microsecond',
+         s.x, s.y, s.raw_x, s.raw_y, s.class, s.confidence::real
+  FROM speeds s
+  WHERE s.row_no NOT IN (SELECT f.row_no FROM flagged f);
+
+  SELECT jsonb_build_object(
+           'rows_total', v_total,
+           'invalid', (SELECT count(DISTINCT e.row_no) FROM api_ingest_errors e),
+           'errors', coalesce((SELECT jsonb_agg(jsonb_build_object(
+                                        'row', k.row_no, 'column', k.col, 'code', k.code,
+                                        'message', k.message) ORDER BY k.row_no, k.seq)
+                               FROM (SELECT * FROM api_ingest_errors e
+                                     ORDER BY e.row_no, e.seq LIMIT 100) k), '[]'),
+           'error_counts', coalesce((SELECT jsonb_object_agg(c.code, c.n)
+                                     FROM (SELECT e.code, count(*) AS n FROM api_ingest_errors e
+                                           GROUP BY e.code) c), '{}'))
+  INTO v_out;
+  RETURN v_out;
+END
+$$;
+
+-- ======================================================================= endpoint
+DROP FUNCTION IF EXISTS api.ingest_batch(jsonb);
+-- Validate and merge one small batch of points into the caller's project.
+CREATE FUNCTION api.ingest_batch(p_batch jsonb) RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  c_max_points constant integer := 10000;
+  c_fields constant text[] := ARRAY['project_id', 'source', 'points', 'idempotency_key',
+                                    'strict', 'fps', 'units', 'scale', 'homography',
+                                    'time_origin'];
+  v_started timestamptz := clock_timestamp();
+  v_unknown text[];
+  v_requested uuid;
+  v_project uuid;
+  v_points jsonb := p_batch -> 'points';
+  v_count integer;
+  v_key text;
+  v_dup record;
+  v_source ingest.sources;
+  v_checked jsonb;
+  v_merged record;
+  v_lock_timeout text;
+  v_out jsonb;
+BEGIN
+  IF jsonb_typeof(p_batch) IS DISTINCT FROM 'object' THEN
+    RAISE EXCEPTION 'the batch must be a JSON object' USING ERRCODE = '22023',
+      HINT = 'e.g. {"p_batch": {"source": "cam-1", "points": [{"track_id": "7", "frame": 0, '
+             '"t": 0.0, "x": 1.5, "y": 2.0}]}}';
+  END IF;
+  v_unknown := ARRAY(SELECT k FROM jsonb_object_keys(p_batch) k WHERE k <> ALL (c_fields)
+                     ORDER BY k);
+  IF cardinality(v_unknown) > 0 THEN
+    RAISE EXCEPTION 'unknown field(s) in the batch: %', array_to_string(v_unknown, ', ')
+      USING ERRCODE = '22023', HINT = 'Fields: ' || array_to_string(c_fields, ', ') || '.';
+  END IF;
+  IF p_batch ? 'project_id' THEN
+    BEGIN
+      v_requested := (p_batch ->> 'project_id')::uuid;
+    EXCEPTION WHEN invalid_text_representation THEN
+      RAISE EXCEPTION 'project_id "%" is not a project id', p_batch ->> 'project_id'
+        USING ERRCODE = '22023';
+    END;
+  END IF;
+  v_project := auth.target_project(v_requested, ARRAY['customer', 'project_admin']);
+
+  IF jsonb_typeof(v_points) IS DISTINCT FROM 'array' OR jsonb_array_length(v_points) = 0 THEN
+    RAISE EXCEPTION 'points must be a non-empty array of points' USING ERRCODE = '22023',
+      HINT = 'Each point: {"track_id", "frame", "t" (s since the source''s time origin; '
+             'optional with an fps), "x", "y", optional "class", "confidence"}.';
+  END IF;
+  v_count := jsonb_array_length(v_points);
+  IF v_count > c_max_points THEN
+    RAISE EXCEPTION 'a batch of % points is over the limit of % points', v_count, c_max_points
+      USING ERRCODE = 'PT413',
+      HINT = format('Split it into batches of at most %s points, or load files with '
+                    '`secinf ingest`.', c_max_points);
+  END IF;
+  IF p_batch ? 'strict' AND jsonb_typeof(p_batch -> 'strict') <> 'boolean' THEN
+    RAISE EXCEPTION 'strict must be true or false' USING ERRCODE = '22023';
+  END IF;
+  IF p_batch ? 'idempotency_key' AND (jsonb_typeof(p_batch -> 'idempotency_key') <> 'string'
+       OR length(p_batch ->> 'idempotency_key') NOT BETWEEN 1 AND 200) THEN
+    RAISE EXCEPTION 'idempotency_key must be a string of 1 to 200 characters'
+      USING ERRCODE = '22023';
+  END IF;
+  -- Default key: the source name and the points (jsonb text is canonical), so sending the
+  -- same body twice is a duplicate.
+  v_key := coalesce(p_batch ->> 'idempotency_key',
+                    'sha256:' || encode(sha256(convert_to(
+                      jsonb_build_array(p_batch -> 'source', v_points)::text, 'UTF8')), 'hex'));
+
+  -- Submissions of one key serialise on the CLI's advisory lock (workers/queries/ingest.sql
+  -- lock_key); a known key returns the stored batch's summary and stores nothing.
+  PERFORM pg_advisory_xact_lock(hashtextextended(v_project::text || ':' || v_key, 0));
+  SELECT b.batch_id, s.name AS source, b.source_id, b.rows_total, b.rows_inserted,
+         b.rows_duplicate, b.rows_invalid, b.rows_ignored, b.errors, s.units
+    INTO v_dup
+  FROM ingest.batches b JOIN ingest.sources s ON s.source_id = b.source_id
+  WHERE b.project_id = v_project AND b.idempotency_key = v_key;
+  IF FOUND THEN
+    RETURN jsonb_build_object(
+      'batch_id', v_dup.batch_id, 'source', v_dup.source, 'source_id', v_dup.source_id,
+      'rows_total', v_dup.rows_total, 'inserted', v_dup.rows_inserted,
+      'duplicate', v_dup.rows_duplicate, 'invalid', v_dup.rows_invalid,
+      'ignored', v_dup.rows_ignored, 'errors', v_dup.errors, 'error_counts', '{}'::jsonb,
+      'duplicate_batch', true, 'units', v_dup.units, 'idempotency_key', v_key,
+      'seconds', round(extract(epoch FROM clock_timestamp() - v_started), 3));
+  END IF;
+
+  v_source := ingest.api_resolve_source(v_project, p_batch);
+  v_checked := ingest.api_stage_points(v_points, v_source);
+  IF coalesce((p_batch ->> 'strict')::boolean, false) AND (v_checked ->> 'invalid')::bigint > 0 THEN
+    RAISE EXCEPTION 'batch rejected (strict): % of % points are invalid; nothing was stored',
+      v_checked ->> 'invalid', v_count USING ERRCODE = 'PT422',
+      DETAIL = (v_checked || jsonb_build_object('rejected', true, 'source', v_source.name,
+                                                'units', v_source.units))::text,
+      HINT = 'Fix the points listed in details, or send without "strict" to load the valid ones.';
+  END IF;
+
+  -- The merge locks the source row; a running pipeline tick holds it until it commits.
+  v_lock_timeout := current_setting('lock_timeout');
+  PERFORM set_config('lock_timeout', '5s', true);
+  BEGIN
+    SELECT * INTO v_merged
+    FROM ingest.merge_staged(v_project, v_source.source_id, v_key, 'api', NULL,
+                             to_regclass('pg_temp.api_ingest_stage'),
+                             (v_checked ->> 'rows_total')::bigint,
+                             (v_checked ->> 'invalid')::bigint, 0, v_checked -> 'errors');
+  EXCEPTION WHEN lock_not_available THEN
+    RAISE EXCEPTION 'source "%" is being processed by the pipeline right now', v_source.name
+      USING ERRCODE = 'PT503',
+      HINT = 'Retry in a few seconds with the same idempotency_key; nothing was stored.';
+  END;
+  PERFORM set_config('lock_timeout', v_lock_timeout, true);
+  UPDATE ingest.batches b SET created_by = auth.subject() WHERE b.batch_id = v_merged.batch_id;
+
+  v_out := jsonb_build_object(
+    'batch_id', v_merged.batch_id, 'source', v_source.name, 'source_id', v_source.source_id,
+    'rows_total', (v_checked ->> 'rows_total')::bigint, 'inserted', v_merged.rows_inserted,
+    'duplicate', v_merged.rows_duplicate, 'invalid', (v_checked ->> 'invalid')::bigint,
+    'ignored', 0, 'errors', v_checked -> 'errors', 'error_counts', v_checked -> 'error_counts',
+    'duplicate_batch', v_merged.duplicate_batch, 'units', v_source.units,
+    'idempotency_key', v_key,
+    'seconds', round(extract(epoch FROM clock_timestamp() - v_started), 3));
+  IF v_merged.late_from IS NOT NULL THEN
+    v_out := v_out || jsonb_build_object('late', jsonb_build_object(
+      'from_ts', v_merged.late_from, 'to_ts', v_merged.late_to));
+  END IF;
+  PERFORM audit.record(v_project, 'ingest.batch', v_source.name,
+                       jsonb_build_object('batch_id', v_merged.batch_id, 'via', 'api',
+                                          'rows_total', v_count,
+                                          'inserted', v_merged.rows_inserted));
+  RETURN v_out;
+END
+$$;
+COMMENT ON FUNCTION api.ingest_batch(jsonb) IS
+  'Ingest a small batch (at most 10000 points) of track points into the caller''s project '
+  '(customers, project admins): {source, points: [{track_id, frame, t, x, y, class?, '
+  'confidence?}], idempotency_key?, strict?, fps?, units?, scale?, homography?, '
+  'time_origin?}. The CLI''s validation codes, per point; a known idempotency key returns '
+  'the stored summary (duplicate_batch: true) and stores nothing; points already stored are '
+  'counted as duplicate.';

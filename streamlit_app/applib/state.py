@@ -1,0 +1,99 @@
+"""Streamlit glue shared by every page: the pooled database, the signed-in person, errors.
+
+Pages call `signed_in()` first (it stops the page with a link to sign in when nobody is),
+and run every database call through `guarded()`, which turns a revoked or expired session
+into a sign-out with a message and any other refusal into a visible error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import streamlit as st
+
+from workers.appdb import AppDB, Identity, SessionEnded
+from workers.appdb.session import authenticator_conninfo
+from workers.errors import SecinfError
+from workers.settings import load_settings
+
+T = TypeVar("T")
+HOME = "Home.py"
+IDENTITY = "identity"
+FLASH = "flash"
+
+
+def _close(db: AppDB) -> None:
+    db.close()
+
+
+@st.cache_resource(show_spinner=False, on_release=_close)
+def _pool(conninfo: str) -> AppDB:
+    return AppDB(conninfo)
+
+
+def database() -> AppDB:
+    """The process-wide pool of `authenticator` connections (one per conninfo)."""
+    return _pool(authenticator_conninfo(load_settings()))
+
+
+def identity() -> Identity | None:
+    value = st.session_state.get(IDENTITY)
+    return value if isinstance(value, Identity) else None
+
+
+def sign_in(who: Identity, project_label: str) -> None:
+    st.session_state[IDENTITY] = who
+    st.session_state["project_label"] = project_label
+
+
+def sign_out(message: str | None = None) -> None:
+    """Forget the caller (and every page's state); `message` shows on the sign-in page."""
+    for key in list(st.session_state.keys()):
+        del st.session_state[key]
+    if message:
+        st.session_state[FLASH] = message
+
+
+def flash(kind: str = "warning") -> None:
+    """Show (once) the message left by a sign-out or a page switch."""
+    message = st.session_state.pop(FLASH, None)
+    if message:
+        {"warning": st.warning, "success": st.success, "info": st.info}.get(kind, st.warning)(
+            str(message))
+
+
+def signed_in() -> Identity:
+    """The signed-in caller, or stop the page with a link to the sign-in page."""
+    who = identity()
+    if who is None:
+        st.info("Sign in first.")
+        st.page_link(HOME, label="Sign in", icon=":material/login:")
+        st.stop()
+    with st.sidebar:
+        st.caption(f"Signed in as **{who.subject}** ({who.role}) · "
+                   f"{st.session_state.get('project_label', '')}")
+    return who
+
+
+def guarded(call: Callable[[], T]) -> T:
+    """Run a database call; sign out on a dead session, stop the page on any other error."""
+    try:
+        return call()
+    except SessionEnded as exc:
+        sign_out(str(exc))
+        st.switch_page(HOME)
+    except SecinfError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def attempt(call: Callable[[], T]) -> tuple[T | None, str | None]:
+    """Like guarded(), but a refusal (e.g. a lost race) comes back as a message to show."""
+    try:
+        return call(), None
+    except SessionEnded as exc:
+        sign_out(str(exc))
+        st.switch_page(HOME)
+    except SecinfError as exc:
+        return None, str(exc)

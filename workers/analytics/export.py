@@ -1,0 +1,47 @@
+"""The metrics of api.project_metrics as CSV: one file per metric, columns in a fixed order
+(the order of the metric function's result), a header even when there are no rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+# Metric (key of the project_metrics document) → its columns, as api.metrics_* return them.
+METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
+    "events_over_time": ("bucket", "type", "verification", "events"),
+    "dwell_histogram": ("zone", "bin_start_s", "bin_end_s", "events"),
+    "follow_rate": ("source_id", "source_name", "day", "follows", "actors", "rate"),
+    "route_shares": ("zone", "route", "choices", "share"),
+    "reaction_latency": ("trigger", "bin_start_s", "bin_end_s", "events"),
+    "class_balance": ("type", "events", "events_rule", "events_model", "events_human", "share",
+                      "candidates", "candidates_new", "candidates_scored",
+                      "candidates_in_review", "candidates_accepted", "candidates_rejected"),
+}
+
+
+def metric_csv(metric: str, rows: Iterable[Mapping[str, Any]]) -> str:
+    """CSV text of one metric's rows; None is an empty field."""
+    try:
+        columns = METRIC_COLUMNS[metric]
+    except KeyError as exc:
+        raise KeyError(f"no metric {metric!r}: one of {', '.join(METRIC_COLUMNS)}") from exc
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+    return out.getvalue()
+
+
+def write_csv(doc: Mapping[str, Any], directory: Path) -> list[Path]:
+    """Write `<metric>.csv` for every metric of a project_metrics document."""
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for metric in METRIC_COLUMNS:
+        path = directory / f"{metric}.csv"
+        path.write_text(metric_csv(metric, doc.get(metric) or []))
+        paths.append(path)
+    return paths

@@ -1,0 +1,15 @@
+-- Analytics: refresh the materialized views and read the metrics (sql/85_analytics*.sql).
+
+-- name: refresh
+SELECT matview, concurrent, ms FROM analytics.refresh(%(concurrently)s);
+
+-- name: project_sources
+-- The project's sources, optionally only those named; ids in name order.
+SELECT s.source_id, s.name
+FROM ingest.sources s
+WHERE s.project_id = %(project_id)s
+  AND (%(names)s::text[] IS NULL OR s.name = ANY (%(names)s::text[]))
+ORDER BY s.name;
+
+-- name: project_metrics
+SELECT api.project_metrics(%(from)s, %(to)s, %(source_ids)s::bigint[]) AS doc;

@@ -1,0 +1,86 @@
+-- The review app's queries. Each runs inside workers.appdb's PostgREST-style request (as
+-- `authenticator`, SET LOCAL ROLE, claims, api.pre_request()); only `api` objects appear.
+
+-- ---------------------------------------------------------------- the request frame
+-- name: set_request
+SELECT set_config('request.jwt.claims', %(claims)s, true),
+       set_config('request.method', %(method)s, true),
+       set_config('request.path', %(path)s, true),
+       set_config('statement_timeout', %(timeout)s, true);
+
+-- name: pre_request
+SELECT api.pre_request();
+
+-- ---------------------------------------------------------------- sign-in (as anon)
+-- name: exchange_key
+SELECT api.exchange_key(api_key => %(api_key)s) AS answer;
+
+-- name: login
+SELECT api.login(username => %(username)s, password => %(password)s,
+                 project => %(project)s) AS answer;
+
+-- ---------------------------------------------------------------- the caller
+-- name: me
+SELECT api.me() AS me;
+
+-- name: projects
+SELECT project_id, org, slug, name FROM api.projects ORDER BY org, slug;
+
+-- ---------------------------------------------------------------- review queue
+-- name: review_queue
+SELECT candidate_id, source_id, source_name, type, actors, zone, route, trigger,
+       start_ts, end_ts, rule_score, model_score, score, status, cursor
+FROM api.review_queue(
+  p_types => %(types)s::text[], p_source_ids => %(source_ids)s::bigint[],
+  p_min_score => %(min_score)s::float8, p_max_score => %(max_score)s::float8,
+  p_statuses => %(statuses)s::text[], p_from => %(from)s::timestamptz,
+  p_to => %(to)s::timestamptz, p_order => %(order)s::text, p_after => %(after)s::text,
+  p_limit => %(limit)s::int);
+
+-- name: review_counts
+SELECT api.review_counts(
+  p_types => %(types)s::text[], p_source_ids => %(source_ids)s::bigint[],
+  p_min_score => %(min_score)s::float8, p_max_score => %(max_score)s::float8,
+  p_statuses => %(statuses)s::text[], p_from => %(from)s::timestamptz,
+  p_to => %(to)s::timestamptz) AS counts;
+
+-- name: review_reasons
+SELECT code, label FROM api.review_reasons ORDER BY position;
+
+-- ---------------------------------------------------------------- one candidate
+-- name: candidate_detail
+SELECT api.candidate_detail(p_candidate_id => %(candidate_id)s::bigint,
+                            p_context_s => %(context_s)s::float8) AS detail;
+
+-- name: decide
+SELECT api.decide(p_candidate_id => %(candidate_id)s::bigint, p_decision => %(decision)s::text,
+                  p_reason => %(reason)s::text, p_start => %(start)s::timestamptz,
+                  p_end => %(end)s::timestamptz, p_note => %(note)s::text) AS result;
+
+-- name: undo_last_decision
+SELECT api.undo_last_decision() AS result;
+
+-- ---------------------------------------------------------------- second opinions
+-- name: second_opinions_for_me
+SELECT * FROM api.second_opinions_for_me(p_limit => %(limit)s::int);
+
+-- name: give_second_opinion
+SELECT api.give_second_opinion(
+  p_candidate_id => %(candidate_id)s::bigint, p_decision => %(decision)s::text,
+  p_reason => %(reason)s::text, p_start => %(start)s::timestamptz,
+  p_end => %(end)s::timestamptz) AS result;
+
+-- ---------------------------------------------------------------- reviewers
+-- name: reviewer_stats
+SELECT reviewer, decisions, accepts, rejects, per_hour, second_opinions, kappa, mean_iou,
+       reputation
+FROM api.reviewer_stats(p_from => %(from)s::timestamptz, p_to => %(to)s::timestamptz)
+ORDER BY decisions DESC, reviewer;
+
+-- name: agreement_by_type
+SELECT type, pairs, kappa, mean_iou FROM api.agreement_by_type() ORDER BY type;
+
+-- ---------------------------------------------------------------- analytics
+-- name: project_metrics
+SELECT api.project_metrics(p_from => %(from)s::timestamptz, p_to => %(to)s::timestamptz,
+                           p_source_ids => %(source_ids)s::bigint[]) AS metrics;

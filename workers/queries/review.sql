@@ -1,0 +1,102 @@
+-- Review queries: local accounts (admin connection) and synthetic review data.
+
+-- name: create_account
+SELECT core.create_account(%(username)s, %(password)s, %(display_name)s);
+
+-- name: set_password
+SELECT core.set_account_password(%(username)s, %(password)s) AS found;
+
+-- name: disable_account
+SELECT core.disable_account(%(username)s, %(disabled)s) AS found;
+
+-- name: list_accounts
+SELECT a.username, a.display_name, a.created_at, a.last_login_at, a.disabled_at,
+       coalesce(string_agg(o.slug || '/' || p.slug || ':' || m.role, ', '
+                           ORDER BY o.slug, p.slug), '') AS projects
+FROM core.accounts a
+LEFT JOIN core.memberships m ON m.kind = 'user' AND m.member = a.username
+LEFT JOIN core.projects p ON p.project_id = m.project_id
+LEFT JOIN core.organizations o ON o.org_id = p.org_id
+GROUP BY a.username
+ORDER BY a.username;
+
+-- name: account_exists
+SELECT EXISTS (SELECT FROM core.accounts WHERE username = %(username)s) AS found;
+
+-- name: synthetic_scene
+-- Sources and an ontology row for synthetic candidates (benchmarks, plan tests).
+WITH src AS (
+  INSERT INTO ingest.sources (project_id, name, fps, video_uri)
+  SELECT %(project_id)s, 'synthetic-' || s, 10, 'file:///videos/synthetic-' || s || '.mp4'
+  FROM generate_series(1, %(sources)s) s
+  RETURNING source_id
+), ont AS (
+  INSERT INTO rules.ontologies (project_id, name, version, sha256, yaml, parsed, active)
+  VALUES (%(project_id)s, 'synthetic', 1, repeat('0', 64), 'name: synthetic', '{}', true)
+  RETURNING ontology_id
+)
+SELECT (SELECT array_agg(source_id ORDER BY source_id) FROM src) AS source_ids,
+       (SELECT ontology_id FROM ont) AS ontology_id;
+
+-- name: synthetic_candidates
+-- n candidates over the sources: eight types, actors from 50 tracks, starts 10 ms apart,
+-- scores on a 1/1000 grid (so ties occur), 80 %% with a model score, 20 %% decided.
+INSERT INTO candidates.candidates
+  (project_id, source_id, type, actors, start_ts, end_ts, rule_name, ontology_id,
+   ontology_version, rule_score, model_score, model_version, status)
+SELECT %(project_id)s, g.source_id, g.type, g.actors, g.start_ts,
+       g.start_ts + (2 + g.i %% 5) * interval '1 s', 'synthetic.' || g.type,
+       %(ontology_id)s, 1, g.rule_score, g.model_score,
+       CASE WHEN g.model_score IS NOT NULL THEN 'synthetic-v1' END,
+       CASE WHEN g.i %% 10 = 0 THEN 'accepted' WHEN g.i %% 10 = 1 THEN 'rejected'
+            WHEN g.model_score IS NULL THEN 'new' ELSE 'scored' END
+FROM (
+  SELECT i,
+         (%(source_ids)s::bigint[])[1 + i %% cardinality(%(source_ids)s::bigint[])] AS source_id,
+         (ARRAY['follow', 'meet', 'overtake', 'accompany', 'dwell', 'enter', 'exit',
+                'stop'])[1 + (i / 7) %% 8] AS type,
+         jsonb_build_object('leader', (i %% 50)::text, 'follower', ((i + 1) %% 50)::text)
+           AS actors,
+         %(origin)s::timestamptz + i * interval '10 ms' AS start_ts,
+         round(((hashint4(i) & 1048575) / 1048575.0)::numeric, 3)::float8 AS rule_score,
+         CASE WHEN i %% 5 <> 0
+              THEN round(((hashint4(i + 7919) & 1048575) / 1048575.0)::numeric, 3)::float8
+         END AS model_score
+  FROM generate_series(%(first)s, %(first)s + %(n)s - 1) i
+) g;
+
+-- name: synthetic_tracks
+-- Kinematics for the actors of the given candidates over their span ± 5 s at 10 fps, so the
+-- candidate page has trajectories to draw.
+INSERT INTO features.kinematics (project_id, source_id, track_id, frame, ts, segment, dt, x,
+                                 y, vx, vy, speed, heading)
+SELECT DISTINCT ON (c.source_id, a.track_id, f.ts)
+       c.project_id, c.source_id, a.track_id,
+       (extract(epoch FROM f.ts - s.time_origin) * 10)::bigint, f.ts, 0, 0.1,
+       a.track_id::float8 + extract(epoch FROM f.ts - s.time_origin) * 1.2,
+       a.track_id::float8 * 0.5, 1.2, 0, 1.2, 0
+FROM candidates.candidates c
+JOIN ingest.sources s ON s.source_id = c.source_id
+CROSS JOIN LATERAL jsonb_each_text(c.actors) a (role, track_id)
+CROSS JOIN LATERAL generate_series(
+  s.time_origin + floor(extract(epoch FROM c.start_ts - s.time_origin - interval '5 s') * 10)
+                  * interval '100 ms',
+  c.end_ts + interval '5 s', interval '100 ms') f (ts)
+WHERE c.candidate_id = ANY (%(candidate_ids)s::bigint[])
+ORDER BY c.source_id, a.track_id, f.ts;
+
+-- name: candidate_secondary_indexes
+-- Indexes of candidates.candidates other than its primary key and unique constraints.
+SELECT i.indexrelid::regclass::text AS qualified,
+       (SELECT relname FROM pg_class WHERE oid = i.indexrelid) AS name,
+       pg_get_indexdef(i.indexrelid) AS definition
+FROM pg_index i
+WHERE i.indrelid = 'candidates.candidates'::regclass AND NOT i.indisprimary
+  AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+ORDER BY 1;
+
+-- name: candidate_unique_constraints
+SELECT conname AS name, pg_get_constraintdef(oid) AS definition
+FROM pg_constraint
+WHERE conrelid = 'candidates.candidates'::regclass AND contype = 'u'
+ORDER BY 1;

@@ -1,0 +1,152 @@
+"""Job kinds customers request through the API (`api.create_job`, sql/22_api_jobs.sql):
+run the pipeline for a source now, re-process a time range, re-run the rules.
+
+A worker plug-in module (workers.queue.registry.PLUGIN_MODULES, or `secinf worker --plugin
+workers.queue.api_jobs`): importing it declares the kinds and attaches their handlers. The
+payloads are the ones `api.create_job` writes; every handler checks that the source belongs
+to the job's project (the worker's `pipeline` role sees every project).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from workers.db.queries import query
+from workers.errors import NotFound
+from workers.queue import client
+from workers.queue.client import Conn
+from workers.queue.registry import JobContext, JsonResult, PermanentError, register_kind
+from workers.rules import store
+
+PIPELINE_RUN = "pipeline_run"
+PIPELINE_REPROCESS = "pipeline_reprocess"
+RULES_BACKFILL = "rules_backfill"
+BUSY_WAIT_S = 1.0
+"""Pause before trying again while another tick (pg_cron's) holds the pipeline."""
+
+
+class SourcePayload(BaseModel):
+    """One source of the job's project."""
+
+    model_config = ConfigDict(extra="forbid")
+    source_id: int = Field(ge=1)
+
+
+class ReprocessPayload(SourcePayload):
+    """A time range of one source to compute again."""
+
+    from_ts: AwareDatetime
+    to_ts: AwareDatetime
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ReprocessPayload:
+        if self.to_ts <= self.from_ts:
+            raise ValueError("to_ts must be after from_ts")
+        return self
+
+
+class BackfillPayload(BaseModel):
+    """One source of the job's project, or every source (None)."""
+
+    model_config = ConfigDict(extra="forbid")
+    source_id: int | None = Field(default=None, ge=1)
+
+
+def _own_source(conn: Conn, ctx: JobContext, source_id: int) -> str:
+    """The source's name; PermanentError unless it belongs to the job's project."""
+    row = conn.execute(query("api_jobs", "project_source"),
+                       {"source_id": source_id, "project_id": ctx.job.project_id}).fetchone()
+    conn.commit()
+    if row is None:
+        raise PermanentError(f"source {source_id} is not in project {ctx.job.project_id} "
+                             "(deleted since the job was queued?)")
+    return str(row["name"])
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def tick_source(conn: Conn, ctx: JobContext, source_id: int) -> dict[str, Any]:
+    """Run `pipeline.tick(until_idle)` until the source has nothing left to do; returns
+    what the ticks did to it and where it stands. A tick processes every source that has
+    work (as pg_cron's would); only this source's figures are reported."""
+    ticks = points = dirty = 0
+    while True:
+        ctx.check()
+        row = conn.execute(query("pipeline", "tick"), {"until_idle": True}).fetchone()
+        conn.commit()
+        assert row is not None
+        result: dict[str, Any] = row["result"]
+        if result["busy"]:
+            time.sleep(BUSY_WAIT_S)
+            continue
+        ticks += 1
+        mine = [s for s in result["sources"] if int(s["source_id"]) == source_id]
+        if not mine:
+            break
+        if mine[0]["status"] == "error":
+            raise RuntimeError(f"the pipeline failed on source {source_id}: {mine[0]['error']}")
+        points += int(mine[0].get("points") or 0)
+        dirty += int(mine[0].get("dirty") or 0)
+        client.progress(conn, ctx.job.job_id, ctx.job.attempt, {"ticks": ticks, "points": points})
+        conn.commit()
+        if not mine[0].get("more"):
+            break
+    status = conn.execute(query("api_jobs", "source_status"), {"source_id": source_id}).fetchone()
+    conn.commit()
+    assert status is not None
+    return {"source_id": source_id, "ticks": ticks, "points": points,
+            "dirty_ranges_done": dirty, "watermark": _iso(status["watermark"]),
+            "newest_ts": _iso(status["newest_ts"]), "dirty_pending": status["dirty_pending"]}
+
+
+def run_pipeline(payload: SourcePayload, ctx: JobContext) -> JsonResult:
+    """Process the source's new points now instead of at the next scheduled tick."""
+    with ctx.connection() as conn:
+        name = _own_source(conn, ctx, payload.source_id)
+        return {"source": name, **tick_source(conn, ctx, payload.source_id)}
+
+
+def run_reprocess(payload: ReprocessPayload, ctx: JobContext) -> JsonResult:
+    """Mark the range dirty (a fenced write), then tick until the source has caught up."""
+    with ctx.connection() as conn:
+        name = _own_source(conn, ctx, payload.source_id)
+    with ctx.write_back() as conn:
+        conn.execute(query("api_jobs", "mark_dirty"), {
+            "project_id": ctx.job.project_id, "source_id": payload.source_id,
+            "from_ts": payload.from_ts, "to_ts": payload.to_ts,
+            "reason": f"re-process requested (job {ctx.job.job_id})"})
+    with ctx.connection() as conn:
+        return {"source": name, "from_ts": payload.from_ts.isoformat(),
+                "to_ts": payload.to_ts.isoformat(),
+                **tick_source(conn, ctx, payload.source_id)}
+
+
+def run_backfill(payload: BackfillPayload, ctx: JobContext) -> JsonResult:
+    """Re-run the project's active rules over the source's (or every source's) history;
+    candidates are upserted, so a retry inserts nothing twice."""
+    with ctx.connection() as conn:
+        if payload.source_id is not None:
+            _own_source(conn, ctx, payload.source_id)
+        try:
+            inserted = store.backfill(
+                conn, ctx.job.project_id,
+                None if payload.source_id is None else str(payload.source_id))
+        except NotFound as exc:  # no ontology loaded: retrying cannot help
+            raise PermanentError(str(exc)) from exc
+    return {"sources": inserted, "inserted": sum(inserted.values())}
+
+
+register_kind(PIPELINE_RUN, SourcePayload, run_pipeline, timeout_s=600,
+              description="run the pipeline for a source now (api.create_job)")
+register_kind(PIPELINE_REPROCESS, ReprocessPayload, run_reprocess, timeout_s=600,
+              description="re-process a time range of a source (api.create_job)")
+register_kind(RULES_BACKFILL, BackfillPayload, run_backfill, timeout_s=600,
+              description="re-run the active rules over the history (api.create_job)")
+
+__all__ = ["PIPELINE_REPROCESS", "PIPELINE_RUN", "RULES_BACKFILL", "tick_source"]
