@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system venv db demo test test-fast lint typecheck squawk app bench-ingest \
-        bench-pipeline bench-scoring clean db-down
+        bench-pipeline bench-scoring bench-review clean db-down
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -36,6 +36,12 @@ setup: system venv db ## Everything the product needs, idempotent
 demo: setup ## Run the whole product on the embedded demo scene
 	@$(SECINF) demo
 
+APP_PORT ?= 8501
+app: setup ## The review and analytics app (Streamlit) on http://localhost:8501 (APP_PORT=…)
+	@echo "secinf app: open http://localhost:$(APP_PORT) and sign in with a reviewer's API key or account"
+	@$(VENV)/bin/streamlit run streamlit_app/Home.py --server.port $(APP_PORT) \
+	  --server.headless true --browser.gatherUsageStats false
+
 test: setup ## Lint, type-check, lint migrations, then the whole test suite
 	@bash scripts/test.sh $(PYTEST_ARGS)
 
@@ -50,6 +56,18 @@ typecheck: venv ## mypy --strict on the package
 
 squawk: venv ## Lint the migrations
 	@$(VENV)/bin/squawk --config .squawk.toml migrations/*[0-9]_*[a-z].sql
+
+bench-ingest: setup ## Benchmark: ingest throughput vs raw COPY (prints ratios)
+	@$(SECINF) bench ingest
+
+bench-pipeline: setup ## Benchmark: features points/s vs Polars, scaling with 2x actors
+	@$(SECINF) bench pipeline
+
+bench-scoring: setup ## Benchmark: scoring rate and NOTIFY-to-score latency
+	@$(SECINF) bench scoring
+
+bench-review: setup ## Benchmark: review-queue and analytics page latencies at 100k candidates
+	@$(SECINF) bench review
 
 db-down: venv ## Stop the project's cluster
 	@$(SECINF) db down

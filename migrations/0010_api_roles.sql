@@ -23,31 +23,44 @@ RESET ROLE;
 -- transaction-local ones (SET LOCAL, PostgREST ≥ 11.1 "impersonated role settings"), so
 -- these caps hold for every API request. Direct SQL logins of analysts (analyst_<name>,
 -- members of `analyst`) do not inherit them: Postgres reads only the login role's own.
--- ALTER ROLE needs a superuser here (the owner role has no CREATEROLE).
-ALTER ROLE anon SET statement_timeout = '5s';
-ALTER ROLE anon SET idle_in_transaction_session_timeout = '30s';
-ALTER ROLE customer SET statement_timeout = '15s';
-ALTER ROLE customer SET idle_in_transaction_session_timeout = '30s';
-ALTER ROLE reviewer SET statement_timeout = '15s';
-ALTER ROLE reviewer SET idle_in_transaction_session_timeout = '30s';
-ALTER ROLE project_admin SET statement_timeout = '30s';
-ALTER ROLE project_admin SET idle_in_transaction_session_timeout = '30s';
-ALTER ROLE analyst SET statement_timeout = '60s';
-ALTER ROLE analyst SET idle_in_transaction_session_timeout = '5min';
-
--- Direct SQL logins of analysts that exist now get the analyst caps on their own role
--- (workers/tenancy.add_analyst must do the same for later ones; see docs/api.md).
+-- ALTER ROLE needs a superuser here (the owner role has no CREATEROLE). A setting already in
+-- place is not written again: every test database of the cluster runs this migration, and
+-- two concurrent ALTER ROLEs of one role can fail ("tuple concurrently updated").
 DO $$
 DECLARE
-  r text;
+  s record;
 BEGIN
-  FOR r IN
-    SELECT m.rolname FROM pg_roles m
-    JOIN pg_auth_members am ON am.member = m.oid
-    WHERE am.roleid = 'analyst'::regrole AND m.rolcanlogin
+  FOR s IN
+    SELECT v.role, v.name, v.value FROM (VALUES
+      ('anon', 'statement_timeout', '5s'),
+      ('anon', 'idle_in_transaction_session_timeout', '30s'),
+      ('customer', 'statement_timeout', '15s'),
+      ('customer', 'idle_in_transaction_session_timeout', '30s'),
+      ('reviewer', 'statement_timeout', '15s'),
+      ('reviewer', 'idle_in_transaction_session_timeout', '30s'),
+      ('project_admin', 'statement_timeout', '30s'),
+      ('project_admin', 'idle_in_transaction_session_timeout', '30s'),
+      ('analyst', 'statement_timeout', '60s'),
+      ('analyst', 'idle_in_transaction_session_timeout', '5min')) AS v(role, name, value)
+    UNION ALL
+    -- Direct SQL logins of analysts that exist now get the analyst caps on their own role
+    -- (workers/tenancy.add_analyst must do the same for later ones; see docs/api.md).
+    SELECT m.rolname, v.name, v.value
+    FROM pg_roles m
+    JOIN pg_auth_members am ON am.member = m.oid AND am.roleid = 'analyst'::regrole
+    CROSS JOIN (VALUES ('statement_timeout', '60s'),
+                       ('idle_in_transaction_session_timeout', '5min')) AS v(name, value)
+    WHERE m.rolcanlogin
   LOOP
-    EXECUTE format('ALTER ROLE %I SET statement_timeout = %L', r, '60s');
-    EXECUTE format('ALTER ROLE %I SET idle_in_transaction_session_timeout = %L', r, '5min');
+    CONTINUE WHEN EXISTS (
+      SELECT FROM pg_db_role_setting d JOIN pg_roles r ON r.oid = d.setrole
+      WHERE r.rolname = s.role AND d.setdatabase = 0
+        AND s.name || '=' || s.value = ANY (d.setconfig));
+    BEGIN
+      EXECUTE format('ALTER ROLE %I SET %I = %L', s.role, s.name, s.value);
+    EXCEPTION WHEN undefined_object THEN
+      NULL;  -- a login dropped meanwhile (tests create and drop analyst logins)
+    END;
   END LOOP;
 END
 $$;

@@ -33,51 +33,58 @@ END
 $$;
 
 -- ======================================================================= values
--- A JSON value as a number: JSON numbers, and strings holding one (as a CSV cell would);
--- NULL when it is no number. Out-of-range values become ±Infinity (or 0 when tiny).
-CREATE OR REPLACE FUNCTION ingest.api_number(p_value jsonb) RETURNS double precision
-LANGUAGE plpgsql IMMUTABLE
+-- Per-point helpers run 7 times per point: the two SQL ones carry no SET clause so that the
+-- planner inlines them into the calling statement (a SET clause forbids inlining and costs
+-- a settings save/restore per call); they name nothing outside pg_catalog, and their
+-- callers (below) pin search_path.
+
+-- A numeric string as a number, as `secinf ingest` casts a CSV cell: NULL when it is none;
+-- out-of-range values become ±Infinity (or 0 when tiny).
+CREATE OR REPLACE FUNCTION ingest.api_number_text(p_text text) RETURNS double precision
+LANGUAGE plpgsql IMMUTABLE STRICT
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  v_text text := regexp_replace(p_text, '^\s+|\s+$', '', 'g');
   v_num numeric;
-  v_text text;
 BEGIN
-  CASE jsonb_typeof(p_value)
-    WHEN 'number' THEN
-      v_num := p_value::numeric;
-    WHEN 'string' THEN
-      v_text := regexp_replace(p_value #>> '{}', '^\s+|\s+$', '', 'g');
-      IF v_text ~* '^[+-]?(nan|inf|infinity)$' THEN
-        RETURN v_text::double precision;
-      ELSIF v_text !~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$' THEN
-        RETURN NULL;
-      END IF;
-      BEGIN
-        v_num := v_text::numeric;
-      EXCEPTION WHEN numeric_value_out_of_range THEN
-        RETURN CASE WHEN v_text ~ '[eE]-' THEN 0
-                    WHEN v_text ~ '^-' THEN '-Infinity' ELSE 'Infinity' END::double precision;
-      END;
-    ELSE
-      RETURN NULL;
-  END CASE;
-  IF abs(v_num) > 1.7976931348623157e308 THEN
-    RETURN sign(v_num) * 'Infinity'::double precision;
-  ELSIF abs(v_num) < 2.2250738585072014e-308 THEN
-    RETURN 0;
+  IF v_text ~* '^[+-]?(nan|inf|infinity)$' THEN
+    RETURN v_text::double precision;
+  ELSIF v_text !~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$' THEN
+    RETURN NULL;
   END IF;
-  RETURN v_num::double precision;
+  BEGIN
+    v_num := v_text::numeric;
+  EXCEPTION WHEN numeric_value_out_of_range THEN
+    RETURN CASE WHEN v_text ~ '[eE]-' THEN 0
+                WHEN v_text ~ '^-' THEN '-Infinity' ELSE 'Infinity' END::double precision;
+  END;
+  RETURN CASE WHEN abs(v_num) > 1.7976931348623157e308 THEN sign(v_num) * 'Infinity'::float8
+              WHEN abs(v_num) < 2.2250738585072014e-308 THEN 0
+              ELSE v_num::double precision END;
 END
+$$;
+
+-- A JSON value as a number: JSON numbers, and strings holding one; NULL for anything else.
+CREATE OR REPLACE FUNCTION ingest.api_number(p_value jsonb) RETURNS double precision
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT CASE pg_catalog.jsonb_typeof(p_value)
+           WHEN 'number' THEN
+             CASE WHEN pg_catalog.abs(p_value::numeric) > 1.7976931348623157e308
+                  THEN pg_catalog.sign(p_value::numeric)::float8 * 'Infinity'::float8
+                  WHEN pg_catalog.abs(p_value::numeric) < 2.2250738585072014e-308 THEN 0::float8
+                  ELSE p_value::numeric::float8 END
+           WHEN 'string' THEN ingest.api_number_text(p_value #>> '{}')
+         END
 $$;
 
 -- A JSON value as text (track_id, class), as a JSONL line gives it to the CLI: strings as
 -- they are, anything else as its JSON text; NULL when absent or JSON null.
 CREATE OR REPLACE FUNCTION ingest.api_text(p_value jsonb) RETURNS text
 LANGUAGE sql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT CASE jsonb_typeof(p_value)
+  SELECT CASE pg_catalog.jsonb_typeof(p_value)
            WHEN 'string' THEN p_value #>> '{}'
            WHEN 'null' THEN NULL
            ELSE p_value::text
@@ -257,8 +264,9 @@ BEGIN
          coalesce(jsonb_typeof(a.item -> 'x'), 'null') <> 'null' AS has_x,
          coalesce(jsonb_typeof(a.item -> 'y'), 'null') <> 'null' AS has_y,
          coalesce(jsonb_typeof(a.item -> 'confidence'), 'null') <> 'null' AS has_confidence,
-         v.frame, coalesce(v.t, CASE WHEN NOT (a.item ? 't') OR jsonb_typeof(a.item -> 't') = 'null'
-                                     THEN v.frame / v_fps END) AS t,
+         v.frame,
+         CASE WHEN coalesce(jsonb_typeof(a.item -> 't'), 'null') = 'null' THEN v.frame / v_fps
+              ELSE v.t END AS t,
          v.x, v.y, v.confidence
   FROM jsonb_array_elements(p_points) WITH ORDINALITY AS a(item, n)
   CROSS JOIN LATERAL (SELECT ingest.api_number(a.item -> 'frame') AS frame,
@@ -267,55 +275,69 @@ BEGIN
                              ingest.api_number(a.item -> 'y') AS y,
                              ingest.api_number(a.item -> 'confidence') AS confidence) v;
 
-  -- Row checks (validate.py's _row_masks), in its order.
+  -- Row checks (validate.py's _row_masks), in its order; messages only for the hits.
   INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
-  SELECT i.row_no, c.col, c.code, c.message, c.seq
+  SELECT i.row_no, c.col, c.code,
+         CASE c.seq
+           WHEN 1 THEN 'the item is not a JSON object'
+           WHEN 2 THEN 'track_id is missing'
+           WHEN 8 THEN 't is missing' || CASE WHEN v_fps IS NULL
+                                              THEN ' (or give the source an fps to derive t '
+                                                   'from frame)' ELSE '' END
+           WHEN 19 THEN format('frame %s is not an integer', i.frame)
+           WHEN 20 THEN format('frame %s is negative; frames count from 0', i.frame)
+           WHEN 21 THEN format('frame %s is implausibly large', i.frame)
+           WHEN 22 THEN format('|x| = %s is implausible (≥ 1e6)', abs(i.x))
+           WHEN 23 THEN format('|y| = %s is implausible (≥ 1e6)', abs(i.y))
+           WHEN 24 THEN format('t = %s s is implausible', i.t)
+           WHEN 25 THEN format('confidence %s is outside [0, 1]', i.confidence)
+           ELSE CASE c.code
+                  WHEN 'type' THEN c.col || ' is not a number'
+                  WHEN 'missing' THEN c.col || ' is missing'
+                  WHEN 'not_finite' THEN format('%s is %s; only finite numbers are accepted',
+                                                c.col, CASE c.col WHEN 'frame' THEN i.frame
+                                                                  WHEN 't' THEN i.t
+                                                                  WHEN 'x' THEN i.x
+                                                                  WHEN 'y' THEN i.y
+                                                                  ELSE i.confidence END)
+                END
+         END, c.seq
   FROM api_ingest_items i
+  -- A point that passes this quick test passes every check below (NaN and ±Infinity fail
+  -- it: NaN compares above every number); only the others are looked at in detail.
+  CROSS JOIN LATERAL (SELECT i.is_obj AND i.track_id !~ '^\s*$' AND i.frame >= 0
+                             AND i.frame < 2.0 ^ 53 AND i.frame = floor(i.frame)
+                             AND abs(i.t) < 1e9 AND abs(i.x) < 1e6 AND abs(i.y) < 1e6
+                             AND (NOT i.has_confidence OR i.confidence BETWEEN 0 AND 1)
+                             AS clean) q
   CROSS JOIN LATERAL (VALUES
-    (1, NULL, 'unparseable', 'the item is not a JSON object', NOT i.is_obj),
-    (2, 'track_id', 'missing', 'track_id is missing',
-     i.is_obj AND coalesce(i.track_id, '') ~ '^\s*$'),
-    (4, 'frame', 'type', 'frame is not a number', i.has_frame AND i.frame IS NULL),
-    (5, 'frame', 'missing', 'frame is missing', i.is_obj AND NOT i.has_frame),
-    (6, 'frame', 'not_finite', format('frame is %s; only finite numbers are accepted', i.frame),
-     i.frame IN ('NaN', 'Infinity', '-Infinity')),
-    (7, 't', 'type', 't is not a number', i.has_t AND i.t IS NULL),
-    (8, 't', 'missing',
-     't is missing' || CASE WHEN v_fps IS NULL
-                            THEN ' (or give the source an fps to derive t from frame)'
-                            ELSE '' END,
-     i.is_obj AND NOT i.has_t AND i.t IS NULL),
-    (9, 't', 'not_finite', format('t is %s; only finite numbers are accepted', i.t),
-     i.t IN ('NaN', 'Infinity', '-Infinity')),
-    (10, 'x', 'type', 'x is not a number', i.has_x AND i.x IS NULL),
-    (11, 'x', 'missing', 'x is missing', i.is_obj AND NOT i.has_x),
-    (12, 'x', 'not_finite', format('x is %s; only finite numbers are accepted', i.x),
-     i.x IN ('NaN', 'Infinity', '-Infinity')),
-    (13, 'y', 'type', 'y is not a number', i.has_y AND i.y IS NULL),
-    (14, 'y', 'missing', 'y is missing', i.is_obj AND NOT i.has_y),
-    (15, 'y', 'not_finite', format('y is %s; only finite numbers are accepted', i.y),
-     i.y IN ('NaN', 'Infinity', '-Infinity')),
-    (16, 'confidence', 'type', 'confidence is not a number',
-     i.has_confidence AND i.confidence IS NULL),
-    (17, 'confidence', 'not_finite',
-     format('confidence is %s; only finite numbers are accepted', i.confidence),
-     i.confidence IN ('NaN', 'Infinity', '-Infinity')),
-    (19, 'frame', 'type', format('frame %s is not an integer', i.frame),
+    (1, NULL, 'unparseable', NOT i.is_obj),
+    (2, 'track_id', 'missing', i.is_obj AND coalesce(i.track_id, '') ~ '^\s*$'),
+    (4, 'frame', 'type', i.has_frame AND i.frame IS NULL),
+    (5, 'frame', 'missing', i.is_obj AND NOT i.has_frame),
+    (6, 'frame', 'not_finite', i.frame IN ('NaN', 'Infinity', '-Infinity')),
+    (7, 't', 'type', i.has_t AND i.t IS NULL),
+    (8, 't', 'missing', i.is_obj AND NOT i.has_t AND i.t IS NULL),
+    (9, 't', 'not_finite', i.t IN ('NaN', 'Infinity', '-Infinity')),
+    (10, 'x', 'type', i.has_x AND i.x IS NULL),
+    (11, 'x', 'missing', i.is_obj AND NOT i.has_x),
+    (12, 'x', 'not_finite', i.x IN ('NaN', 'Infinity', '-Infinity')),
+    (13, 'y', 'type', i.has_y AND i.y IS NULL),
+    (14, 'y', 'missing', i.is_obj AND NOT i.has_y),
+    (15, 'y', 'not_finite', i.y IN ('NaN', 'Infinity', '-Infinity')),
+    (16, 'confidence', 'type', i.has_confidence AND i.confidence IS NULL),
+    (17, 'confidence', 'not_finite', i.confidence IN ('NaN', 'Infinity', '-Infinity')),
+    (19, 'frame', 'type',
      i.frame NOT IN ('NaN', 'Infinity', '-Infinity') AND i.frame <> floor(i.frame)),
-    (20, 'frame', 'negative_frame', format('frame %s is negative; frames count from 0', i.frame),
-     i.frame < 0),
-    (21, 'frame', 'out_of_bounds', format('frame %s is implausibly large', i.frame),
-     i.frame >= 2.0 ^ 53 AND i.frame <> 'NaN'),
-    (22, 'x', 'out_of_bounds', format('|x| = %s is implausible (≥ 1e6)', abs(i.x)),
-     abs(i.x) >= 1e6 AND abs(i.x) < 'Infinity'),
-    (23, 'y', 'out_of_bounds', format('|y| = %s is implausible (≥ 1e6)', abs(i.y)),
-     abs(i.y) >= 1e6 AND abs(i.y) < 'Infinity'),
-    (24, 't', 'out_of_bounds', format('t = %s s is implausible', i.t),
-     abs(i.t) >= 1e9 AND i.t <> 'NaN'),
-    (25, 'confidence', 'out_of_range', format('confidence %s is outside [0, 1]', i.confidence),
+    (20, 'frame', 'negative_frame', i.frame < 0),
+    (21, 'frame', 'out_of_bounds', i.frame >= 2.0 ^ 53 AND i.frame <> 'NaN'),
+    (22, 'x', 'out_of_bounds', abs(i.x) >= 1e6 AND abs(i.x) < 'Infinity'),
+    (23, 'y', 'out_of_bounds', abs(i.y) >= 1e6 AND abs(i.y) < 'Infinity'),
+    (24, 't', 'out_of_bounds', abs(i.t) >= 1e9 AND i.t <> 'NaN'),
+    (25, 'confidence', 'out_of_range',
      i.confidence <> 'NaN' AND (i.confidence < 0 OR i.confidence > 1))
-  ) AS c(seq, col, code, message, hit)
-  WHERE c.hit;
+  ) AS c(seq, col, code, hit)
+  WHERE NOT coalesce(q.clean, false) AND c.hit;
 
   -- Batch checks on the rows that passed (validate.py's check, _frame_times, _speeds).
   -- The first row of a (track, frame) key wins; later ones are duplicate_key.

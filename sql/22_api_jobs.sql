@@ -31,7 +31,7 @@ BEGIN
   SELECT v_wm,
          extract(epoch FROM v_src.high_water - v_wm)::double precision,
          v_wm IS NOT NULL AND v_wm >= coalesce(v_src.high_water, '-infinity') AND v_dirty = 0,
-         (SELECT jsonb_object_agg(st.name, w.watermark ORDER BY st.position)
+         (SELECT jsonb_object_agg(st.name, w.watermark)
           FROM pipeline.stages st
           LEFT JOIN features.watermarks w ON w.stage = st.name AND w.source_id = p_source
           WHERE st.enabled),

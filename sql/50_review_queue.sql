@@ -94,9 +94,14 @@ CREATE OR REPLACE FUNCTION review.queue_sql(
 ) RETURNS text
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
+-- Literals and cursors print the same whatever the caller's session settings.
+SET extra_float_digits = 1
+SET "DateStyle" = 'ISO, YMD'
+SET "TimeZone" = 'UTC'
 AS $$
 DECLARE
-  k record := review.queue_key(p_order);
+  v_order text := coalesce(p_order, 'uncertain');
+  k record := review.queue_key(v_order);
   v_dir text := CASE WHEN k.descending THEN 'DESC' ELSE 'ASC' END;
   v_filters text := review.queue_filters(p_types, p_source_ids, p_min_score, p_max_score,
                                          p_from, p_to);
@@ -106,7 +111,7 @@ DECLARE
   v_branches text[];
 BEGIN
   IF p_after IS NOT NULL THEN
-    v_after := review.cursor_decode(p_after, p_order);
+    v_after := review.cursor_decode(p_after, v_order);
     BEGIN
       v_keyset := format('(%s, c.candidate_id) %s (%L::%s, %s::bigint)', k.key_sql,
                          CASE WHEN k.descending THEN '<' ELSE '>' END,
@@ -144,7 +149,7 @@ BEGIN
     ' FROM (SELECT u.* FROM (%s) u ORDER BY u.sort_key %s, u.candidate_id %s LIMIT %s) q'
     ' JOIN ingest.sources s ON s.source_id = q.source_id'
     ' ORDER BY q.sort_key %s, q.candidate_id %s',
-    p_order, array_to_string(v_branches, ' UNION ALL '), v_dir, v_dir, v_limit, v_dir, v_dir);
+    v_order, array_to_string(v_branches, ' UNION ALL '), v_dir, v_dir, v_limit, v_dir, v_dir);
 END
 $$;
 
@@ -162,6 +167,9 @@ CREATE OR REPLACE FUNCTION api.review_queue(
                  cursor text)
 LANGUAGE plpgsql STABLE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
+SET extra_float_digits = 1  -- the cursors print their keys exactly
+SET "DateStyle" = 'ISO, YMD'
+SET "TimeZone" = 'UTC'
 AS $$
 BEGIN
   RETURN QUERY EXECUTE review.queue_sql(p_types, p_source_ids, p_min_score, p_max_score,
@@ -185,6 +193,9 @@ CREATE OR REPLACE FUNCTION api.review_counts(
 ) RETURNS jsonb
 LANGUAGE plpgsql STABLE SECURITY INVOKER
 SET search_path = pg_catalog, pg_temp
+SET extra_float_digits = 1
+SET "DateStyle" = 'ISO, YMD'
+SET "TimeZone" = 'UTC'
 AS $$
 DECLARE
   v_statuses text[] := review.queue_statuses(p_statuses);

@@ -22,7 +22,7 @@
 -- ======================================================================= helpers
 -- Create analytics.<p_name> WITH NO DATA plus the UNIQUE index on p_key that
 -- REFRESH … CONCURRENTLY needs, unless it exists with the same query and key; rebuild it
--- when either changed. The COMMENT is always brought up to date. True when (re)built.
+-- when either changed; bring its COMMENT up to date. True when (re)built.
 CREATE OR REPLACE FUNCTION analytics.ensure_matview(p_name text, p_comment text,
                                                     p_query text, p_key text)
 RETURNS boolean
@@ -48,8 +48,12 @@ BEGIN
                    p_name || '_key', p_name, p_key);
     v_built := true;
   END IF;
-  EXECUTE format('COMMENT ON MATERIALIZED VIEW analytics.%I IS %L', p_name,
-                 p_comment || ' [definition ' || v_fingerprint || ']');
+  -- Only when it changed: COMMENT locks the view against a running refresh.
+  IF v_built OR pg_catalog.obj_description(v_rel, 'pg_class')
+                  IS DISTINCT FROM p_comment || ' [definition ' || v_fingerprint || ']' THEN
+    EXECUTE format('COMMENT ON MATERIALIZED VIEW analytics.%I IS %L', p_name,
+                   p_comment || ' [definition ' || v_fingerprint || ']');
+  END IF;
   RETURN v_built;
 END
 $$;

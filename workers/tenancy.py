@@ -125,6 +125,10 @@ class AnalystLogin:
     project_id: str
 
 
+ANALYST_LOGIN_CAPS = (("statement_timeout", "60s"), ("idle_in_transaction_session_timeout", "5min"))
+"""What migration 0010 gives the `analyst` group, set on each analyst login too."""
+
+
 def add_analyst(conn: Conn, project_ref: str, name: str) -> AnalystLogin:
     """Create (or reuse) the login role `analyst_<name>` and give it the project."""
     role_name = "analyst_" + slugify(name).replace("-", "_")
@@ -142,6 +146,11 @@ def add_analyst(conn: Conn, project_ref: str, name: str) -> AnalystLogin:
                 sql.Identifier(role_name), sql.Literal(verifier)
             )
         )
+    # A login reads only its own role settings, never the `analyst` group's: give it the
+    # same caps (migration 0010 sets them on the group for API requests).
+    for name, value in ANALYST_LOGIN_CAPS:
+        conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
+            sql.Identifier(role_name), sql.Identifier(name), sql.Literal(value)))
     conn.execute(query("tenancy", "add_member"),
                  {"project_id": project_id, "kind": "db_role", "member": role_name,
                   "role": "analyst"})

@@ -75,13 +75,19 @@ def csv_name(section: Section, label: str) -> str:
 Chart = alt.Chart | alt.FacetChart
 
 
+BUCKET_FORMATS = {"hour": "%Y-%m-%d %H:00", "day": "%Y-%m-%d", "week": "week of %Y-%m-%d",
+                  "month": "%Y-%m"}
+
+
 def events_chart(frame: pd.DataFrame, bucket: str) -> alt.Chart:
-    chart: alt.Chart = (alt.Chart(frame).mark_bar()
-                        .encode(x=alt.X("bucket:T", title=f"start ({bucket}, UTC)",
-                                       scale=alt.Scale(type="utc")),
+    """Stacked bars of events per time bucket (one bar per bucket, labelled in UTC)."""
+    data = frame.assign(when=frame["bucket"].dt.strftime(BUCKET_FORMATS.get(bucket, "%Y-%m-%d")))
+    chart: alt.Chart = (alt.Chart(data).mark_bar()
+                        .encode(x=alt.X("when:O", title=f"start ({bucket}, UTC)",
+                                        sort=alt.SortField("bucket")),
                                 y=alt.Y("sum(events):Q", title="events"),
                                 color=alt.Color("type:N", title="type"),
-                                tooltip=["bucket:T", "type", "verification", "events"]))
+                                tooltip=["when", "type", "verification", "events"]))
     return chart
 
 

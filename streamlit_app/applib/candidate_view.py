@@ -252,7 +252,9 @@ def scene_chart(detail: Detail, span: tuple[float, float], t: float) -> alt.Laye
         alt.Chart(routes).mark_line(color="#aaa", strokeDash=[6, 4], clip=True)
         .encode(x=x, y=y, detail="name:N", order="i:Q", tooltip=["name"]),
         alt.Chart(tracks).mark_line(strokeWidth=1, opacity=0.5)
-        .encode(x=x, y=y, color=alt.Color("actor:N", title="actor"), order="t:Q"),
+        .encode(x=x, y=y, order="t:Q",
+                color=alt.Color("actor:N", title="actor", scale=alt.Scale(scheme="category10"),
+                                legend=alt.Legend(orient="bottom"))),
         alt.Chart(tracks[tracks["in_span"]]).mark_line(strokeWidth=3.5)
         .encode(x=x, y=y, color="actor:N", order="t:Q"),
         alt.Chart(now).mark_point(filled=True, size=160, stroke="black", strokeWidth=1)
@@ -282,7 +284,9 @@ def curves_chart(detail: Detail, span: tuple[float, float], t: float) -> alt.VCo
             alt.Chart(data).mark_line()
             .encode(x=alt.X("t:Q", scale=x_scale, title="seconds"),
                     y=alt.Y("value:Q", title=title),
-                    color=alt.Color("series:N", title=None),
+                    color=alt.Color("series:N", title=None,
+                                    scale=alt.Scale(scheme="category10"),
+                                    legend=alt.Legend(orient="top")),
                     tooltip=["series", alt.Tooltip("t:Q", format=".2f"),
                              alt.Tooltip("value:Q", format=".2f")]),
             alt.Chart(mark).mark_rule(color="black", strokeDash=[2, 2]).encode(x="t:Q"),

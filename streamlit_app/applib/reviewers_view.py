@@ -14,6 +14,15 @@ STAT_COLUMNS = ["reviewer", "decisions", "accepts", "rejects", "per_hour", "seco
 AGREEMENT_COLUMNS = ["type", "pairs", "kappa", "mean_iou"]
 
 
+def shown(value: Any) -> str:
+    """A measure for st.metric: integers as they are, others to 3 places, missing as 'n/a'."""
+    if value is None or pd.isna(value):
+        return "n/a"
+    if float(value).is_integer() and not isinstance(value, float):
+        return str(int(value))
+    return f"{float(value):.3g}"
+
+
 def stats_frame(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     """api.reviewer_stats rows as a table (accept share added; numbers rounded)."""
     frame = pd.DataFrame.from_records([dict(r) for r in rows], columns=STAT_COLUMNS)
@@ -44,7 +53,7 @@ def measures_chart(stats: pd.DataFrame) -> alt.Chart:
                                       sort=["per_hour", "kappa", "mean_iou", "reputation"]),
                     tooltip=["reviewer", "measure", alt.Tooltip("value:Q", format=".3f")])
             .resolve_scale(x="independent")
-            .properties(width=160))
+            .properties(width=200))
     return chart
 
 

@@ -6,7 +6,13 @@ from datetime import UTC, datetime, time, timedelta
 
 import streamlit as st
 from applib import state
-from applib.reviewers_view import agreement_chart, agreement_frame, measures_chart, stats_frame
+from applib.reviewers_view import (
+    agreement_chart,
+    agreement_frame,
+    measures_chart,
+    shown,
+    stats_frame,
+)
 
 from workers.appdb import api as app_api
 
@@ -36,13 +42,14 @@ else:
     me = stats[stats["reviewer"] == who.subject]
     if not me.empty:
         cols = st.columns(4)
-        cols[0].metric("My decisions", int(me["decisions"].iloc[0]))
-        cols[1].metric("My decisions per hour", me["per_hour"].iloc[0])
-        cols[2].metric("My kappa", me["kappa"].iloc[0])
-        cols[3].metric("My reputation", me["reputation"].iloc[0])
+        for col, (label, column) in zip(cols, (
+                ("My decisions", "decisions"), ("My decisions per hour", "per_hour"),
+                ("My kappa", "kappa"), ("My reputation", "reputation")), strict=True):
+            col.metric(label, shown(me[column].iloc[0]))
     st.subheader("Per reviewer")
     st.dataframe(stats, hide_index=True, width="stretch")
     st.altair_chart(measures_chart(stats))
+    st.caption("Kappa and IoU stay empty until second opinions on your decisions come back.")
 
 st.subheader("Agreement per event type")
 if agreement.empty:

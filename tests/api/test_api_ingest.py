@@ -153,6 +153,14 @@ def test_a_source_transform_is_applied_and_raw_values_kept(db: Conn, api: Api,
         400, 'source "px-cam" has fps 25; this batch says 30')
 
 
+def test_t_comes_from_the_frame_rate_or_is_missing(api: Api) -> None:
+    no_t = [{"track_id": "1", "frame": f, "x": f * 0.1, "y": 0} for f in range(3)]
+    out = send(api, {"source": "no-fps", "points": no_t})
+    assert out["invalid"] == 3 and {e["message"] for e in out["errors"]} == {
+        "t is missing (or give the source an fps to derive t from frame)"}
+    assert send(api, {"source": "with-fps", "fps": 10, "points": no_t})["inserted"] == 3
+
+
 # ---------------------------------------------------------------- duplicates
 def test_resending_is_a_duplicate_batch_and_overlaps_count_as_duplicates(
         db: Conn, api: Api) -> None:

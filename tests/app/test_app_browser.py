@@ -9,20 +9,19 @@ from __future__ import annotations
 import re
 import time
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.app.browser import ARTIFACTS, CHROMIUM, chromium, streamlit_app
-from tests.support.factories import make_key, make_project
-from tests.support.tenant_data import populate_pipeline
+from tests.support.factories import make_key
 
 pytestmark = [pytest.mark.db, pytest.mark.browser, pytest.mark.slow]
 Conn = psycopg.Connection[dict[str, Any]]
 WAIT_MS = 30_000
 SPAN_STEPS = 5  # frames the end of the span moves left (10 fps: 0.5 s)
+VIEWPORT = {"width": 1440, "height": 1800}  # Streamlit scrolls inside the page: show it all
 
 
 def _shot(page: Any, name: str) -> None:
@@ -57,12 +56,9 @@ def _go(page: Any, name: str, ready: str) -> None:
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed "
                     "(apt-get install chromium); the test never downloads a browser")
 def test_reviewer_adjusts_and_accepts_and_another_project_sees_nothing(
-        dsn: str, db: Conn, tmp_path: Path) -> None:
+        dsn: str, db: Conn, project: str, other_project: str) -> None:
     started = time.monotonic()
-    north = make_project(db, "acme", "north")
-    south = make_project(db, "globex", "south")
-    populate_pipeline(db, north, "a", tmp_path)
-    populate_pipeline(db, south, "b", tmp_path)
+    north, south = project, other_project
     db.execute("INSERT INTO review.settings (project_id, second_opinion_share) VALUES (%s, 0)",
                (north,))
     db.commit()
@@ -70,7 +66,7 @@ def test_reviewer_adjusts_and_accepts_and_another_project_sees_nothing(
     key_south = str(make_key(db, south, "reviewer")["api_key"])
 
     with streamlit_app(dsn, ARTIFACTS / "streamlit.log") as url, chromium() as browser:
-        page = browser.new_page(viewport={"width": 1440, "height": 1000})
+        page = browser.new_page(viewport=VIEWPORT)
         _sign_in(page, url, key_north)
         _shot(page, "01_home")
 
@@ -94,7 +90,9 @@ def test_reviewer_adjusts_and_accepts_and_another_project_sees_nothing(
         _shot(page, "03_candidate")
         label = accept.inner_text()
         start_s, end_s = (float(x) for x in re.findall(r"(\d+\.\d+)", label)[:2])
-        accept.click()
+        # Accept by its keyboard shortcut (A), as a reviewer working fast would.
+        page.evaluate("document.activeElement.blur()")
+        page.keyboard.press("a")
         page.get_by_text(f"Accepted candidate #{cid} → event #").wait_for(timeout=WAIT_MS)
         _shot(page, "04_candidate_after_accept")
 
@@ -118,7 +116,7 @@ def test_reviewer_adjusts_and_accepts_and_another_project_sees_nothing(
         assert _metric(page, "Verified by a reviewer") == 1
         _shot(page, "07_analytics")
 
-        other = browser.new_page(viewport={"width": 1440, "height": 1000})
+        other = browser.new_page(viewport=VIEWPORT)
         _sign_in(other, url, key_south)
         _go(other, "Review queue", "Matching candidates")
         south_open = db.execute(

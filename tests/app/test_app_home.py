@@ -10,6 +10,7 @@ import pytest
 from tests.app.conftest import app_test
 from workers import tenancy
 from workers.appdb import Identity
+from workers.review import accounts
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
@@ -45,6 +46,31 @@ def test_a_revoked_key_signs_the_reviewer_out_with_a_message(
     at.switch_page("pages/4_Reviewers.py").run()
     assert "identity" not in at.session_state
     assert any("API key revoked or expired" in w.value for w in at.warning)
+
+
+def test_account_sign_in_and_a_disabled_account_is_signed_out(
+        secinf_env: str, db: Conn, project: str) -> None:
+    accounts.create(db, "carl", "a long passphrase", project, "reviewer")
+    at = app_test("Home.py").run()
+    [user, password] = [t for t in at.text_input if t.label in ("User name", "Password")]
+    user.input("carl")
+    password.input("wrong passphrase")
+    [sign_in] = [b for b in at.button if b.label == "Sign in"]
+    sign_in.click().run()
+    assert [e.value for e in at.error] == [
+        "Sign-in failed: invalid user name or password, or the account is disabled (Check your "
+        "user name and password, or ask an administrator (secinf accounts).)"]
+    [user, password] = [t for t in at.text_input if t.label in ("User name", "Password")]
+    user.input("carl")
+    password.input("a long passphrase")
+    [sign_in] = [b for b in at.button if b.label == "Sign in"]
+    sign_in.click().run()
+    assert at.session_state["identity"].subject == "carl"
+    accounts.set_disabled(db, "carl")
+    at.switch_page("pages/1_Review_queue.py").run()
+    assert "identity" not in at.session_state
+    assert [w.value for w in at.warning] == ["signed out: account disabled (Ask an administrator "
+                                             "to re-enable it (secinf accounts).)"]
 
 
 def test_sign_out(secinf_env: str, reviewer_key: str) -> None:

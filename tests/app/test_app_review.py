@@ -1,38 +1,25 @@
 """Review pages (AppTest) against a real database: queue, candidate decisions, undo, a lost
 race, second opinions, reviewer statistics, analytics, and another project seeing nothing.
 
-The candidates come from the real pipeline over a short simulated scene (populate_pipeline).
+The candidates come from the real pipeline over a short simulated scene (tests/app/conftest.py).
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
 from tests.app.conftest import app_test
-from tests.support.factories import make_key, make_project
-from tests.support.tenant_data import populate_pipeline
+from tests.support.factories import make_key
 from workers.appdb import AppDB, Identity
 from workers.appdb import api as app_api
 from workers.review import accounts
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
-
-
-@pytest.fixture
-def scene(db: Conn, project: str, tmp_path: Path) -> list[dict[str, Any]]:
-    """Project acme/north after the pipeline ran over a 40 s plaza scene: its candidates."""
-    populate_pipeline(db, project, "a", tmp_path)
-    rows = db.execute("SELECT candidate_id, type, start_ts, end_ts, status"
-                      " FROM candidates.candidates WHERE project_id = %s ORDER BY candidate_id",
-                      (project,)).fetchall()
-    assert len(rows) >= 12, "the scene should give a queue longer than one 10-row page"
-    return rows
 
 
 def _queue_ids(at: Any) -> list[int]:
@@ -70,6 +57,12 @@ def test_queue_pages_filters_and_counts(reviewer: Identity, scene: list[dict[str
     starts = list(at.dataframe[0].value["start"])
     assert starts == sorted(starts, reverse=True)
 
+    at.multiselect(key="q_types").set_value([]).run()
+    at.slider(key="q_score").set_value((0.0, 0.7)).run()
+    scores = list(at.dataframe[0].value["score"])
+    assert scores and max(scores) <= 0.7
+    assert int({m.label: m.value for m in at.metric}["Matching candidates"]) == len(scores)
+
 
 def test_candidate_adjust_span_and_accept_makes_a_human_event(
         reviewer: Identity, scene: list[dict[str, Any]], db: Conn) -> None:
@@ -96,7 +89,7 @@ def test_candidate_adjust_span_and_accept_makes_a_human_event(
     origin = cand["start_ts"].replace(hour=0, minute=0, second=0, microsecond=0)
     assert event["start_ts"] == origin + timedelta(seconds=start)
     assert event["end_ts"] == origin + timedelta(seconds=round(end - 0.5, 6))
-    assert [s.value for s in at.success][0].startswith(f"Accepted candidate #{cid} → event #")
+    assert at.success[0].value.startswith(f"Accepted candidate #{cid} → event #")
     assert db.execute("SELECT status FROM candidates.candidates WHERE candidate_id = %s",
                       (cid,)).fetchone() == {"status": "accepted"}
 
@@ -185,7 +178,7 @@ def test_second_opinion_round_trip_and_reviewer_stats(
     assert list(at.dataframe[0].value["id"]) == [cid]
     _button(at, "Give my opinion").click().run()
     assert at.title[0].value.startswith(f"Candidate #{cid}")
-    assert [s.value for s in at.subheader][0] == "Second opinion"
+    assert at.subheader[0].value == "Second opinion"
     at.switch_page("pages/2_Candidate.py")
     _button(at, "Accept").click().run()
     assert not at.error and not at.exception
@@ -218,12 +211,16 @@ def test_analytics_shows_the_accepted_event_with_csv(
 
 
 def test_another_projects_reviewer_sees_none_of_it(
-        reviewer: Identity, scene: list[dict[str, Any]], app_db: AppDB, db: Conn) -> None:
-    other = make_project(db, "globex", "south")
+        reviewer: Identity, scene: list[dict[str, Any]], app_db: AppDB, db: Conn,
+        other_project: str) -> None:
+    other = other_project
     them = app_db.sign_in_key(str(make_key(db, other, "reviewer")["api_key"]))
     at = app_test("pages/1_Review_queue.py", them).run()
-    assert {m.label: m.value for m in at.metric}["Matching candidates"] == "0"
-    assert [i.value for i in at.info] == ["No candidates match these filters."]
+    theirs = {r["candidate_id"] for r in db.execute(
+        "SELECT candidate_id FROM candidates.candidates WHERE project_id = %s", (other,))}
+    assert theirs and set(_queue_ids(at)) == theirs
+    assert not theirs & {r["candidate_id"] for r in scene}
+    assert set(at.dataframe[0].value["source"]) == {"b-plaza"}
     cid = scene[0]["candidate_id"]
     page = app_test("pages/2_Candidate.py", them)
     page.query_params["id"] = str(cid)

@@ -63,8 +63,8 @@ def add_track(db: Conn, project: str, source: int, track: str, first: float, las
         " SELECT %(p)s, %(s)s, %(t)s, f, %(o)s + f * interval '100 ms', 0, f * 0.1,"
         "        %(y)s, 1, 0, 1, 0"
         " FROM generate_series(round(%(a)s * 10)::int, round(%(b)s * 10)::int) f",
-        {"p": project, "s": source, "t": track, "o": ORIGIN, "y": float(track) if track.isdigit() else 0.0,
-         "a": first, "b": last})
+        {"p": project, "s": source, "t": track, "o": ORIGIN,
+         "y": float(track) if track.isdigit() else 0.0, "a": first, "b": last})
 
 
 def make_candidate(db: Conn, scene: Scene, *, type: str = "follow",

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.db.review_helpers import as_person, at, make_candidate, make_scene, member, share
+from tests.db.review_helpers import as_person, at, make_candidate, make_scene, share
 from tests.support.postgrest import ApiError
 
 pytestmark = pytest.mark.db

@@ -3,11 +3,13 @@ facet counts, and who may call it."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from tests.support.factories import make_project
@@ -188,3 +190,37 @@ def test_a_reviewer_sees_only_their_project_and_customers_cannot_call(
         assert err.value.status == (401 if role == "anon" else 403)
     reasons = Api(dsn).as_("reviewer", project_id=a).get("review_reasons")
     assert [r["code"] for r in reasons][:2] == ["wrong_type", "wrong_actors"]
+
+
+def test_cursors_do_not_depend_on_the_callers_session_settings(
+    dsn: str, two_projects: tuple[str, str, list[int]]
+) -> None:
+    a, _, _ = two_projects
+    params = conninfo_to_dict(dsn)
+    params["user"] = "authenticator"
+    params.pop("password", None)
+    claims = json.dumps({"role": "reviewer", "project_id": a, "sub": "alice"})
+    for order in ("uncertain", "newest", "score"):
+        seen: list[int] = []
+        after = None
+        with psycopg.connect(make_conninfo(**params), row_factory=dict_row) as conn:
+            # Settings a client might bring: rounded floats, another date style and zone.
+            conn.execute("SET extra_float_digits = -3")
+            conn.execute("SET DateStyle = 'SQL, DMY'")
+            conn.execute("SET TimeZone = 'America/New_York'")
+            while True:
+                with conn.transaction():
+                    conn.execute("SET LOCAL ROLE reviewer")
+                    conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (claims,))
+                    rows = conn.execute("SELECT * FROM api.review_queue(p_order => %s,"
+                                        " p_after => %s, p_limit => 41)",
+                                        (order, after)).fetchall()
+                seen += [r["candidate_id"] for r in rows]
+                if len(rows) < 41:
+                    break
+                after = rows[-1]["cursor"]
+        assert seen == expected(rows_of(dsn, a, "status IN ('new', 'scored')"), order), order
+    # No order given (PostgREST passes an explicit null): the default ordering.
+    api = Api(dsn).as_("reviewer", project_id=a, sub="alice")
+    assert _rows(api.rpc("review_queue", p_order=None, p_limit=5)) == \
+        _rows(api.rpc("review_queue", p_limit=5))

@@ -17,7 +17,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 
 # The worked example (docs/review.md): alice decides first, bob gives the second opinion.
 #   candidate:  1  2  3  4  5 | 6  7  8  9  10
-#   type:       follow ×5     | meet ×5
+#   type:       follow x5     | meet x5
 #   alice:      A  A  A  A  A | A  R  R  R  R
 #   bob:        A  A  A  A  R | R  R  R  R  A
 # Both accepted 1-4; bob's spans: [5,10], [6,10], [5,9], [7,12] against alice's [5,10]:
@@ -26,11 +26,11 @@ ALICE = "AAAAAARRRR"
 BOB = "AAAARRRRRA"
 BOB_SPANS = [(5, 10), (6, 10), (5, 9), (7, 12)]
 MEAN_IOU = (1 + 0.8 + 0.8 + 3 / 7) / 4
-# 2x2 table (first × second): aa 4, ar 2, ra 1, rr 3 → po 0.7, pe 0.6·0.5 + 0.4·0.5 = 0.5.
+# 2x2 table (first x second): aa 4, ar 2, ra 1, rr 3 → po 0.7, pe 0.6·0.5 + 0.4·0.5 = 0.5.
 KAPPA = (0.7 - 0.5) / (1 - 0.5)
 # follow: aa 4, ar 1 → po 0.8 = pe 0.8 → 0.  meet: ar 1, ra 1, rr 3 → po 0.6, pe 0.68.
 KAPPA_MEET = (0.6 - 0.68) / (1 - 0.68)
-# Reputation: pair scores 1, .9, .9, .5 + .5·3/7 (accepted), 1 × 3 (rejected), 0 × 3.
+# Reputation: pair scores 1, .9, .9, .5 + .5·3/7 (accepted), 1 x 3 (rejected), 0 x 3.
 REPUTATION = (1 + 0.9 + 0.9 + 0.5 + 0.5 * 3 / 7 + 3 + 2) / (10 + 4)
 
 

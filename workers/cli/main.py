@@ -8,7 +8,7 @@ import traceback
 
 import typer
 
-from workers.cli import db_cmd, jobs_cmd, rules_cmd, tenancy_cmd
+from workers.cli import analytics_cmd, db_cmd, jobs_cmd, rules_cmd, tenancy_cmd
 from workers.cli.bench_cmd import bench_app
 from workers.cli.demo_cmd import demo_command
 from workers.cli.ingest_cmd import ingest_command
@@ -40,6 +40,7 @@ app.command("tune")(rules_cmd.tune_command)
 app.command("train")(train_command)
 app.command("worker")(worker_command)
 app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(analytics_cmd.app, name="analytics")
 app.add_typer(bench_app, name="bench")
 app.command("demo")(demo_command)
 

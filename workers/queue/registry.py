@@ -21,7 +21,8 @@ from workers.errors import SecinfError, UserError
 from workers.queue import client
 from workers.queue.client import Conn, Job
 
-PLUGIN_MODULES: tuple[str, ...] = ("workers.queue.builtin", "workers.scoring.jobs")
+PLUGIN_MODULES: tuple[str, ...] = ("workers.queue.builtin", "workers.scoring.jobs",
+                                   "workers.queue.api_jobs")
 """Imported by every worker; a module that does not exist (yet) is skipped."""
 
 P = TypeVar("P", bound=BaseModel)
