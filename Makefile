@@ -39,7 +39,7 @@ demo: setup ## Run the whole product on the embedded demo scene
 APP_PORT ?= 8501
 app: setup ## The review and analytics app (Streamlit) on http://localhost:8501 (APP_PORT=…)
 	@echo "secinf app: open http://localhost:$(APP_PORT) and sign in with a reviewer's API key or account"
-	@$(VENV)/bin/streamlit run streamlit_app/Home.py --server.port $(APP_PORT) \
+	@$(VENV)/bin/streamlit run streamlit_app/streamlit_app.py --server.port $(APP_PORT) \
 	  --server.headless true --browser.gatherUsageStats false
 
 test: setup ## Lint, type-check, lint migrations, then the whole test suite

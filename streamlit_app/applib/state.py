@@ -7,18 +7,20 @@ into a sign-out with a message and any other refusal into a visible error.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import streamlit as st
 
 from workers.appdb import AppDB, Identity, SessionEnded
+from workers.appdb import api as app_api
 from workers.appdb.session import authenticator_conninfo
 from workers.errors import SecinfError
 from workers.settings import load_settings
 
 T = TypeVar("T")
-HOME = "Home.py"
+HOME = "streamlit_app.py"
 IDENTITY = "identity"
 FLASH = "flash"
 
@@ -35,6 +37,17 @@ def _pool(conninfo: str) -> AppDB:
 def database() -> AppDB:
     """The process-wide pool of `authenticator` connections (one per conninfo)."""
     return _pool(authenticator_conninfo(load_settings()))
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _facets(_db: AppDB, _who: Identity, claims_key: str) -> dict[str, Any]:
+    return app_api.review_counts(_db, _who, app_api.QueueFilter(statuses=app_api.STATUSES))
+
+
+def facets(db: AppDB, who: Identity) -> dict[str, Any]:
+    """Counts over every candidate of the caller's project (the filters' choices: types,
+    sources with names), cached for a minute per caller (keyed by the whole claims)."""
+    return guarded(lambda: _facets(db, who, json.dumps(who.claims, sort_keys=True)))
 
 
 def identity() -> Identity | None:

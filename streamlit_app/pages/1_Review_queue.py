@@ -29,8 +29,7 @@ db = state.database()
 st.title("Review queue")
 state.flash("success")
 
-everything = state.guarded(lambda: app_api.review_counts(
-    db, who, app_api.QueueFilter(statuses=tuple(STATUS_LABELS))))
+everything = state.facets(db, who)
 type_choices = sorted((everything.get("by_type") or {}).keys())
 sources = source_options(everything)
 
@@ -44,7 +43,7 @@ with st.sidebar:
     score_range = st.slider("Score", 0.0, 1.0, (0.0, 1.0), step=0.01, key="q_score")
     start = end = None
     if st.toggle("Limit the time", key="q_time_on"):
-        day = st.date_input("Day", value=datetime(2026, 1, 1).date(), key="q_day")
+        day = st.date_input("Day (UTC)", value=datetime.now(UTC).date(), key="q_day")
         t_from, t_to = st.slider("Start time (UTC)", time(0, 0), time(23, 59),
                                  (time(0, 0), time(23, 59)), step=timedelta(minutes=1),
                                  key="q_times")

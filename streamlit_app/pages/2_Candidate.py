@@ -5,7 +5,7 @@ Shortcuts: A accept, X reject, U undo my last decision, N next candidate.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import streamlit as st
 from applib import state
@@ -55,17 +55,29 @@ def _next_id(current: int) -> int | None:
     return next_candidate(rows, current, decided)
 
 
-raw_id = st.query_params.get("id") or st.session_state.get("candidate_id")
-second = st.query_params.get("opinion") == "second"
-if raw_id is None or not str(raw_id).isdigit():
+def _picker(problem: str | None = None) -> NoReturn:
+    """Ask for a candidate number (after a refusal, say why), then stop the page."""
+    st.session_state.pop("candidate_id", None)
+    st.query_params.clear()
     st.title("Candidate")
+    if problem:
+        st.error(problem)
     typed = st.number_input("Candidate #", min_value=1, step=1, value=None, key="c_pick")
     if st.button("Open candidate", type="primary", disabled=typed is None):
         _open(int(typed) if typed is not None else None)
     st.stop()
+
+
+raw_id = st.query_params.get("id") or st.session_state.get("candidate_id")
+second = st.query_params.get("opinion") == "second"
+if raw_id is None or not str(raw_id).isdigit():
+    _picker()
 cid = int(str(raw_id))
 
-detail: Detail = parse_detail(state.guarded(lambda: app_api.candidate_detail(db, who, cid)))
+doc, refused = state.attempt(lambda: app_api.candidate_detail(db, who, cid))
+if doc is None:
+    _picker(refused)
+detail: Detail = parse_detail(doc)
 reasons: list[tuple[str, str]] = st.session_state.get("reasons") or state.guarded(
     lambda: app_api.review_reasons(db, who))
 st.session_state["reasons"] = reasons

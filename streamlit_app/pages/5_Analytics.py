@@ -25,9 +25,7 @@ who = state.signed_in()
 db = state.database()
 st.title("Analytics")
 
-everything = state.guarded(lambda: app_api.review_counts(
-    db, who, app_api.QueueFilter(statuses=("new", "scored", "in_review", "accepted",
-                                           "rejected"))))
+everything = state.facets(db, who)
 sources = source_options(everything)
 with st.sidebar:
     st.header("Filters")
@@ -35,8 +33,8 @@ with st.sidebar:
                                 key="a_sources")
     start = end = None
     if st.toggle("Limit the time", key="a_time_on"):
-        days = st.date_input("Days (UTC)", (datetime(2026, 1, 1).date(),
-                                             datetime(2026, 1, 1).date()), key="a_days")
+        today = datetime.now(UTC).date()
+        days = st.date_input("Days (UTC)", (today - timedelta(days=7), today), key="a_days")
         if isinstance(days, tuple) and len(days) == 2:
             start = datetime.combine(days[0], time(0), tzinfo=UTC)
             end = datetime.combine(days[1], time(0), tzinfo=UTC) + timedelta(days=1)

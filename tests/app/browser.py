@@ -31,11 +31,11 @@ def free_port() -> int:
 
 @contextmanager
 def streamlit_app(dsn: str, log: Path, timeout: float = 60) -> Iterator[str]:
-    """`streamlit run streamlit_app/Home.py` with SECINF_DSN=dsn; yields its base URL."""
+    """`streamlit run streamlit_app/streamlit_app.py` with SECINF_DSN=dsn; yields its base URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECINF_")}
     env.update(SECINF_DSN=dsn, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    cmd = [str(Path(sys.executable).with_name("streamlit")), "run", "streamlit_app/Home.py",
+    cmd = [str(Path(sys.executable).with_name("streamlit")), "run", "streamlit_app/streamlit_app.py",
            "--server.headless", "true", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
            "--server.runOnSave", "false", "--browser.gatherUsageStats", "false",

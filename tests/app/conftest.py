@@ -73,6 +73,7 @@ def secinf_env(secinf_env: str) -> Iterator[str]:
     import streamlit as st
 
     st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 @pytest.fixture
@@ -125,11 +126,11 @@ def reviewer(app_db: AppDB, reviewer_key: str) -> Identity:
 
 
 def app_test(page: str, who: Identity | None = None, timeout: float = 30) -> Any:
-    """An AppTest of a page (`Home.py` or `pages/…`), signed in as `who` when given."""
+    """An AppTest of a page (`streamlit_app.py` or `pages/…`), signed in as `who` when given."""
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_file(str(APP_DIR / "Home.py"), default_timeout=timeout)
-    if page != "Home.py":
+    at = AppTest.from_file(str(APP_DIR / "streamlit_app.py"), default_timeout=timeout)
+    if page != "streamlit_app.py":
         at.switch_page(page)
     if who is not None:
         at.session_state["identity"] = who

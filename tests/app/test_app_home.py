@@ -17,7 +17,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 
 
 def _sign_in_with_key(key: str) -> Any:
-    at = app_test("Home.py").run()
+    at = app_test("streamlit_app.py").run()
     at.text_input[0].input(key)
     at.button[0].click().run()
     return at
@@ -51,7 +51,7 @@ def test_a_revoked_key_signs_the_reviewer_out_with_a_message(
 def test_account_sign_in_and_a_disabled_account_is_signed_out(
         secinf_env: str, db: Conn, project: str) -> None:
     accounts.create(db, "carl", "a long passphrase", project, "reviewer")
-    at = app_test("Home.py").run()
+    at = app_test("streamlit_app.py").run()
     [user, password] = [t for t in at.text_input if t.label in ("User name", "Password")]
     user.input("carl")
     password.input("wrong passphrase")

@@ -164,7 +164,7 @@ def test_second_opinion_round_trip_and_reviewer_stats(
     first = app_api.decide(app_db, reviewer, cid, "accept")
     assert first["second_opinion"] is True
 
-    home = app_test("Home.py").run()
+    home = app_test("streamlit_app.py").run()
     [account_tab_user, account_tab_password] = [t for t in home.text_input
                                                 if t.label in ("User name", "Password")]
     account_tab_user.input("bea")
@@ -227,4 +227,5 @@ def test_another_projects_reviewer_sees_none_of_it(
     page.run()
     assert [e.value for e in page.error] == [
         f"no candidate {cid} in your project (Pick a candidate from the review queue.)"]
-    assert not page.title
+    assert [t.value for t in page.title] == ["Candidate"]  # and a box for another number
+    assert page.number_input(key="c_pick").value is None

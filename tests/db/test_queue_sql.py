@@ -179,7 +179,7 @@ def test_cancel_refuses_the_running_attempt(db: Conn) -> None:
         client.cancel(db, job_id)
 
 
-def test_grants_pipeline_works_project_admin_reads_own_customer_nothing(
+def test_grants_pipeline_works_project_admin_reads_own_customer_no_internals(
         db: Conn, dsn: str) -> None:
     mine = make_project(db, "acme", "plaza")
     other = make_project(db, "rival", "yard")
@@ -198,8 +198,20 @@ def test_grants_pipeline_works_project_admin_reads_own_customer_nothing(
             conn.execute("SELECT * FROM jobs.claim('x')")
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
         conn.execute("SET ROLE customer")
+        # Customers poll their jobs (api.jobs, sql/99_grants_api.sql) but never see the
+        # worker's lease internals nor call the queue's functions.
         with pytest.raises(psycopg.errors.InsufficientPrivilege,
-                           match="permission denied for schema jobs"):
+                           match="permission denied for table jobs"):
             conn.execute("SELECT * FROM jobs.jobs")
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        conn.execute("SET ROLE customer")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="permission denied for table jobs"):
+            conn.execute("SELECT worker, lease_until FROM jobs.jobs")
+    with psycopg.connect(dsn, row_factory=dict_row) as conn:
+        conn.execute("SET ROLE customer")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                           match="permission denied for function claim"):
+            conn.execute("SELECT * FROM jobs.claim('x')")
     with pipeline_conn(dsn) as conn:
         assert len(client.claim(conn, "w", limit=10)) == 2

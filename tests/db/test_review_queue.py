@@ -212,7 +212,8 @@ def test_cursors_do_not_depend_on_the_callers_session_settings(
                 with conn.transaction():
                     conn.execute("SET LOCAL ROLE reviewer")
                     conn.execute("SELECT set_config('request.jwt.claims', %s, true)", (claims,))
-                    rows = conn.execute("SELECT * FROM api.review_queue(p_order => %s,"
+                    rows = conn.execute("SELECT candidate_id, cursor"
+                                        " FROM api.review_queue(p_order => %s,"
                                         " p_after => %s, p_limit => 41)",
                                         (order, after)).fetchall()
                 seen += [r["candidate_id"] for r in rows]

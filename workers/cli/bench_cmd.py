@@ -32,3 +32,16 @@ def bench_pipeline_command(
 
 
 bench_app.command("scoring")(bench_scoring)
+
+
+@bench_app.command("review")
+def bench_review_command(
+    points: int = typer.Option(100_000, "--points", min=1000,
+                               help="Candidates in the scratch project."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Review-queue, counts, candidate and analytics page latencies (median, p95) as a
+    reviewer through the PostgREST request model, on a scratch database."""
+    from workers.bench.review_bench import bench_review
+
+    bench_review(points, json_out)

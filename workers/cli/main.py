@@ -8,7 +8,7 @@ import traceback
 
 import typer
 
-from workers.cli import analytics_cmd, db_cmd, jobs_cmd, rules_cmd, tenancy_cmd
+from workers.cli import accounts_cmd, analytics_cmd, db_cmd, jobs_cmd, rules_cmd, tenancy_cmd
 from workers.cli.bench_cmd import bench_app
 from workers.cli.demo_cmd import demo_command
 from workers.cli.ingest_cmd import ingest_command
@@ -30,6 +30,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(tenancy_cmd.project_app, name="project")
 app.add_typer(tenancy_cmd.keys_app, name="keys")
 app.add_typer(tenancy_cmd.analysts_app, name="analysts")
+app.add_typer(accounts_cmd.accounts_app, name="accounts")
 app.command("simulate")(simulate_command)
 app.command("ingest")(ingest_command)
 app.command("tick")(tick_command)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs once, when the data volume is empty (the postgres image's initdb hook).
 # Creates the two login roles that connect over TCP with passwords from the environment:
-#   authenticator  PostgREST's login (NOINHERIT: it only switches to the API roles)
-#   pipeline       workers and the Streamlit app
+#   authenticator  PostgREST's and the Streamlit app's login (NOINHERIT: it only switches to the API roles)
+#   pipeline       workers (queue, scoring) and pg_cron jobs
 # Migration 0001 creates them when missing and grants the API roles to authenticator; it
 # leaves existing roles (and their passwords) alone. To change a password later:
 #   ALTER ROLE authenticator PASSWORD '…';   (then update .env and recreate postgrest)
