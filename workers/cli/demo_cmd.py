@@ -14,6 +14,8 @@ from typing import Any
 import typer
 
 from workers import tenancy
+from workers.appdb.session import AppDB
+from workers.cli import demo_delivery as delivery
 from workers.cli.db_cmd import bring_up
 from workers.cli.output import console, print_json, print_table
 from workers.db.connect import connect
@@ -136,6 +138,17 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
         scores = [float(str(r["model_score"])) for r in conn.execute(SCORES, sid).fetchall()
                   if r["model_score"] is not None]
         evaluation = evaluate_source(conn, load_truth(files["truth"]), DEMO_SOURCE, ref)
+        pid = str(project["project_id"])
+        with console.status("verifying events, refreshing analytics, publishing a dataset…"):
+            events = delivery.verify_events(conn, ref, pid)
+            analytics_ms = delivery.refresh_analytics(conn)
+            dataset = delivery.publish_dataset(conn, ref, pid)
+        reviewer = tenancy.create_key(conn, ref, "reviewer", "30d", "demo-reviewer")
+    app_db = AppDB.from_settings(settings)
+    try:
+        api_rows = delivery.api_sample(app_db, key["api_key"])
+    finally:
+        app_db.close()
     return {
         "database": info, "project": project, "customer_key": key["api_key"],
         "customer_key_prefix": key["lookup_prefix"], "files": {k: str(v) for k, v in files.items()},
@@ -144,7 +157,8 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
         "features": dict(counts or {}), "candidates_per_type": per_type,
         "evaluation": evaluation, "worker": vars(stats),
         "score_histogram": score_histogram(scores, out_dir / "model_scores.png"),
-        "scores": len(scores),
+        "scores": len(scores), "events": events, "analytics_refresh_ms": round(analytics_ms),
+        "dataset": dataset, "reviewer_key": reviewer["api_key"], "api_query": api_rows,
     }
 
 
@@ -157,6 +171,7 @@ def demo_command(
     evaluation = res.pop("evaluation")
     if json_out:
         res.pop("customer_key")
+        res.pop("reviewer_key")
         print_json({**res, "evaluation": evaluation.as_dict()})
         return
     pid = res["project"]["project_id"]
@@ -180,6 +195,30 @@ def demo_command(
                   f"{res['scores']} candidates scored")
     print_table(res["score_histogram"], title="model score distribution "
                 f"(plot: {out / 'model_scores.png'})")
+    print_table(res["events"], title="verified events (auto-accepted by model score; "
+                "reviewers add 'human' ones in the app)")
+    console.print(f"analytics views refreshed in {res['analytics_refresh_ms']} ms "
+                  "(secinf analytics export -p demo/plaza writes the metrics as CSV)")
+    ds = res["dataset"]
+    if ds["unchanged"]:
+        console.print(f"dataset events@{ds['version']}: already published with these "
+                      f"{ds['events']} events (nothing changed since)")
+    else:
+        size = f"{ds['bytes'] / 1e6:.1f} MB" if ds.get("bytes") else "?"
+        console.print(f"dataset events@{ds['version']}: {ds['status']}, {ds['events']} events, "
+                      f"{len(ds['files'])} files, {size} in {ds['path']}")
+        print_table([{"split": k, **v} if isinstance(v, dict) else {"split": k, "events": v}
+                     for k, v in ds["by_split"].items()], title="dataset splits (by source)")
+        console.print(f"  manifest: {ds['path']}/manifest.json · verify: "
+                      f"secinf datasets verify {ds['version']} -p demo/plaza")
+    print_table([{k: (v.isoformat(timespec="seconds") if hasattr(v, "isoformat") else v)
+                  for k, v in r.items()} for r in res["api_query"]],
+                title="api.query_events(p_limit => 5) as the demo customer "
+                      "(the PostgREST request model)")
+    console.print("  over HTTP (PostgREST):  " + delivery.CURL_EXAMPLE.format(
+        key=res["customer_key"]), markup=False, highlight=False)
+    console.print("[bold]review app:[/] make app, then open http://localhost:8501 and sign in "
+                  f"with the reviewer key (30 days, shown once): {res['reviewer_key']}")
     conninfo = res["database"]["conninfo"]
     console.print(f'connect:  [bold]secinf db psql[/]   or   psql "{conninfo}"')
     console.print(f"customer API key (30 days, shown once): {res['customer_key']}")

@@ -8,7 +8,16 @@ import traceback
 
 import typer
 
-from workers.cli import accounts_cmd, analytics_cmd, db_cmd, jobs_cmd, rules_cmd, tenancy_cmd
+from workers.cli import (
+    accounts_cmd,
+    analytics_cmd,
+    datasets_cmd,
+    db_cmd,
+    jobs_cmd,
+    review_cmd,
+    rules_cmd,
+    tenancy_cmd,
+)
 from workers.cli.bench_cmd import bench_app
 from workers.cli.demo_cmd import demo_command
 from workers.cli.ingest_cmd import ingest_command
@@ -31,6 +40,7 @@ app.add_typer(tenancy_cmd.project_app, name="project")
 app.add_typer(tenancy_cmd.keys_app, name="keys")
 app.add_typer(tenancy_cmd.analysts_app, name="analysts")
 app.add_typer(accounts_cmd.accounts_app, name="accounts")
+app.add_typer(review_cmd.review_app, name="review")
 app.command("simulate")(simulate_command)
 app.command("ingest")(ingest_command)
 app.command("tick")(tick_command)
@@ -41,6 +51,8 @@ app.command("tune")(rules_cmd.tune_command)
 app.command("train")(train_command)
 app.command("worker")(worker_command)
 app.add_typer(jobs_cmd.app, name="jobs")
+app.command("export")(datasets_cmd.export_command)
+app.add_typer(datasets_cmd.app, name="datasets")
 app.add_typer(analytics_cmd.app, name="analytics")
 app.add_typer(bench_app, name="bench")
 app.command("demo")(demo_command)

@@ -100,3 +100,19 @@ SELECT conname AS name, pg_get_constraintdef(oid) AS definition
 FROM pg_constraint
 WHERE conrelid = 'candidates.candidates'::regclass AND contype = 'u'
 ORDER BY 1;
+
+-- name: ensure_settings
+SELECT review.project_settings(%(project_id)s::uuid)
+
+-- name: update_settings
+-- Change only what was given (ensure_settings created the row with the defaults).
+UPDATE review.settings s
+SET second_opinion_share = coalesce(%(share)s::float8, s.second_opinion_share),
+    auto_accept_model = CASE WHEN %(model_given)s THEN %(model)s::float8
+                             ELSE s.auto_accept_model END,
+    auto_accept_rule = CASE WHEN %(rule_given)s THEN %(rule)s::float8
+                            ELSE s.auto_accept_rule END,
+    updated_at = now()
+WHERE s.project_id = %(project_id)s::uuid
+RETURNING s.project_id::text AS project_id, s.second_opinion_share, s.auto_accept_model,
+          s.auto_accept_rule, s.updated_at
