@@ -35,7 +35,8 @@ def streamlit_app(dsn: str, log: Path, timeout: float = 60) -> Iterator[str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SECINF_")}
     env.update(SECINF_DSN=dsn, STREAMLIT_BROWSER_GATHER_USAGE_STATS="false")
-    cmd = [str(Path(sys.executable).with_name("streamlit")), "run", "streamlit_app/streamlit_app.py",
+    cmd = [str(Path(sys.executable).with_name("streamlit")), "run",
+           "streamlit_app/streamlit_app.py",
            "--server.headless", "true", "--server.port", str(port),
            "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
            "--server.runOnSave", "false", "--browser.gatherUsageStats", "false",
