@@ -89,6 +89,47 @@ BEGIN
 END
 $$;
 
+-- A dense histogram of analytics.<p_view>'s centisecond column p_value per p_key, for the
+-- api.metrics_* histograms (their callers run it as the owner; no API role may call it).
+CREATE OR REPLACE FUNCTION analytics.dense_histogram(
+  p_view text, p_key text, p_value text,
+  p_from timestamptz, p_to timestamptz, p_source_ids bigint[], p_bin_s double precision)
+RETURNS TABLE(key text, bin_start_s double precision, bin_end_s double precision, events bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_projects uuid[] := analytics.caller_projects();
+  v_from timestamptz := coalesce(date_trunc('hour', p_from, 'UTC'), '-infinity');
+  v_to timestamptz := coalesce(p_to, 'infinity');
+  v_bin numeric := analytics.bin_cs(p_bin_s);
+BEGIN
+  PERFORM analytics.check_range(p_from, p_to);
+  IF NOT analytics.is_populated(format('analytics.%I', p_view)::regclass) THEN
+    RETURN;
+  END IF;
+  RETURN QUERY EXECUTE format($q$
+    WITH d AS (
+      SELECT h.%1$I AS key, floor(h.%2$I / $4)::bigint AS bin, sum(h.events)::bigint AS n
+      FROM analytics.%3$I h
+      WHERE h.project_id = ANY ($1)
+        AND h.bucket >= $2 AND h.bucket < $3
+        AND ($5::bigint[] IS NULL OR h.source_id = ANY ($5))
+      GROUP BY 1, 2
+    ), k AS (
+      SELECT d.key, least(min(d.bin), 0) AS lo, max(d.bin) AS hi FROM d GROUP BY 1
+    )
+    SELECT k.key, (g.bin * $4 / 100)::float8, ((g.bin + 1) * $4 / 100)::float8,
+           coalesce(d.n, 0)
+    FROM k
+    CROSS JOIN LATERAL analytics.bin_series(k.lo, k.hi, $6) g(bin)
+    LEFT JOIN d ON d.key IS NOT DISTINCT FROM k.key AND d.bin = g.bin
+    ORDER BY k.key NULLS LAST, g.bin
+    $q$, p_key, p_value, p_view)
+    USING v_projects, v_from, v_to, v_bin, p_source_ids, p_bin_s;
+END
+$$;
+
 -- ======================================================================= metrics
 -- Events over time: count per bucket (hour, day, week starting Monday, month; UTC), type
 -- and verification.
@@ -131,38 +172,11 @@ CREATE OR REPLACE FUNCTION api.metrics_dwell_histogram(
   p_from timestamptz DEFAULT NULL, p_to timestamptz DEFAULT NULL,
   p_source_ids bigint[] DEFAULT NULL, p_bin_s double precision DEFAULT 5)
 RETURNS TABLE(zone text, bin_start_s double precision, bin_end_s double precision, events bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-#variable_conflict use_column
-DECLARE
-  v_projects uuid[] := analytics.caller_projects();
-  v_from timestamptz := coalesce(date_trunc('hour', p_from, 'UTC'), '-infinity');
-  v_to timestamptz := coalesce(p_to, 'infinity');
-  v_bin numeric := analytics.bin_cs(p_bin_s);
-BEGIN
-  PERFORM analytics.check_range(p_from, p_to);
-  IF NOT analytics.is_populated('analytics.dwell_durations') THEN
-    RETURN;
-  END IF;
-  RETURN QUERY
-    WITH d AS (
-      SELECT h.zone, floor(h.duration_cs / v_bin)::bigint AS bin, sum(h.events)::bigint AS n
-      FROM analytics.dwell_durations h
-      WHERE h.project_id = ANY (v_projects)
-        AND h.bucket >= v_from AND h.bucket < v_to
-        AND (p_source_ids IS NULL OR h.source_id = ANY (p_source_ids))
-      GROUP BY 1, 2
-    ), z AS (
-      SELECT d.zone, least(min(d.bin), 0) AS lo, max(d.bin) AS hi FROM d GROUP BY 1
-    )
-    SELECT z.zone, (g.bin * v_bin / 100)::float8, ((g.bin + 1) * v_bin / 100)::float8,
-           coalesce(d.n, 0)
-    FROM z
-    CROSS JOIN LATERAL analytics.bin_series(z.lo, z.hi, p_bin_s) g(bin)
-    LEFT JOIN d ON d.zone IS NOT DISTINCT FROM z.zone AND d.bin = g.bin
-    ORDER BY z.zone NULLS LAST, g.bin;
-END
+  SELECT * FROM analytics.dense_histogram('dwell_durations', 'zone', 'duration_cs',
+                                          p_from, p_to, p_source_ids, p_bin_s)
 $$;
 COMMENT ON FUNCTION api.metrics_dwell_histogram(timestamptz, timestamptz, bigint[], double precision) IS
   'Dwell durations per zone as a histogram: bins of p_bin_s seconds (a multiple of 0.01) from 0 to the longest dwell, [bin_start_s, bin_end_s), empty bins included; dwells starting in [p_from, p_to) widened to whole hours, for the given sources (NULL: all).';
@@ -238,38 +252,11 @@ CREATE OR REPLACE FUNCTION api.metrics_reaction_latency(
   p_source_ids bigint[] DEFAULT NULL, p_bin_s double precision DEFAULT 0.25)
 RETURNS TABLE(trigger text, bin_start_s double precision, bin_end_s double precision,
               events bigint)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-#variable_conflict use_column
-DECLARE
-  v_projects uuid[] := analytics.caller_projects();
-  v_from timestamptz := coalesce(date_trunc('hour', p_from, 'UTC'), '-infinity');
-  v_to timestamptz := coalesce(p_to, 'infinity');
-  v_bin numeric := analytics.bin_cs(p_bin_s);
-BEGIN
-  PERFORM analytics.check_range(p_from, p_to);
-  IF NOT analytics.is_populated('analytics.reaction_latencies') THEN
-    RETURN;
-  END IF;
-  RETURN QUERY
-    WITH d AS (
-      SELECT h.trigger, floor(h.latency_cs / v_bin)::bigint AS bin, sum(h.events)::bigint AS n
-      FROM analytics.reaction_latencies h
-      WHERE h.project_id = ANY (v_projects)
-        AND h.bucket >= v_from AND h.bucket < v_to
-        AND (p_source_ids IS NULL OR h.source_id = ANY (p_source_ids))
-      GROUP BY 1, 2
-    ), t AS (
-      SELECT d.trigger, least(min(d.bin), 0) AS lo, max(d.bin) AS hi FROM d GROUP BY 1
-    )
-    SELECT t.trigger, (g.bin * v_bin / 100)::float8, ((g.bin + 1) * v_bin / 100)::float8,
-           coalesce(d.n, 0)
-    FROM t
-    CROSS JOIN LATERAL analytics.bin_series(t.lo, t.hi, p_bin_s) g(bin)
-    LEFT JOIN d ON d.trigger IS NOT DISTINCT FROM t.trigger AND d.bin = g.bin
-    ORDER BY t.trigger NULLS LAST, g.bin;
-END
+  SELECT * FROM analytics.dense_histogram('reaction_latencies', 'trigger', 'latency_cs',
+                                          p_from, p_to, p_source_ids, p_bin_s)
 $$;
 COMMENT ON FUNCTION api.metrics_reaction_latency(timestamptz, timestamptz, bigint[], double precision) IS
   'Startle latencies (onset minus trigger time) per trigger as a histogram: bins of p_bin_s seconds (a multiple of 0.01) from 0 (or the earliest latency, if negative) to the longest, empty bins included; events starting in [p_from, p_to) widened to whole hours, for the given sources (NULL: all).';

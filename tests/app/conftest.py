@@ -108,7 +108,7 @@ def other_project(db: Conn) -> str:
 @pytest.fixture
 def scene(db: Conn, project: str) -> list[dict[str, Any]]:
     """The candidates the pipeline made for acme/north, by id."""
-    rows = db.execute("SELECT candidate_id, type, start_ts, end_ts, status"
+    rows = db.execute("SELECT candidate_id, source_id, type, start_ts, end_ts, status"
                       " FROM candidates.candidates WHERE project_id = %s ORDER BY candidate_id",
                       (project,)).fetchall()
     assert len(rows) >= 12, "the scene should give a queue longer than one 10-row page"

@@ -229,3 +229,20 @@ def test_another_projects_reviewer_sees_none_of_it(
         f"no candidate {cid} in your project (Pick a candidate from the review queue.)"]
     assert [t.value for t in page.title] == ["Candidate"]  # and a box for another number
     assert page.number_input(key="c_pick").value is None
+
+
+def test_candidate_shows_the_sources_video_at_the_span(
+        reviewer: Identity, scene: list[dict[str, Any]], db: Conn) -> None:
+    cand = next(r for r in scene if r["type"] == "stop")
+    cid = cand["candidate_id"]
+    db.execute("UPDATE ingest.sources SET video_uri = 'https://cdn.example.com/cam.mp4'"
+               " WHERE source_id = %s", (cand["source_id"],))
+    db.commit()
+    at = app_test("pages/2_Candidate.py", reviewer)
+    at.query_params["id"] = str(cid)
+    at.run()
+    assert not at.exception and not at.error
+    [video] = at.get("video")
+    assert video.proto.url == "https://cdn.example.com/cam.mp4"
+    origin = cand["start_ts"].replace(hour=0, minute=0, second=0, microsecond=0)
+    assert video.proto.start_time == int((cand["start_ts"] - origin).total_seconds())
