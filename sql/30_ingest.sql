@@ -230,8 +230,9 @@ $$;
 
 -- Upsert a source's zones, routes and triggers from a normalised scene document
 -- ({"zones": [{name, kind, polygon, attributes}], "routes": [{name, from_zone, polyline}],
---   "triggers": [{name, kind, ts, position, radius}]}, coordinates already in the source's
--- units). Idempotent: the same scene twice leaves the same rows.
+--   "triggers": [{name, kind, ts, position, radius}], optional "simulated": {preset, seed,
+--   noise, duration}}, coordinates already in the source's units). Idempotent: the same
+-- scene twice leaves the same rows.
 CREATE OR REPLACE FUNCTION ingest.upsert_scene(p_project uuid, p_source bigint, p_scene jsonb)
 RETURNS TABLE (zones bigint, routes bigint, triggers bigint)
 LANGUAGE plpgsql VOLATILE
@@ -271,6 +272,14 @@ BEGIN
     SET kind = excluded.kind, ts = excluded.ts, position = excluded.position,
         radius = excluded.radius;
   GET DIAGNOSTICS v_triggers = ROW_COUNT;
+
+  -- A simulated scene (secinf simulate) marks its source, e.g. for datasets' data cards.
+  IF jsonb_typeof(p_scene -> 'simulated') = 'object' THEN
+    UPDATE ingest.sources s
+    SET attributes = s.attributes || jsonb_build_object('simulated', p_scene -> 'simulated')
+    WHERE s.source_id = p_source
+      AND s.attributes -> 'simulated' IS DISTINCT FROM p_scene -> 'simulated';
+  END IF;
   RETURN QUERY SELECT v_zones, v_routes, v_triggers;
 END
 $$;

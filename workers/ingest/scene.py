@@ -137,4 +137,10 @@ def normalise_scene(scene: SceneFile, source: ResolvedSource) -> dict[str, Any]:
         triggers.append({"name": name, "kind": t.get("kind") or "event",
                          "ts": (source.time_origin + timedelta(seconds=float(secs))).isoformat(),
                          "position": pos, "radius": radius})
-    return {"zones": zones, "routes": routes, "triggers": triggers}
+    out: dict[str, Any] = {"zones": zones, "routes": routes, "triggers": triggers}
+    if isinstance(doc.get("preset"), str):
+        # secinf simulate's scene.json: the source is marked simulated (datasets' data card
+        # counts such sources), with what made it.
+        out["simulated"] = {k: doc[k] for k in ("preset", "seed", "noise", "duration")
+                            if k in doc}
+    return out
