@@ -1,6 +1,7 @@
 -- Auto-accept: candidates whose scores reach the project's thresholds (review.settings)
 -- become verified events without a person, source 'model' (model_score ≥
--- auto_accept_model) or else 'rule' (rule_score ≥ auto_accept_rule). Only undecided
+-- auto_accept_model) or else 'rule' (rule_score ≥ auto_accept_rule, strict-tier candidates
+-- only: recall-tier ones need the model or a person). Only undecided
 -- candidates (new, scored) without a live human decision; their status becomes 'accepted',
 -- so they leave the default queue. A reviewer can still reject one (api.decide removes the
 -- machine event) or accept it (the event becomes the human one). Run every minute by
@@ -32,7 +33,9 @@ BEGIN
       SET status = 'accepted', updated_at = now()
       WHERE c.project_id = p.project_id
         AND c.status IN ('new', 'scored')
-        AND (c.model_score >= v.auto_accept_model OR c.rule_score >= v.auto_accept_rule)
+        -- rule_score alone accepts only the rules' strict tier; the model may accept both.
+        AND (c.model_score >= v.auto_accept_model
+             OR (c.tier = 'strict' AND c.rule_score >= v.auto_accept_rule))
         AND NOT EXISTS (SELECT FROM review.current r WHERE r.candidate_id = c.candidate_id)
         AND NOT EXISTS (SELECT FROM events.events e WHERE e.candidate_id = c.candidate_id)
       RETURNING c.*

@@ -83,7 +83,7 @@ SELECT scoring.queue_unscored(%(source_id)s, %(project_id)s::uuid) AS queued;
 
 -- name: source_candidates
 -- A source's candidates of the active ontology, times in seconds since the time origin.
-SELECT c.candidate_id, c.type, c.actors, c.zone, c.route, c.trigger, c.rule_score,
+SELECT c.candidate_id, c.type, c.actors, c.zone, c.route, c.trigger, c.rule_score, c.tier,
        extract(epoch FROM c.start_ts - s.time_origin)::float8 AS start_s,
        extract(epoch FROM c.end_ts - s.time_origin)::float8 AS end_s
 FROM candidates.candidates c

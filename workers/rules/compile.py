@@ -81,6 +81,19 @@ class _Ctx:
         self.p = et.params
         table = et.table or "kinematics"
         self.evidence = tuple(c for c in et.evidence if c in COLUMNS[table])
+        self.recall = onto.recall_factor
+
+    def at_least(self, dur: str, min_s: float) -> str:
+        """The minimum-duration test: dur >= min, or >= recall_factor * min with a recall
+        tier (the strict/recall split is then `tier`)."""
+        low = min_s if self.recall is None else self.recall * min_s
+        return f"{dur} >= {num(low)}"
+
+    def tier(self, dur: str, min_s: float) -> str | None:
+        """The tier of an interval that passed `at_least` (None: no recall tier)."""
+        if self.recall is None:
+            return None
+        return f"CASE WHEN {dur} >= {num(min_s)} THEN 'strict' ELSE 'recall' END"
 
     def pred(self, field: str, alias: str = "b") -> str:
         return parse_predicate(self.et.predicates[field], self.et.table or "").sql(alias)
@@ -93,10 +106,11 @@ class _Ctx:
 
     def select(self, actors: str, t0: str, t1: str, score: str, evidence: str,
                from_where: str, zone: str = "NULL", route: str = "NULL",
-               trigger: str = "NULL", latency: str = "NULL") -> str:
+               trigger: str = "NULL", latency: str = "NULL", tier: str | None = None) -> str:
+        tail = "" if tier is None else f", {tier}"
         return (f"SELECT $1, $2, {self.type}, {actors}, {zone}, {route}, {trigger}, "
                 f"{latency}, {t0}, {t1}, {self.rule}, {self.ontology_id}, {self.version}, "
-                f"{score}, {evidence}\n  {from_where}")
+                f"{score}, {evidence}{tail}\n  {from_where}")
 
     def actors(self, first: str, second: str | None = None) -> str:
         roles = self.et.roles
@@ -133,29 +147,50 @@ def _kin_evidence(c: _Ctx, t0: str, t1: str, track: str) -> tuple[str, str]:
 
 
 # ----------------------------------------------------------------------- state kinds
-def _track_state(c: _Ctx) -> str:
+def _state(c: _Ctx, src: str, keys: tuple[str, ...]) -> str:
+    """"Holds for >= D with gaps <= eps" over CTE `src`, one candidate per interval.
+
+    With a recall tier: intervals of >= recall_factor * D (shorter than D: tier recall),
+    plus the intervals that a gap tolerance of eps / recall_factor forms (fragments of one
+    event split by dropped or noisy rows, merged) where they differ from a strict interval
+    (tier recall)."""
     hold = c.pred("hysteresis") if "hysteresis" in c.et.predicates else c.pred("condition")
-    isl = islands("kin", "track_id", c.pred("condition"), hold, c.margin("condition"),
-                  c.et.max_gap_s, evidence_aggs(c.evidence))
-    dur = duration_s("i.t0", "i.t1")
-    sel = c.select(c.actors("i.track_id"), "i.t0", "i.t1",
-                   rule_score("i.margin", dur, c.et.min_duration_s),
-                   evidence_object(c.evidence), f"FROM kin_i i, win\n  WHERE {dur} >= "
-                   f"{num(c.et.min_duration_s)} AND {closed('i.h0', 'i.h1', CLOSE_MARGIN_S)}")
-    return f"{_kin_cte()},\n{isl},\n{upsert(sel)}"
+    core, margin, aggs = c.pred("condition"), c.margin("condition"), evidence_aggs(c.evidence)
+    cols = ", ".join(keys)
+    isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs)
+    dur, mind = duration_s("i.t0", "i.t1"), c.et.min_duration_s
+    actors = c.actors(*(f"i.{k}" for k in keys))
+    where = (f"{c.at_least(dur, mind)} AND {closed('i.h0', 'i.h1', CLOSE_MARGIN_S)}")
+    if c.recall is None:
+        sel = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
+                       evidence_object(c.evidence), f"FROM {src}_i i, win\n  WHERE {where}")
+        return f"{isl},\n{upsert(sel)}"
+    merged = f"{src}_m"
+    same = " AND ".join(f"s.{k} = i.{k}" for k in (*keys, "t0", "t1"))
+    gap_m = c.et.max_gap_s / c.recall
+    isl_m = islands(merged, cols, core, hold, margin, gap_m, aggs)
+    # closed once it ended longer ago than the wider gap (rows that extend it come sooner)
+    where_m = (f"{c.at_least(dur, mind)} AND "
+               f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1))}")
+    both = f"""{merged} AS (SELECT * FROM {src}),
+{isl_m},
+{src}_c AS (
+  SELECT i.*, {c.tier(dur, mind)} AS tier FROM {src}_i i, win WHERE {where}
+  UNION ALL
+  SELECT i.*, 'recall' FROM {merged}_i i, win WHERE {where_m}
+    AND NOT EXISTS (SELECT 1 FROM {src}_i s WHERE {same})
+)"""
+    sel_c = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
+                     evidence_object(c.evidence), f"FROM {src}_c i", tier="i.tier")
+    return f"{isl},\n{both},\n{upsert(sel_c, True)}"
+
+
+def _track_state(c: _Ctx) -> str:
+    return f"{_kin_cte()},\n{_state(c, 'kin', ('track_id',))}"
 
 
 def _pair_state(c: _Ctx) -> str:
-    hold = c.pred("hysteresis") if "hysteresis" in c.et.predicates else c.pred("condition")
-    keys = "track_id, other_id"
-    isl = islands("rel", keys, c.pred("condition"), hold, c.margin("condition"),
-                  c.et.max_gap_s, evidence_aggs(c.evidence))
-    dur = duration_s("i.t0", "i.t1")
-    sel = c.select(c.actors("i.track_id", "i.other_id"), "i.t0", "i.t1",
-                   rule_score("i.margin", dur, c.et.min_duration_s),
-                   evidence_object(c.evidence), f"FROM rel_i i, win\n  WHERE {dur} >= "
-                   f"{num(c.et.min_duration_s)} AND {closed('i.h0', 'i.h1', CLOSE_MARGIN_S)}")
-    return f"{_rel_cte(c.et.symmetric)},\n{isl},\n{upsert(sel)}"
+    return f"{_rel_cte(c.et.symmetric)},\n{_state(c, 'rel', ('track_id', 'other_id'))}"
 
 
 def _pair_sequence(c: _Ctx) -> str:
@@ -203,7 +238,8 @@ enc AS MATERIALIZED (
 )"""
 
     if "inner" not in c.et.predicates:
-        conds = [f"e.dur >= {num(c.f('min_close_s'))}"] if "min_close_s" in c.p else []
+        conds = [c.at_least("e.dur", c.f("min_close_s"))] if "min_close_s" in c.p else []
+        tier = c.tier("e.dur", c.f("min_close_s")) if "min_close_s" in c.p else None
         if "max_mean_speed" in c.p:
             conds += [f"e.mean_speed < {num(c.f('max_mean_speed'))}",
                       f"e.mean_other_speed < {num(c.f('max_mean_speed'))}"]
@@ -216,8 +252,8 @@ enc AS MATERIALIZED (
                        evidence_object(c.evidence).replace("ev_", "ev.ev_"),
                        f"FROM enc e {evj}, win\n  WHERE e.approach AND e.part"
                        f"{''.join(' AND ' + x for x in conds)}"
-                       f" AND {closed('e.h0', 'e.h1', CLOSE_MARGIN_S)}")
-        return f"{_rel_cte(True)},\n{isl},\n{enc},\n{upsert(sel)}"
+                       f" AND {closed('e.h0', 'e.h1', CLOSE_MARGIN_S)}", tier=tier)
+        return f"{_rel_cte(True)},\n{isl},\n{enc},\n{upsert(sel, tier is not None)}"
     inner = f"""short AS MATERIALIZED (
   SELECT e.track_id, e.other_id, e.t0, e.t1 FROM enc e
   WHERE e.approach AND e.part AND e.dur < {num(c.f('max_close_s'))}
@@ -231,12 +267,17 @@ inn AS (
     iisl = islands("inn", ikeys, c.pred("inner"), c.pred("inner"), c.margin("inner"),
                    c.et.max_gap_s, evidence_aggs(c.evidence))
     dur = duration_s("i.t0", "i.t1")
+    min_inner = c.f("min_inner_s")
+    low = min_inner if c.recall is None else c.recall * min_inner
+    tier = c.tier(dur, min_inner)
     sel = c.select(c.actors("i.track_id", "i.other_id"), "i.t0", "i.t1",
-                   rule_score("i.margin", dur, c.f("min_inner_s")),
+                   rule_score("i.margin", dur, min_inner),
                    evidence_object(c.evidence),
-                   f"FROM inn_i i, win\n  WHERE {dur} BETWEEN {num(c.f('min_inner_s'))} AND "
-                   f"{num(c.f('max_inner_s'))} AND {closed('i.t0', 'i.t1', CLOSE_MARGIN_S)}")
-    return f"{_rel_cte(True)},\n{isl},\n{enc},\n{inner},\n{iisl},\n{upsert(sel)}"
+                   f"FROM inn_i i, win\n  WHERE {dur} BETWEEN {num(low)} AND "
+                   f"{num(c.f('max_inner_s'))} AND {closed('i.t0', 'i.t1', CLOSE_MARGIN_S)}",
+                   tier=tier)
+    return (f"{_rel_cte(True)},\n{isl},\n{enc},\n{inner},\n{iisl},\n"
+            f"{upsert(sel, tier is not None)}")
 
 
 # ----------------------------------------------------------------------- zone kinds
@@ -323,12 +364,13 @@ stay AS (
 )"""
     dur = duration_s("s.t0", "s.t1")
     join, ev = _kin_evidence(c, "s.t0", "s.t1", "s.track_id")
+    tier = c.tier(dur, c.et.min_duration_s)
     sel = c.select(c.actors("s.track_id"), "s.t0", "s.t1",
                    rule_score("1.0", dur, c.et.min_duration_s),
                    f"jsonb_build_object('stay_s', round(({dur})::numeric, 2), {ev})",
-                   f"FROM stay s {join}, win\n  WHERE {dur} >= {num(c.et.min_duration_s)} "
-                   f"AND {closed('s.t0', 's.t1', CLOSE_MARGIN_S)}", zone="s.zone")
-    return f"{_zone_runs(c, _zone_kinds())},\n{stays},\n{upsert(sel)}"
+                   f"FROM stay s {join}, win\n  WHERE {c.at_least(dur, c.et.min_duration_s)} "
+                   f"AND {closed('s.t0', 's.t1', CLOSE_MARGIN_S)}", zone="s.zone", tier=tier)
+    return f"{_zone_runs(c, _zone_kinds())},\n{stays},\n{upsert(sel, tier is not None)}"
 
 
 def _route_choice(c: _Ctx) -> str:

@@ -86,6 +86,15 @@ class Ontology:
     def features(self) -> dict[str, Any]:
         return dict(self.data.get("features") or {})
 
+    @property
+    def recall_factor(self) -> float | None:
+        """`candidates.recall_factor` when it opens a recall tier (< 1), else None.
+
+        With it, the kinds with a minimum duration also emit intervals lasting at least
+        factor * the minimum but shorter than it, as `tier = 'recall'` candidates."""
+        value = (self.data.get("candidates") or {}).get("recall_factor")
+        return None if value is None or float(value) >= 1.0 else float(value)
+
 
 @cache
 def schema() -> dict[str, Any]:
@@ -192,6 +201,19 @@ def load_ontology(path: str | Path) -> Ontology:
         raise OntologyError(f"cannot read ontology {p}: {exc.strerror}; pass an existing "
                             "YAML file") from exc
     return parse_ontology(text, str(p))
+
+
+def with_recall_tier(onto: Ontology, recall_factor: float, name: str | None = None,
+                     description: str | None = None) -> Ontology:
+    """A copy of `onto` with `candidates.recall_factor` set (and optionally renamed), as
+    re-validated YAML text."""
+    data = {**onto.data, "candidates": {**(onto.data.get("candidates") or {}),
+                                        "recall_factor": float(recall_factor)}}
+    if name is not None:
+        data["name"] = name
+    if description is not None:
+        data["description"] = description
+    return parse_ontology(dump_ontology(data), f"<{data['name']} v{data['version']}>")
 
 
 def dump_ontology(data: dict[str, Any]) -> str:

@@ -160,12 +160,17 @@ def closed(t0: str, t1: str, margin_s: float) -> str:
             f"AND (win.data_starts OR ({t0}) > win.lo + {secs(margin_s)})")
 
 
-def upsert(select_sql: str) -> str:
-    """The INSERT … ON CONFLICT of candidate rows, counting the newly inserted ones."""
+def upsert(select_sql: str, tiered: bool = False) -> str:
+    """The INSERT … ON CONFLICT of candidate rows, counting the newly inserted ones.
+
+    `tiered`: the SELECT ends with a `tier` column (else every row is 'strict', the
+    column's default). A span's tier follows from its duration, so a conflict never
+    changes it."""
+    tier = ", tier" if tiered else ""
     return f"""ins AS (
   INSERT INTO candidates.candidates AS c
     (project_id, source_id, type, actors, zone, route, trigger, latency_s, start_ts, end_ts,
-     rule_name, ontology_id, ontology_version, rule_score, evidence)
+     rule_name, ontology_id, ontology_version, rule_score, evidence{tier})
   {select_sql}
   ON CONFLICT ON CONSTRAINT candidates_once DO UPDATE
     SET rule_score = EXCLUDED.rule_score, evidence = EXCLUDED.evidence, updated_at = now()

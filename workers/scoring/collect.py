@@ -3,7 +3,9 @@ project → pipeline ticks (features, rules) → candidates matched to the plant
 the evaluation matcher (label 1: matched) → windows of every candidate.
 
 The training project's `scoring_auto` setting is false, so its candidates are never queued
-for the scoring worker.
+for the scoring worker. Its ontology is the default one with a recall tier
+(`candidates.recall_factor`, TRAINING_RECALL_FACTOR): the rules also emit the looser
+candidates the strict rules drop, and the model learns to pick the true events among them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from workers.evaluate.matching import Event, match_events
 from workers.evaluate.truth import parse_truth
 from workers.pipeline import tick
 from workers.pipeline.scene_copy import load_result
-from workers.rules import load_ontology
+from workers.rules import Ontology, load_ontology
+from workers.rules.ontology import with_recall_tier
+from workers.rules.store import backfill
 from workers.rules.store import load as load_rules
 from workers.scoring.inputs import CandidateRow, fetch_candidates, load_inputs
 from workers.scoring.train import Dataset
@@ -34,6 +38,9 @@ PRESET_CYCLE = ("plaza", "corridor", "intersection")
 HARD_NOISE: dict[str, Any] = {"jitter": 0.25, "drop_rate": 0.08, "id_switch_rate": 0.15,
                               "false_tracks": 8, "fps_jitter": 0.1}
 """The 'hard' noise setting: five times the default jitter, more drops and id switches."""
+TRAINING_RECALL_FACTOR = 0.5
+"""Recall tier of the training ontology: intervals of at least half the minimum duration."""
+TIERS = ("strict", "recall")
 
 
 @dataclass(frozen=True)
@@ -61,14 +68,23 @@ class Collected:
     data: Dataset
     noise: list[str]
     """The noise setting of each window's scene."""
+    tiers: list[str] = field(default_factory=list)
+    """The tier of each window's candidate ('strict' or 'recall')."""
     per_scene: list[dict[str, Any]] = field(default_factory=list)
 
 
+def training_ontology() -> Ontology:
+    """The default ontology, named `training`, with the recall tier switched on."""
+    return with_recall_tier(
+        load_ontology(ONTOLOGIES_DIR / "default.yaml"), TRAINING_RECALL_FACTOR,
+        name="training", description="The default ontology with a recall tier "
+        f"(recall_factor {TRAINING_RECALL_FACTOR}): secinf train's scenes.")
+
+
 def ensure_training_project(conn: Conn, project_id: str) -> None:
-    """The default ontology active, automatic scoring off. Commits."""
-    active = conn.execute(query("scoring", "has_ontology"), {"project_id": project_id})
-    if active.fetchone() is None:
-        load_rules(conn, project_id, load_ontology(ONTOLOGIES_DIR / "default.yaml"))
+    """The training ontology active (loading it is idempotent), automatic scoring off.
+    Commits."""
+    load_rules(conn, project_id, training_ontology())
     conn.execute(query("scoring", "disable_auto_scoring"), {"project_id": project_id})
     conn.commit()
 
@@ -86,6 +102,10 @@ def _labelled_scene(conn: Conn, project_id: str, spec: SceneSpec
                           f"{report.errors[0].error}")
     rows = conn.execute(query("scoring", "source_candidates"),
                         {"source_id": source_id}).fetchall()
+    if not rows:  # a scene loaded by an earlier run under another ontology: run the rules
+        backfill(conn, project_id, source=spec.name)
+        rows = conn.execute(query("scoring", "source_candidates"),
+                            {"source_id": source_id}).fetchall()
     truth = parse_truth(result.truth).events
     cands = []
     for r in rows:
@@ -96,8 +116,14 @@ def _labelled_scene(conn: Conn, project_id: str, spec: SceneSpec
     labels = np.array([1.0 if j in matched else 0.0 for j in range(len(rows))], np.float32)
     crow = fetch_candidates(conn, [int(r["candidate_id"]) for r in rows])
     assert [c.candidate_id for c in crow] == [int(r["candidate_id"]) for r in rows]
-    stats = {"scene": spec.name, "candidates": len(rows), "positives": int(labels.sum()),
-             "truth_events": len(truth)}
+    tiers = [str(r["tier"]) for r in rows]
+    stats: dict[str, Any] = {"scene": spec.name, "candidates": len(rows),
+                             "positives": int(labels.sum()), "truth_events": len(truth)}
+    for tier in TIERS:
+        mask = np.array([t == tier for t in tiers], dtype=bool)
+        stats[f"{tier}_candidates"] = int(mask.sum())
+        stats[f"{tier}_positives"] = int(labels[mask].sum()) if mask.any() else 0
+    stats["tiers"] = tiers
     return crow, labels, stats
 
 
@@ -105,7 +131,7 @@ def collect(conn: Conn, project_id: str, plan: Sequence[SceneSpec], steps: int =
             on_scene: Callable[[dict[str, Any]], None] | None = None) -> Collected:
     """Simulate, load, tick, label and window every scene of the plan."""
     ensure_training_project(conn, project_id)
-    windows, types, labels, rules, scenes, noise = [], [], [], [], [], []
+    windows, types, labels, rules, scenes, noise, tiers = [], [], [], [], [], [], []
     per_scene = []
     for i, spec in enumerate(plan):
         rows, y, stats = _labelled_scene(conn, project_id, spec)
@@ -117,9 +143,10 @@ def collect(conn: Conn, project_id: str, plan: Sequence[SceneSpec], steps: int =
         rules.append(np.array([r.rule_score for r in rows]))
         scenes.append(np.full(len(rows), i, dtype=np.int64))
         noise.extend([spec.noise] * len(rows))
+        tiers.extend(stats.pop("tiers"))
         per_scene.append(stats)
         if on_scene is not None:
             on_scene(stats)
     data = Dataset(np.concatenate(windows), np.concatenate(types), np.concatenate(labels),
                    np.concatenate(rules), np.concatenate(scenes))
-    return Collected(data, noise, per_scene)
+    return Collected(data, noise, tiers, per_scene)

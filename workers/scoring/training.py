@@ -15,7 +15,13 @@ import psycopg
 
 from workers import tenancy
 from workers.errors import NotFound, UserError
-from workers.scoring.collect import HARD_NOISE, collect, scene_plan
+from workers.scoring.collect import (
+    HARD_NOISE,
+    TIERS,
+    TRAINING_RECALL_FACTOR,
+    collect,
+    scene_plan,
+)
 from workers.scoring.model import ModelConfig, weights_bytes
 from workers.scoring.registry import register
 from workers.scoring.train import TrainConfig, compare_scores, predict, train_model
@@ -62,6 +68,13 @@ def run_training(conn: Conn, *, scenes: int = 12, seed: int = 0, epochs: int = 3
         m = noise == setting
         metrics[f"held_out_{setting}_noise"] = compare_scores(test.labels[m], probs[m],
                                                               test.rule_scores[m])
+    tier = np.array(collected.tiers)
+    held_tier = tier[held]
+    for name in TIERS:
+        m = held_tier == name
+        if m.any():
+            metrics[f"held_out_{name}_tier"] = compare_scores(test.labels[m], probs[m],
+                                                              test.rule_scores[m])
     metrics["final_train_loss"] = round(trained.history[-1], 5)
     training = {
         "scenes": [asdict(s) | {"held_out": i % every == every - 1}
@@ -69,6 +82,12 @@ def run_training(conn: Conn, *, scenes: int = 12, seed: int = 0, epochs: int = 3
         "per_scene": collected.per_scene, "hard_noise": HARD_NOISE,
         "windows": len(data), "train_windows": int((~held).sum()),
         "held_out_windows": int(held.sum()), "positives": int(data.labels.sum()),
+        "recall_factor": TRAINING_RECALL_FACTOR,
+        "tiers": {name: {"windows": int((tier == name).sum()),
+                         "positives": int(data.labels[tier == name].sum()),
+                         "held_out": int((held_tier == name).sum()),
+                         "held_out_positives": int(test.labels[held_tier == name].sum())}
+                  for name in TIERS},
         "labels": "candidates matched to planted truth (type, actors, temporal IoU >= 0.5)",
         "train_config": asdict(tc), "seed": seed,
     }
