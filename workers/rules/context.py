@@ -1,0 +1,89 @@
+"""What every rule template shares: the per-type context (checked values, re-printed
+thresholds, the recall tier) and the CTEs over the feature tables."""
+
+from __future__ import annotations
+
+from .ontology import EventType, Ontology
+from .predicates import COLUMNS, parse_predicate
+from .temporal import evidence_aggs, name, num, text_literal
+
+CLOSE_MARGIN_S = 0.6  # an interval is closed once it ended this long before p_to
+KIN_COLS = ", ".join(f"k.{c}" for c in sorted(COLUMNS["kinematics"]))
+REL_COLS = ", ".join(f"r.{c}" for c in sorted(COLUMNS["relations"]))
+
+
+class Ctx:
+    """Values every template needs, already checked or re-printed."""
+
+    def __init__(self, onto: Ontology, et: EventType, ontology_id: int) -> None:
+        self.et = et
+        self.type = text_literal(et.name)
+        self.rule = f"'{name(onto.name.replace('-', '_'))}.{name(et.name)}'"
+        self.ontology_id = str(int(ontology_id))
+        self.version = str(int(onto.version))
+        self.p = et.params
+        table = et.table or "kinematics"
+        self.evidence = tuple(c for c in et.evidence if c in COLUMNS[table])
+        self.recall = onto.recall_factor
+
+    def at_least(self, dur: str, min_s: float) -> str:
+        """The minimum-duration test: dur >= min, or >= recall_factor * min with a recall
+        tier (the strict/recall split is then `tier`)."""
+        low = min_s if self.recall is None else self.recall * min_s
+        return f"{dur} >= {num(low)}"
+
+    def tier(self, dur: str, min_s: float) -> str | None:
+        """The tier of an interval that passed `at_least` (None: no recall tier)."""
+        if self.recall is None:
+            return None
+        return f"CASE WHEN {dur} >= {num(min_s)} THEN 'strict' ELSE 'recall' END"
+
+    def pred(self, field: str, alias: str = "b") -> str:
+        return parse_predicate(self.et.predicates[field], self.et.table or "").sql(alias)
+
+    def margin(self, field: str, alias: str = "b") -> str:
+        return parse_predicate(self.et.predicates[field], self.et.table or "").margin_sql(alias)
+
+    def f(self, key: str) -> float:
+        return float(self.p[key])
+
+    def select(self, actors: str, t0: str, t1: str, score: str, evidence: str,
+               from_where: str, zone: str = "NULL", route: str = "NULL",
+               trigger: str = "NULL", latency: str = "NULL", tier: str | None = None) -> str:
+        tail = "" if tier is None else f", {tier}"
+        return (f"SELECT $1, $2, {self.type}, {actors}, {zone}, {route}, {trigger}, "
+                f"{latency}, {t0}, {t1}, {self.rule}, {self.ontology_id}, {self.version}, "
+                f"{score}, {evidence}{tail}\n  {from_where}")
+
+    def actors(self, first: str, second: str | None = None) -> str:
+        roles = self.et.roles
+        if second is None:
+            return f"jsonb_build_object('{name(roles[0])}', {first})"
+        return f"jsonb_build_object('{name(roles[0])}', {first}, '{name(roles[1])}', {second})"
+
+
+def kin_cte() -> str:
+    return f"""kin AS (
+  SELECT k.track_id, k.frame, k.ts, {KIN_COLS}
+  FROM features.kinematics k, win
+  WHERE k.source_id = $2 AND k.ts >= win.lo AND k.ts <= win.hi
+)"""
+
+
+def rel_cte(symmetric: bool) -> str:
+    canon = ("\n    AND (length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)"
+             if symmetric else "")
+    return f"""rel AS (
+  SELECT r.track_id, r.other_id, r.frame, r.ts, {REL_COLS},
+         lag(r.ts) OVER (PARTITION BY r.track_id, r.other_id ORDER BY r.ts) AS prev_ts
+  FROM features.relations r, win
+  WHERE r.source_id = $2 AND r.ts >= win.lo AND r.ts <= win.hi{canon}
+)"""
+
+
+def kin_evidence(c: Ctx, t0: str, t1: str, track: str) -> tuple[str, str]:
+    """A LATERAL join summarising kinematics evidence of `track` over [t0, t1]."""
+    cols = c.evidence or ("speed",)
+    join = (f"LEFT JOIN LATERAL (SELECT {evidence_aggs(cols)} FROM kin f "
+            f"WHERE f.track_id = {track} AND f.ts BETWEEN {t0} AND {t1}) ev ON true")
+    return join, ", ".join(f"'{name(col)}', ev.ev_{name(col)}" for col in cols)
