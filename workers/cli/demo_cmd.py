@@ -200,7 +200,11 @@ def demo_command(
     console.print(f"analytics views refreshed in {res['analytics_refresh_ms']} ms "
                   "(secinf analytics export -p demo/plaza writes the metrics as CSV)")
     ds = res["dataset"]
-    if ds["unchanged"]:
+    if ds["status"] == "skipped":
+        console.print("dataset: none published — no verified events yet (accept candidates "
+                      "in the review app, or lower --auto-accept-model with "
+                      "`secinf review settings`)")
+    elif ds["unchanged"]:
         console.print(f"dataset events@{ds['version']}: already published with these "
                       f"{ds['events']} events (nothing changed since)")
     else:
@@ -211,10 +215,11 @@ def demo_command(
                      for k, v in ds["by_split"].items()], title="dataset splits (by source)")
         console.print(f"  manifest: {ds['path']}/manifest.json · verify: "
                       f"secinf datasets verify {ds['version']} -p demo/plaza")
-    print_table([{k: (v.isoformat(timespec="seconds") if hasattr(v, "isoformat") else v)
-                  for k, v in r.items()} for r in res["api_query"]],
-                title="api.query_events(p_limit => 5) as the demo customer "
-                      "(the PostgREST request model)")
+    if res["api_query"]:
+        print_table(res["api_query"], title="api.query_events(p_limit => 5) as the demo "
+                                            "customer (the PostgREST request model)")
+    else:
+        console.print("api.query_events as the demo customer: no events yet")
     console.print("  over HTTP (PostgREST):  " + delivery.CURL_EXAMPLE.format(
         key=res["customer_key"]), markup=False, highlight=False)
     console.print("[bold]review app:[/] make app, then open http://localhost:8501 and sign in "

@@ -16,7 +16,6 @@ from psycopg import sql
 from workers.appdb.session import AppDB
 from workers.datasets import GateConfig, catalog
 from workers.datasets.export import ExportRequest, export
-from workers.errors import UserError
 from workers.review import settings as review_settings
 
 EVENTS_BY_SOURCE = """
@@ -71,6 +70,11 @@ def publish_dataset(conn: Any, ref: str, project_id: str) -> dict[str, Any]:
     The demo scene is one source of a few minutes, so the gates are relaxed to what one
     scene can meet (one example per type, any class share); `secinf export` keeps the
     defaults (docs/datasets.md)."""
+    row = conn.execute(EVENTS_SINCE, {"p": project_id, "t": "infinity"}).fetchone()
+    conn.commit()
+    if not row or row["events"] == 0:
+        return {"version": None, "status": "skipped", "unchanged": True, "events": 0,
+                "failed_gates": [], "files": [], "bytes": None, "path": None}
     published = [v for v in catalog.list_versions(conn, ref) if v["status"] == "published"]
     conn.commit()
     if published:
@@ -91,7 +95,4 @@ def api_sample(db: AppDB, customer_key: str) -> list[dict[str, Any]]:
     """`api.query_events` as the customer whose key this is (PostgREST's request model)."""
     ident = db.sign_in_key(customer_key)
     rows = db.request(ident.role, ident.claims, sql.SQL(API_QUERY), path="/rpc/query_events")
-    if not rows:
-        raise UserError("the API returned no events for the demo project: run `secinf demo` "
-                        "again once the worker has scored the scene")
     return [dict(r) for r in rows]
