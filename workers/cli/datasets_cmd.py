@@ -33,7 +33,8 @@ BUMPS = ("major", "minor", "patch")
 
 
 def export_command(
-    project: str = typer.Option(..., "--project", help="Project id, org/slug or unique slug."),
+    project: str = typer.Option(..., "--project", "-p",
+                                help="Project id, org/slug or unique slug."),
     version: str | None = typer.Option(None, "--version",
                                        help="X.Y.Z; default: the next after the latest "
                                             "published (minor, major on schema/ontology "
@@ -101,7 +102,7 @@ def export_command(
 
 @app.command("list")
 def datasets_list(
-    project: str | None = typer.Option(None, "--project", help="Only this project."),
+    project: str | None = typer.Option(None, "--project", "-p", help="Only this project."),
     name: str | None = typer.Option(None, "--name", help="Only this dataset."),
     json_out: bool = JSON,
 ) -> None:
@@ -119,7 +120,7 @@ def datasets_list(
 @app.command("show")
 def datasets_show(
     version: str = typer.Argument(..., help="X.Y.Z or dataset@X.Y.Z."),
-    project: str | None = typer.Option(None, "--project", help="Project (if ambiguous)."),
+    project: str | None = typer.Option(None, "--project", "-p", help="Project (if ambiguous)."),
     json_out: bool = JSON,
 ) -> None:
     """A version: its summary, files and quality reports."""
@@ -147,7 +148,7 @@ def datasets_show(
 @app.command("verify")
 def datasets_verify(
     version: str = typer.Argument(..., help="X.Y.Z or dataset@X.Y.Z."),
-    project: str | None = typer.Option(None, "--project", help="Project (if ambiguous)."),
+    project: str | None = typer.Option(None, "--project", "-p", help="Project (if ambiguous)."),
     json_out: bool = JSON,
 ) -> None:
     """Re-check every file's size and sha256 against the manifest and the database; exit 2

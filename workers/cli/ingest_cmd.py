@@ -53,7 +53,7 @@ def _progress(enabled: bool, label: str) -> Iterator[ProgressFn | None]:
 def ingest_command(
     file: Path | None = typer.Argument(None, help="Track file: CSV, Parquet, JSONL, MOT "
                                                   "gt.txt/det.txt or ETH/UCY text."),
-    project: str = typer.Option(..., "--project", help="Project as org/project."),
+    project: str = typer.Option(..., "--project", "-p", help="Project as org/project."),
     source: str = typer.Option(..., "--source", help="Source (camera/scene) name; created "
                                                      "on first ingest."),
     fmt: str | None = typer.Option(None, "--format", help=f"One of {', '.join(FORMATS)} "

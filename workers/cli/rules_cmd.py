@@ -16,7 +16,7 @@ from workers.rules.ontology import DEFAULT_PATH, load_ontology
 app = typer.Typer(help="Event ontologies and the rules generated from them.",
                   no_args_is_help=True)
 
-PROJECT = typer.Option(..., "--project", help="Project id, org/slug or unique slug.")
+PROJECT = typer.Option(..., "--project", "-p", help="Project id, org/slug or unique slug.")
 JSON = typer.Option(False, "--json", help="Machine-readable output.")
 
 
@@ -82,7 +82,7 @@ def rules_show(
 def evaluate_command(
     truth: Path = typer.Option(..., "--truth", help="truth.json of the source."),
     source: str = typer.Option(..., "--source", help="Source name or id."),
-    project: str | None = typer.Option(None, "--project", help="Project (if ambiguous)."),
+    project: str | None = typer.Option(None, "--project", "-p", help="Project (if ambiguous)."),
     min_iou: float = typer.Option(0.5, "--min-iou", min=0.0, max=1.0,
                                   help="Temporal IoU a match needs."),
     json_out: bool = JSON,
