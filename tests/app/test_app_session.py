@@ -45,6 +45,16 @@ def test_requests_run_as_the_claims_role_on_an_authenticator_login(
     assert [p["slug"] for p in app_api.projects(app_db, reviewer)] == ["north"]
 
 
+def test_requests_carry_the_roles_own_caps_like_postgrest(
+        app_db: AppDB, reviewer: Identity) -> None:
+    # Migration 0010 caps reviewer requests at 15 s; the app applies the role's settings
+    # the way PostgREST does (a plain SET ROLE would never pick them up).
+    timeout = psycopg.sql.SQL("SELECT current_setting('statement_timeout') AS t")
+    for _ in range(2):  # read once, then from the per-role cache
+        assert app_db.request(reviewer.role, reviewer.claims, timeout) == [{"t": "15s"}]
+    assert app_db.request("anon", {"role": "anon"}, timeout) == [{"t": "5s"}]
+
+
 def test_wrong_key_is_refused_with_a_clear_message(app_db: AppDB, reviewer_key: str) -> None:
     with pytest.raises(AuthError, match="invalid, revoked or expired API key"):
         app_db.sign_in_key(reviewer_key[:-4] + "AAAA")

@@ -18,25 +18,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
+from workers.db.queries import query
+
 ROLES = ("anon", "customer", "reviewer", "analyst", "project_admin")
-# PostgREST's query for the impersonated roles' settings (src/PostgREST/Config/Database.hs,
-# queryRoleSettings): the database-independent settings of each role the authenticator is a
-# member of, of user context (or SET-granted); default_transaction_isolation is kept apart.
-ROLE_SETTINGS = """
-WITH role_setting AS (
-  SELECT r.rolname, unnest(r.rolconfig) AS setting
-  FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
-  WHERE m.member = current_user::regrole::oid AND r.rolname = %(role)s
-), kv AS (
-  SELECT substr(setting, 1, strpos(setting, '=') - 1) AS key,
-         lower(substr(setting, strpos(setting, '=') + 1)) AS value
-  FROM role_setting
-)
-SELECT kv.key, kv.value FROM kv
-JOIN pg_settings ps ON ps.name = kv.key
-  AND (ps.context = 'user' OR has_parameter_privilege(current_user::regrole::oid, ps.name, 'set'))
-WHERE kv.key <> 'default_transaction_isolation'
-"""
+# PostgREST's query for the impersonated role's settings: the one the review app runs too.
+ROLE_SETTINGS = query("app", "role_settings")
 
 
 def http_status(sqlstate: str | None, role: str) -> int:

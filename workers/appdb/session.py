@@ -27,8 +27,6 @@ from workers.settings import Settings, load_settings
 Row = dict[str, Any]
 # The roles a signed-in person may act as (claims naming any other role are refused).
 APP_ROLES = frozenset({"customer", "reviewer", "analyst", "project_admin"})
-# Applied to every request, as PostgREST's per-role statement_timeout would be.
-STATEMENT_TIMEOUT = "30s"
 
 
 class SessionEnded(AuthError):
@@ -142,6 +140,9 @@ class AppDB:
             timeout=timeout, name="secinf-app", open=True,
             check=ConnectionPool.check_connection,
         )
+        # Each role's own settings (statement_timeout caps, migration 0010), read once per
+        # role as PostgREST reads them at start-up, then applied to every request.
+        self._role_settings: dict[str, list[tuple[str, str]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AppDB:
@@ -159,11 +160,16 @@ class AppDB:
             raise NotAllowed(f"role {role!r} cannot use the app")
         try:
             with self._pool.connection() as conn, conn.transaction():
+                if role not in self._role_settings:
+                    self._role_settings[role] = [
+                        (r["key"], r["value"])
+                        for r in conn.execute(query("app", "role_settings"), {"role": role})]
+                for key, value in self._role_settings[role]:
+                    conn.execute("SELECT set_config(%s, %s, true)", (key, value))
                 conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
                 conn.execute(query("app", "set_request"),
                              {"claims": json.dumps(dict(claims), default=str),
-                              "method": method, "path": path,
-                              "timeout": STATEMENT_TIMEOUT})
+                              "method": method, "path": path})
                 conn.execute(query("app", "pre_request"))
                 cur = conn.execute(stmt, dict(params or {}))
                 return list(cur.fetchall()) if cur.description else []

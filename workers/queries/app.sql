@@ -5,8 +5,27 @@
 -- name: set_request
 SELECT set_config('request.jwt.claims', %(claims)s, true),
        set_config('request.method', %(method)s, true),
-       set_config('request.path', %(path)s, true),
-       set_config('statement_timeout', %(timeout)s, true);
+       set_config('request.path', %(path)s, true);
+
+-- name: role_settings
+-- PostgREST's query for the impersonated roles' settings (src/PostgREST/Config/Database.hs,
+-- queryRoleSettings): the database-independent settings (`ALTER ROLE … SET`, e.g. the
+-- statement_timeout caps of migration 0010) of a role the authenticator is a member of, of
+-- user context (or SET-granted); default_transaction_isolation is kept apart. Run as
+-- `authenticator`, before SET LOCAL ROLE; each row is applied with set_config(…, true).
+WITH role_setting AS (
+  SELECT r.rolname, unnest(r.rolconfig) AS setting
+  FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid
+  WHERE m.member = current_user::regrole::oid AND r.rolname = %(role)s
+), kv AS (
+  SELECT substr(setting, 1, strpos(setting, '=') - 1) AS key,
+         lower(substr(setting, strpos(setting, '=') + 1)) AS value
+  FROM role_setting
+)
+SELECT kv.key, kv.value FROM kv
+JOIN pg_settings ps ON ps.name = kv.key
+  AND (ps.context = 'user' OR has_parameter_privilege(current_user::regrole::oid, ps.name, 'set'))
+WHERE kv.key <> 'default_transaction_isolation';
 
 -- name: pre_request
 SELECT api.pre_request();
