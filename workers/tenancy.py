@@ -125,10 +125,6 @@ class AnalystLogin:
     project_id: str
 
 
-ANALYST_LOGIN_CAPS = (("statement_timeout", "60s"), ("idle_in_transaction_session_timeout", "5min"))
-"""What migration 0010 gives the `analyst` group, set on each analyst login too."""
-
-
 def add_analyst(conn: Conn, project_ref: str, name: str) -> AnalystLogin:
     """Create (or reuse) the login role `analyst_<name>` and give it the project."""
     role_name = "analyst_" + slugify(name).replace("-", "_")
@@ -146,11 +142,11 @@ def add_analyst(conn: Conn, project_ref: str, name: str) -> AnalystLogin:
                 sql.Identifier(role_name), sql.Literal(verifier)
             )
         )
-    # A login reads only its own role settings, never the `analyst` group's: give it the
-    # same caps (migration 0010 sets them on the group for API requests).
-    for name, value in ANALYST_LOGIN_CAPS:
+    # A login reads only its own role settings, never the `analyst` group's: copy the
+    # group's (the caps migration 0010 sets on it for API requests) onto the login.
+    for cap in conn.execute(query("tenancy", "analyst_group_settings")).fetchall():
         conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
-            sql.Identifier(role_name), sql.Identifier(name), sql.Literal(value)))
+            sql.Identifier(role_name), sql.Identifier(cap["key"]), sql.Literal(cap["value"])))
     conn.execute(query("tenancy", "add_member"),
                  {"project_id": project_id, "kind": "db_role", "member": role_name,
                   "role": "analyst"})

@@ -43,3 +43,9 @@ ORDER BY m.member, project;
 
 -- name: active_secret
 SELECT auth.active_secret() AS secret;
+
+-- name: analyst_group_settings
+-- The `analyst` group's own settings in every database (migration 0010's caps), as key/value.
+SELECT split_part(c, '=', 1) AS key, substr(c, strpos(c, '=') + 1) AS value
+FROM pg_db_role_setting d, unnest(d.setconfig) AS c
+WHERE d.setrole = 'analyst'::regrole AND d.setdatabase = 0
