@@ -24,11 +24,11 @@ SELECT type, count(*) FILTER (WHERE source = 'model') AS model,
        count(*) FILTER (WHERE source = 'human') AS human, count(*) AS events
 FROM events.events WHERE project_id = %(p)s GROUP BY type ORDER BY type
 """
-# Whether any verified event changed since a moment (a published version's time): the demo
-# publishes a new version only then, so a second `make demo` adds nothing.
-EVENTS_SINCE = """
-SELECT count(*) AS events,
-       count(*) FILTER (WHERE greatest(created_at, updated_at) > %(t)s) AS changed
+# How many verified events the project has and when the newest change to them was: the demo
+# publishes a new version only when they changed since the last published one, so a second
+# `make demo` adds nothing.
+EVENTS_STATE = """
+SELECT count(*) AS events, max(greatest(created_at, updated_at)) AS changed_at
 FROM events.events WHERE project_id = %(p)s
 """
 API_QUERY = ("SELECT type, actors::text AS actors, to_char(start_ts, 'HH24:MI:SS.MS') AS start,"
@@ -70,19 +70,17 @@ def publish_dataset(conn: Any, ref: str, project_id: str) -> dict[str, Any]:
     The demo scene is one source of a few minutes, so the gates are relaxed to what one
     scene can meet (one example per type, any class share); `secinf export` keeps the
     defaults (docs/datasets.md)."""
-    row = conn.execute(EVENTS_SINCE, {"p": project_id, "t": "infinity"}).fetchone()
+    state = conn.execute(EVENTS_STATE, {"p": project_id}).fetchone()
     conn.commit()
-    if not row or row["events"] == 0:
+    if not state or state["events"] == 0:
         return {"version": None, "status": "skipped", "unchanged": True, "events": 0,
                 "failed_gates": [], "files": [], "bytes": None, "path": None}
     published = [v for v in catalog.list_versions(conn, ref) if v["status"] == "published"]
     conn.commit()
     if published:
         newest = published[0]
-        row = conn.execute(EVENTS_SINCE, {"p": project_id, "t": newest["published_at"]}
-                           ).fetchone()
-        conn.commit()
-        if row and row["changed"] == 0 and row["events"] == newest["events"]:
+        if (state["changed_at"] <= newest["published_at"]
+                and state["events"] == newest["events"]):
             return {"version": newest["version"], "status": "published", "unchanged": True,
                     "events": newest["events"], "failed_gates": [], "files": [],
                     "bytes": None, "path": None}
