@@ -33,7 +33,7 @@ END
 $$;
 
 -- ======================================================================= values
--- Per-point helpers run 7 times per point: the two SQL ones carry no SET clause so that the
+-- Per-point helpers run 9 times per point: the SQL ones carry no SET clause so that the
 -- planner inlines them into the calling statement (a SET clause forbids inlining and costs
 -- a settings save/restore per call); they name nothing outside pg_catalog, and their
 -- callers (below) pin search_path.
@@ -88,6 +88,26 @@ AS $$
            WHEN 'string' THEN p_value #>> '{}'
            WHEN 'null' THEN NULL
            ELSE p_value::text
+         END
+$$;
+
+-- One ground-plane coordinate (p_axis 0: x, 1: y) of an input point under the source's
+-- transform: a 3×3 image-to-ground homography, or a scale (metres per unit); the value as
+-- given without one (workers/ingest/transform.py does the same for the CLI).
+CREATE OR REPLACE FUNCTION ingest.api_ground(p_tr jsonb, p_axis integer, p_x double precision,
+                                             p_y double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT CASE WHEN p_tr ? 'homography' THEN
+                ((p_tr -> 'homography' -> p_axis ->> 0)::float8 * p_x
+                 + (p_tr -> 'homography' -> p_axis ->> 1)::float8 * p_y
+                 + (p_tr -> 'homography' -> p_axis ->> 2)::float8)
+                / ((p_tr #>> '{homography,2,0}')::float8 * p_x
+                   + (p_tr #>> '{homography,2,1}')::float8 * p_y
+                   + (p_tr #>> '{homography,2,2}')::float8)
+              WHEN p_tr ? 'scale' THEN
+                (CASE p_axis WHEN 0 THEN p_x ELSE p_y END) * (p_tr ->> 'scale')::float8
+              ELSE CASE p_axis WHEN 0 THEN p_x ELSE p_y END
          END
 $$;
 
@@ -382,24 +402,8 @@ BEGIN
   WITH good AS (
     SELECT i.row_no, i.track_id, i.frame::bigint AS frame, i.t, i.x AS raw_x, i.y AS raw_y,
            i.class, i.confidence,
-           CASE WHEN v_tr ? 'homography' THEN
-                  ((v_tr #>> '{homography,0,0}')::float8 * i.x
-                   + (v_tr #>> '{homography,0,1}')::float8 * i.y
-                   + (v_tr #>> '{homography,0,2}')::float8)
-                  / ((v_tr #>> '{homography,2,0}')::float8 * i.x
-                     + (v_tr #>> '{homography,2,1}')::float8 * i.y
-                     + (v_tr #>> '{homography,2,2}')::float8)
-                WHEN v_tr ? 'scale' THEN i.x * (v_tr ->> 'scale')::float8
-                ELSE i.x END AS x,
-           CASE WHEN v_tr ? 'homography' THEN
-                  ((v_tr #>> '{homography,1,0}')::float8 * i.x
-                   + (v_tr #>> '{homography,1,1}')::float8 * i.y
-                   + (v_tr #>> '{homography,1,2}')::float8)
-                  / ((v_tr #>> '{homography,2,0}')::float8 * i.x
-                     + (v_tr #>> '{homography,2,1}')::float8 * i.y
-                     + (v_tr #>> '{homography,2,2}')::float8)
-                WHEN v_tr ? 'scale' THEN i.y * (v_tr ->> 'scale')::float8
-                ELSE i.y END AS y
+           ingest.api_ground(v_tr, 0, i.x, i.y) AS x,
+           ingest.api_ground(v_tr, 1, i.x, i.y) AS y
     FROM api_ingest_items i
     WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no)
   ), speeds AS (

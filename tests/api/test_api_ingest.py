@@ -16,6 +16,8 @@ from tests.api.helpers import points
 from tests.support.factories import make_project
 from tests.support.postgrest import Api, ApiError
 from workers.ingest import IngestRequest, ingest
+from workers.ingest.schema import Transform
+from workers.ingest.transform import transform_point
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
@@ -151,6 +153,20 @@ def test_a_source_transform_is_applied_and_raw_values_kept(db: Conn, api: Api,
         send(api, {"source": "px-cam", "fps": 30, "points": points(3)})
     assert (err.value.status, err.value.message) == (
         400, 'source "px-cam" has fps 25; this batch says 30')
+
+
+def test_a_homography_maps_points_as_the_cli_does(db: Conn, api: Api) -> None:
+    h = ((0.02, 0.001, -1.0), (0.0005, 0.03, 2.0), (0.0001, 0.0002, 1.0))
+    pts = [{"track_id": "1", "frame": f, "x": 100 + 7 * f, "y": 40 + 3 * f} for f in range(5)]
+    out = send(api, {"source": "h-cam", "units": "px", "homography": [list(r) for r in h],
+                     "fps": 10, "points": pts})
+    assert out["inserted"] == 5
+    rows = db.execute("SELECT x, y, raw_x, raw_y FROM ingest.track_points ORDER BY frame"
+                      ).fetchall()
+    for p, r in zip(pts, rows, strict=True):
+        x, y = transform_point(p["x"], p["y"], Transform(homography=h))
+        assert (r["x"], r["y"]) == (pytest.approx(x), pytest.approx(y))
+        assert (r["raw_x"], r["raw_y"]) == (p["x"], p["y"])
 
 
 def test_t_comes_from_the_frame_rate_or_is_missing(api: Api) -> None:
