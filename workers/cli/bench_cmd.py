@@ -15,9 +15,11 @@ bench_app = typer.Typer(help="Benchmarks (ratios against the server's ceiling)."
 def bench_ingest_command(
     points: int = typer.Option(2_000_000, "--points", min=1000, help="Points to ingest."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    repeat: int = typer.Option(3, "--repeat", min=1, max=15,
+                               help="Pairs of timings (median ratio reported)."),
 ) -> None:
     """Ingest N simulated points; compare with COPY into an UNLOGGED, unindexed table."""
-    bench_ingest(points, json_out)
+    bench_ingest(points, json_out, repeat)
 
 
 @bench_app.command("pipeline")

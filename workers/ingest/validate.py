@@ -193,11 +193,14 @@ class Validator:
         limit = MAX_SPEED[self.source.units]
         cur = good.select("track_id", "frame", "t", "x", "y", pl.col(ROW))
         prev = self.last_points.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))
-        both = pl.concat([prev, cur]).sort("track_id", "frame")
-        dt = pl.col("t") - pl.col("t").shift(1).over("track_id")
-        dist = ((pl.col("x") - pl.col("x").shift(1).over("track_id")) ** 2
-                + (pl.col("y") - pl.col("y").shift(1).over("track_id")) ** 2).sqrt()
-        both = both.with_columns((dist / dt).alias("_speed"))
+        # Sorted by track then frame, the previous row is the same track's previous point
+        # unless the track changes there: plain shifts, no per-track window.
+        both = pl.concat([prev, cur]).sort("track_id", "frame", maintain_order=True)
+        same = pl.col("track_id") == pl.col("track_id").shift(1)
+        dt = pl.col("t") - pl.col("t").shift(1)
+        dist = ((pl.col("x") - pl.col("x").shift(1)) ** 2
+                + (pl.col("y") - pl.col("y").shift(1)) ** 2).sqrt()
+        both = both.with_columns(pl.when(same).then(dist / dt).alias("_speed"))
         fast = both.filter(pl.col(ROW).is_not_null() & (pl.col("_speed") > limit))
         unit = "m/s" if self.source.units == "m" else "px/s"
         good = good.with_columns(pl.col(ROW).is_in(fast[ROW].implode()).alias("m_speed"))
@@ -207,8 +210,9 @@ class Validator:
                                       pl.col("track_id"), pl.col("_speed").round(1))
                             .alias("message"))]
         ok = both.filter(pl.col(ROW).is_null() | ~pl.col(ROW).is_in(fast[ROW].implode()))
-        self.last_points = ok.sort("frame").group_by("track_id").agg(
-            pl.all().exclude(ROW, "_speed").last())
+        # Still sorted by track and frame: each track's last row is its newest point.
+        last = (pl.col("track_id") != pl.col("track_id").shift(-1)).fill_null(True)
+        self.last_points = ok.filter(last).select(self.last_points.columns)
         return good.filter(~pl.col("m_speed")), errs
 
     # ------------------------------------------------------------------ one chunk
@@ -219,7 +223,8 @@ class Validator:
         masked, errs = self._row_masks(typed)
         good = masked.filter(~pl.col("_invalid")).with_columns(
             pl.col("frame").cast(pl.Int64))
-        dup = pl.int_range(pl.len()).over("track_id", "frame") > 0
+        # A hash of the (track_id, frame) pairs in file order: every repeat after the first.
+        dup = ~pl.struct("track_id", "frame").is_first_distinct()
         good = good.sort(ROW).with_columns(dup.alias("m_dup"))
         errs.append(_errors(good, "m_dup", "frame", "duplicate_key",
                             pl.format("track {} has frame {} twice in this batch",
