@@ -87,6 +87,14 @@ def test_metrics_match_hand_computed_values() -> None:
     out = compare_scores(y, s, [0.5] * 5)
     assert out["rule_score"]["auc"] == 0.5 and out["ap_gain"] == pytest.approx(
         round(average_precision(y, s) or 0, 4) - 0.6, abs=1e-4)
+    # Rule AP 0.6 leaves 0.4 to gain; the model took gain / 0.4 of it.
+    assert out["ap_headroom"] == pytest.approx(0.4)
+    assert out["headroom_taken"] == pytest.approx(out["ap_gain"] / 0.4, abs=1e-3)
+    perfect_rule = compare_scores(y, s, s)
+    assert perfect_rule["ap_gain"] == 0 and perfect_rule["headroom_taken"] == 0
+    ideal = compare_scores([1, 0, 1, 0], [0.9, 0.1, 0.8, 0.2], [0.9, 0.1, 0.8, 1.0])
+    assert ideal["ap_headroom"] == pytest.approx(1 - ideal["rule_score"]["ap"])
+    assert ideal["headroom_taken"] == pytest.approx(1.0)
 
 
 def test_device_auto_falls_back_to_cpu() -> None:

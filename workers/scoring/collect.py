@@ -10,6 +10,8 @@ candidates the strict rules drop, and the model learns to pick the true events a
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +33,7 @@ from workers.scoring.inputs import CandidateRow, fetch_candidates, load_inputs
 from workers.scoring.train import Dataset
 from workers.scoring.windows import DEFAULT_STEPS, build_windows, type_index
 from workers.settings import ONTOLOGIES_DIR
-from workers.simulate import preset_config, simulate
+from workers.simulate import SimResult, preset_config, simulate
 
 Conn = psycopg.Connection[Any]
 PRESET_CYCLE = ("plaza", "corridor", "intersection")
@@ -54,6 +56,16 @@ class SceneSpec:
     @property
     def name(self) -> str:
         return f"train-{self.preset}-{self.noise}-{self.seed}"
+
+    def source_name(self, result: SimResult) -> str:
+        """The scene's source in the training project: its name plus a digest of what was
+        simulated. A source is reused only for the very same tracks and truth; a scene of
+        another duration, noise or simulator version (the demo trains on 90 s scenes, `secinf
+        train` on 120 s ones) gets its own source, never the stale points of an earlier run."""
+        digest = hashlib.sha256(result.tracks.write_csv().encode())
+        digest.update(json.dumps([result.truth, result.scene], sort_keys=True,
+                                 default=str).encode())
+        return f"{self.name}-{digest.hexdigest()[:10]}"
 
 
 def scene_plan(scenes: int, seed: int, duration: float = 120.0,
@@ -95,15 +107,16 @@ def _labelled_scene(conn: Conn, project_id: str, spec: SceneSpec
     if spec.noise == "hard":
         overrides["noise"] = HARD_NOISE
     result = simulate(preset_config(spec.preset, seed=spec.seed, **overrides))
-    source_id = load_result(conn, project_id, result, name=spec.name)
+    name = spec.source_name(result)
+    source_id = load_result(conn, project_id, result, name=name)
     report = tick(conn, until_idle=True)
     if report.errors:
-        raise SecinfError(f"pipeline tick failed on training scene {spec.name}: "
+        raise SecinfError(f"pipeline tick failed on training scene {name}: "
                           f"{report.errors[0].error}")
     rows = conn.execute(query("scoring", "source_candidates"),
                         {"source_id": source_id}).fetchall()
     if not rows:  # a scene loaded by an earlier run under another ontology: run the rules
-        backfill(conn, project_id, source=spec.name)
+        backfill(conn, project_id, source=name)
         rows = conn.execute(query("scoring", "source_candidates"),
                             {"source_id": source_id}).fetchall()
     truth = parse_truth(result.truth).events
@@ -117,7 +130,7 @@ def _labelled_scene(conn: Conn, project_id: str, spec: SceneSpec
     crow = fetch_candidates(conn, [int(r["candidate_id"]) for r in rows])
     assert [c.candidate_id for c in crow] == [int(r["candidate_id"]) for r in rows]
     tiers = [str(r["tier"]) for r in rows]
-    stats: dict[str, Any] = {"scene": spec.name, "candidates": len(rows),
+    stats: dict[str, Any] = {"scene": name, "candidates": len(rows),
                              "positives": int(labels.sum()), "truth_events": len(truth)}
     for tier in TIERS:
         mask = np.array([t == tier for t in tiers], dtype=bool)

@@ -77,6 +77,11 @@ def compare_scores(labels: npt.ArrayLike, model: npt.ArrayLike,
         "model": {"auc": r(roc_auc(y, model)), "ap": m_ap},
         "rule_score": {"auc": r(roc_auc(y, rule)), "ap": r_ap}}
     out["ap_gain"] = None if m_ap is None or r_ap is None else round(m_ap - r_ap, 4)
+    # AP is at most 1, so no score can gain more than 1 - AP(rule_score) on these
+    # candidates; the share of that headroom the model took is comparable across sets.
+    out["ap_headroom"] = None if r_ap is None else round(1.0 - r_ap, 4)
+    out["headroom_taken"] = (round((m_ap - r_ap) / (1.0 - r_ap), 4)
+                             if m_ap is not None and r_ap is not None and r_ap < 1.0 else None)
     return out
 
 
