@@ -193,3 +193,16 @@ def test_mot_rows_with_too_few_fields_are_one_clear_error(tmp_path: Path) -> Non
     p.write_text("1,1,10,10,5,5,1,1,1\n3,2,3\n4,2,3\n")
     with pytest.raises(UserError, match=r"has 3 comma-separated field\(s\).*at least 6"):
         list(open_tracks(p, block_bytes=20).chunks())  # block 2 starts at the short row
+
+
+def test_speed_errors_of_interleaved_tracks_in_eth_text(tmp_path: Path) -> None:
+    """Three tracks interleaved frame by frame (how ETH/UCY files list them); track 2 jumps
+    49 m in 0.3 s and back. The input hypothesis found crashing a faster variant of the
+    speed check (a Polars panic while formatting its messages); kept as a regression case."""
+    lines = [f"{f}\t{f % 3}\t{0.3 * f}\t{50.0 if f == 5 else 1.0}" for f in range(9)]
+    (tmp_path / "t.txt").write_text("\n".join(lines) + "\n")
+    good, v = _validate(tmp_path / "t.txt", src=_src(fps=10.0))
+    speeds = [e for e in v.errors.as_list() if e["code"] == "implausible_speed"]
+    assert [e["row"] for e in speeds] == [6, 9]
+    assert all(e["message"].startswith("track 2 moves at 163.4 m/s") for e in speeds)
+    assert good.height == 7

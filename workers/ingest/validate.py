@@ -193,14 +193,11 @@ class Validator:
         limit = MAX_SPEED[self.source.units]
         cur = good.select("track_id", "frame", "t", "x", "y", pl.col(ROW))
         prev = self.last_points.with_columns(pl.lit(None, dtype=pl.Int64).alias(ROW))
-        # Sorted by track then frame, the previous row is the same track's previous point
-        # unless the track changes there: plain shifts, no per-track window.
-        both = pl.concat([prev, cur]).sort("track_id", "frame", maintain_order=True)
-        same = pl.col("track_id") == pl.col("track_id").shift(1)
-        dt = pl.col("t") - pl.col("t").shift(1)
-        dist = ((pl.col("x") - pl.col("x").shift(1)) ** 2
-                + (pl.col("y") - pl.col("y").shift(1)) ** 2).sqrt()
-        both = both.with_columns(pl.when(same).then(dist / dt).alias("_speed"))
+        both = pl.concat([prev, cur]).sort("track_id", "frame")
+        dt = pl.col("t") - pl.col("t").shift(1).over("track_id")
+        dist = ((pl.col("x") - pl.col("x").shift(1).over("track_id")) ** 2
+                + (pl.col("y") - pl.col("y").shift(1).over("track_id")) ** 2).sqrt()
+        both = both.with_columns((dist / dt).alias("_speed"))
         fast = both.filter(pl.col(ROW).is_not_null() & (pl.col("_speed") > limit))
         unit = "m/s" if self.source.units == "m" else "px/s"
         good = good.with_columns(pl.col(ROW).is_in(fast[ROW].implode()).alias("m_speed"))
@@ -210,9 +207,8 @@ class Validator:
                                       pl.col("track_id"), pl.col("_speed").round(1))
                             .alias("message"))]
         ok = both.filter(pl.col(ROW).is_null() | ~pl.col(ROW).is_in(fast[ROW].implode()))
-        # Still sorted by track and frame: each track's last row is its newest point.
-        last = (pl.col("track_id") != pl.col("track_id").shift(-1)).fill_null(True)
-        self.last_points = ok.filter(last).select(self.last_points.columns)
+        self.last_points = ok.sort("frame").group_by("track_id").agg(
+            pl.all().exclude(ROW, "_speed").last())
         return good.filter(~pl.col("m_speed")), errs
 
     # ------------------------------------------------------------------ one chunk
