@@ -30,7 +30,7 @@ from workers import tenancy
 from workers.bench.scratch import scratch_database
 from workers.db.connect import connect
 from workers.ingest import IngestRequest, ingest
-from workers.ingest.schema import DEFAULT_TIME_ORIGIN
+from workers.ingest.schema import DEFAULT_TIME_ORIGIN, ts_from_seconds
 from workers.simulate import preset_config, simulate
 
 POINTS_PER_AGENT = 850
@@ -63,8 +63,7 @@ def _ceiling_payload(path: Path) -> bytes:
     """The rows as CSV, the way a client sends them to COPY (built once, outside timing)."""
     frame = pl.read_parquet(path).select(
         "track_id", "frame",
-        (pl.lit(DEFAULT_TIME_ORIGIN) + pl.duration(microseconds=(pl.col("t") * 1e6).round(0)
-                                                   .cast(pl.Int64))).alias("ts"),
+        ts_from_seconds(DEFAULT_TIME_ORIGIN).alias("ts"),
         "x", "y", "class", pl.col("confidence").cast(pl.Float32))
     return frame.write_csv(include_header=False).encode()
 

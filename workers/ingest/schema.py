@@ -163,3 +163,10 @@ class ResolvedSource:
     input_units: str
     transform: Transform | None
     time_origin: datetime
+
+
+def ts_from_seconds(origin: datetime, seconds: str = "t") -> pl.Expr:
+    """The absolute timestamp of a column of seconds since `origin`, rounded to the
+    microsecond (what ingest stores; Postgres timestamps have microsecond resolution)."""
+    micros = (pl.col(seconds) * 1e6).round(0).cast(pl.Int64)
+    return pl.lit(origin) + pl.duration(microseconds=micros)

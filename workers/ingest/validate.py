@@ -23,6 +23,7 @@ from workers.ingest.schema import (
     ROW,
     ErrorLog,
     ResolvedSource,
+    ts_from_seconds,
 )
 from workers.ingest.transform import apply_transform
 
@@ -268,8 +269,7 @@ class Validator:
         origin = self.source.time_origin
         return good.select(
             pl.col(ROW).alias("row_no"), "track_id", "frame",
-            (pl.lit(origin) + pl.duration(microseconds=(pl.col("t") * 1e6).round(0)
-                                          .cast(pl.Int64))).alias("ts"),
+            ts_from_seconds(origin).alias("ts"),
             "x", "y", "raw_x", "raw_y", "class",
             pl.col("confidence").cast(pl.Float32))
 

@@ -14,6 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from workers.db.queries import query
+from workers.ingest.schema import ts_from_seconds
 from workers.simulate import SimResult
 
 
@@ -50,8 +51,7 @@ def points_csv(tracks: pl.DataFrame, origin: datetime) -> bytes:
     """Simulator tracks (track_id, frame, t, x, y, class, confidence) as stage CSV rows."""
     out = tracks.with_row_index("row_no").select(
         pl.col("row_no").cast(pl.Int64), "track_id", "frame",
-        (pl.lit(origin) + pl.duration(microseconds=(pl.col("t") * 1e6).round().cast(pl.Int64)))
-        .dt.strftime("%Y-%m-%d %H:%M:%S%.6f+00").alias("ts"),
+        ts_from_seconds(origin).dt.strftime("%Y-%m-%d %H:%M:%S%.6f+00").alias("ts"),
         "x", "y", pl.col("x").alias("raw_x"), pl.col("y").alias("raw_y"), "class", "confidence")
     buf = io.BytesIO()
     out.write_csv(buf, include_header=False, float_precision=None)
