@@ -1,10 +1,25 @@
 -- Local reviewer accounts (core.accounts, 0008): create, change password, disable, and the
 -- sign-in that turns a user name and password into the same claims and signed JWT an API
 -- key gets (core.exchange_api_key). Only a bcrypt hash is stored (pgcrypto,
--- crypt(…, gen_salt('bf', 10))). Projects and roles come from core.memberships
+-- core.password_hash). Projects and roles come from core.memberships
 -- (kind 'user', member = username); the JWT `sub` is the username. See docs/review.md.
 
 -- ---------------------------------------------------------------- administration
+-- The stored form of a new password: its bcrypt hash (cost 10). Refuses passwords too short
+-- to be worth hashing, or longer than bcrypt reads.
+DROP FUNCTION IF EXISTS core.check_password(text);  -- replaced by this one
+CREATE OR REPLACE FUNCTION core.password_hash(p_password text) RETURNS text
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF p_password IS NULL OR length(p_password) < 8 OR length(p_password) > 72 THEN
+    RAISE EXCEPTION 'a password needs 8 to 72 characters' USING ERRCODE = '22023';
+  END IF;
+  RETURN public.crypt(p_password, public.gen_salt('bf', 10));
+END
+$$;
+
 -- Create an account (administrators only: accounts are not scoped to one project).
 CREATE OR REPLACE FUNCTION core.create_account(p_username text, p_password text,
                                                p_display_name text DEFAULT NULL)
@@ -20,25 +35,12 @@ BEGIN
     RAISE EXCEPTION 'user name "%" is not valid', p_username USING ERRCODE = '22023',
       HINT = 'Use 2-128 letters, digits or . _ @ + -';
   END IF;
-  PERFORM core.check_password(p_password);
   INSERT INTO core.accounts (username, password_hash, display_name)
-  VALUES (p_username, public.crypt(p_password, public.gen_salt('bf', 10)), p_display_name);
+  VALUES (p_username, core.password_hash(p_password), p_display_name);
   PERFORM audit.record(NULL, 'account.create', p_username, '{}');
 EXCEPTION WHEN unique_violation THEN
   RAISE EXCEPTION 'account "%" exists already', p_username USING ERRCODE = '23505',
     HINT = 'Change its password with `secinf accounts passwd`.';
-END
-$$;
-
--- Refuse passwords that are too short to be worth hashing.
-CREATE OR REPLACE FUNCTION core.check_password(p_password text) RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-  IF p_password IS NULL OR length(p_password) < 8 OR length(p_password) > 72 THEN
-    RAISE EXCEPTION 'a password needs 8 to 72 characters' USING ERRCODE = '22023';
-  END IF;
 END
 $$;
 
@@ -48,13 +50,14 @@ RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_hash text;
 BEGIN
   IF NOT auth.is_admin() THEN
     RAISE EXCEPTION 'only an administrator can change passwords' USING ERRCODE = '42501';
   END IF;
-  PERFORM core.check_password(p_password);
-  UPDATE core.accounts SET password_hash = public.crypt(p_password, public.gen_salt('bf', 10))
-  WHERE username = p_username;
+  v_hash := core.password_hash(p_password);  -- a bad password fails even for no account
+  UPDATE core.accounts SET password_hash = v_hash WHERE username = p_username;
   IF NOT FOUND THEN
     RETURN false;
   END IF;

@@ -36,15 +36,14 @@ def _run(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None
     return dict(row) if row else None
 
 
-def grant(conn: Conn, username: str, project_ref: str, role: str) -> str:
-    """Give an existing account a role in a project; returns the project id."""
+def _check_role(role: str) -> None:
     if role not in ACCOUNT_ROLES:
         raise UserError(f"--role {role!r} is not an account role: use one of "
                         f"{', '.join(ACCOUNT_ROLES)}")
-    found = _run(conn, "account_exists", {"username": username})
-    if not found or not found["found"]:
-        raise NotFound(f"no account {username!r}: create it with `secinf accounts create`")
-    project_id = tenancy.resolve_project(conn, project_ref)
+
+
+def _add_member(conn: Conn, project_id: str, username: str, role: str) -> None:
+    """The account's membership (kind 'user') in the project, in the open transaction."""
     try:
         conn.execute(query("tenancy", "add_member"),
                      {"project_id": project_id, "kind": "user", "member": username,
@@ -52,6 +51,16 @@ def grant(conn: Conn, username: str, project_ref: str, role: str) -> str:
     except psycopg.Error as exc:
         conn.rollback()
         raise _wrap(exc) from exc
+
+
+def grant(conn: Conn, username: str, project_ref: str, role: str) -> str:
+    """Give an existing account a role in a project; returns the project id."""
+    _check_role(role)
+    found = _run(conn, "account_exists", {"username": username})
+    if not found or not found["found"]:
+        raise NotFound(f"no account {username!r}: create it with `secinf accounts create`")
+    project_id = tenancy.resolve_project(conn, project_ref)
+    _add_member(conn, project_id, username, role)
     conn.commit()
     return project_id
 
@@ -59,20 +68,12 @@ def grant(conn: Conn, username: str, project_ref: str, role: str) -> str:
 def create(conn: Conn, username: str, password: str, project_ref: str | None = None,
            role: str = "reviewer", display_name: str | None = None) -> dict[str, Any]:
     """Create an account and, with a project, its first membership (one transaction)."""
-    if role not in ACCOUNT_ROLES:
-        raise UserError(f"--role {role!r} is not an account role: use one of "
-                        f"{', '.join(ACCOUNT_ROLES)}")
+    _check_role(role)
     project_id = tenancy.resolve_project(conn, project_ref) if project_ref else None
     _run(conn, "create_account",
          {"username": username, "password": password, "display_name": display_name})
     if project_id is not None:
-        try:
-            conn.execute(query("tenancy", "add_member"),
-                         {"project_id": project_id, "kind": "user", "member": username,
-                          "role": role})
-        except psycopg.Error as exc:
-            conn.rollback()
-            raise _wrap(exc) from exc
+        _add_member(conn, project_id, username, role)
     conn.commit()
     return {"username": username, "display_name": display_name, "project_id": project_id,
             "role": role if project_id else None}
