@@ -32,6 +32,27 @@ BEGIN
 END
 $$;
 
+-- The same for a request document (a batch, a job's parameters): its optional "project_id"
+-- names the project; one that is not a uuid is a 22023 naming it.
+CREATE OR REPLACE FUNCTION auth.target_project(p_request jsonb, p_roles text[]) RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_requested uuid;
+BEGIN
+  IF p_request ? 'project_id' THEN
+    BEGIN
+      v_requested := (p_request ->> 'project_id')::uuid;
+    EXCEPTION WHEN invalid_text_representation THEN
+      RAISE EXCEPTION 'project_id "%" is not a project id', p_request ->> 'project_id'
+        USING ERRCODE = '22023';
+    END;
+  END IF;
+  RETURN auth.target_project(v_requested, p_roles);
+END
+$$;
+
 -- ======================================================================= values
 -- Per-point helpers run 9 times per point: the SQL ones carry no SET clause so that the
 -- planner inlines them into the calling statement (a SET clause forbids inlining and costs
@@ -458,7 +479,6 @@ DECLARE
                                     'time_origin'];
   v_started timestamptz := clock_timestamp();
   v_unknown text[];
-  v_requested uuid;
   v_project uuid;
   v_points jsonb := p_batch -> 'points';
   v_count integer;
@@ -481,15 +501,7 @@ BEGIN
     RAISE EXCEPTION 'unknown field(s) in the batch: %', array_to_string(v_unknown, ', ')
       USING ERRCODE = '22023', HINT = 'Fields: ' || array_to_string(c_fields, ', ') || '.';
   END IF;
-  IF p_batch ? 'project_id' THEN
-    BEGIN
-      v_requested := (p_batch ->> 'project_id')::uuid;
-    EXCEPTION WHEN invalid_text_representation THEN
-      RAISE EXCEPTION 'project_id "%" is not a project id', p_batch ->> 'project_id'
-        USING ERRCODE = '22023';
-    END;
-  END IF;
-  v_project := auth.target_project(v_requested, ARRAY['customer', 'project_admin']);
+  v_project := auth.target_project(p_batch, ARRAY['customer', 'project_admin']);
 
   IF jsonb_typeof(v_points) IS DISTINCT FROM 'array' OR jsonb_array_length(v_points) = 0 THEN
     RAISE EXCEPTION 'points must be a non-empty array of points' USING ERRCODE = '22023',

@@ -151,7 +151,6 @@ DECLARE
   v_params jsonb := coalesce(p_params, '{}');
   v_allowed text[];
   v_unknown text[];
-  v_requested uuid;
   v_project uuid;
   v_source bigint;
   v_from timestamptz;
@@ -179,15 +178,7 @@ BEGIN
     RAISE EXCEPTION 'unknown parameter(s) for %: %', p_kind, array_to_string(v_unknown, ', ')
       USING ERRCODE = '22023', HINT = 'Parameters: ' || array_to_string(v_allowed, ', ') || '.';
   END IF;
-  IF v_params ? 'project_id' THEN
-    BEGIN
-      v_requested := (v_params ->> 'project_id')::uuid;
-    EXCEPTION WHEN invalid_text_representation THEN
-      RAISE EXCEPTION 'project_id "%" is not a project id', v_params ->> 'project_id'
-        USING ERRCODE = '22023';
-    END;
-  END IF;
-  v_project := auth.target_project(v_requested, ARRAY['customer', 'project_admin']);
+  v_project := auth.target_project(v_params, ARRAY['customer', 'project_admin']);
 
   IF p_kind = 'rules_backfill' AND NOT (v_params ? 'source_id' OR v_params ? 'source') THEN
     v_source := NULL;  -- every source of the project

@@ -11,7 +11,8 @@ REVOKE EXECUTE ON FUNCTION
   api.ingest_batch(jsonb),
   api.create_job(text, jsonb),
   api.job(bigint),
-  auth.target_project(uuid, text[])
+  auth.target_project(uuid, text[]),
+  auth.target_project(jsonb, text[])
   FROM PUBLIC;
 
 -- ---------------------------------------------------------------- events (readers)

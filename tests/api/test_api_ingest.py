@@ -240,6 +240,8 @@ def test_the_size_cap_is_a_clear_413(db: Conn, api: Api) -> None:
      'source must be a source name (letters, digits, ".", "_", "-"; up to 128)'),
     ({"source": "gate", "units": "ft", "points": points(1)}, 'units "ft": use px, m, cm or mm'),
     ({"source": "gate", "strict": "yes", "points": points(1)}, "strict must be true or false"),
+    ({"source": "gate", "project_id": "north", "points": points(1)},
+     'project_id "north" is not a project id'),
 ])
 def test_malformed_batches_are_clear_400s(api: Api, batch: Any, message: str) -> None:
     with pytest.raises(ApiError) as err:

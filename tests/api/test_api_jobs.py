@@ -156,6 +156,8 @@ def test_an_equal_live_job_is_returned_not_queued_twice(api: Api) -> None:
      'pipeline_reprocess needs "from" before "to"'),
     ("pipeline_reprocess", {"source": "gate", "from": "soon", "to": "later"}, 400,
      "from and to must be timestamps"),
+    ("pipeline_run", {"source": "gate", "project_id": "north"}, 400,
+     'project_id "north" is not a project id'),
 ])
 def test_bad_job_requests_are_clear_errors(api: Api, kind: str, params: dict[str, Any],
                                            status: int, message: str) -> None:
