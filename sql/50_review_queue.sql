@@ -106,6 +106,11 @@ DECLARE
   v_filters text := review.queue_filters(p_types, p_source_ids, p_min_score, p_max_score,
                                          p_from, p_to);
   v_limit integer := least(greatest(coalesce(p_limit, 50), 1), 200);
+  -- A page row, as every branch (and the empty page) selects it.
+  v_select text := format(
+    'SELECT c.candidate_id, c.source_id, c.type, c.actors, c.zone, c.route, c.trigger,'
+    ' c.start_ts, c.end_ts, c.rule_score, c.model_score, c.status, %s AS sort_key'
+    ' FROM candidates.candidates c', k.key_sql);
   v_after record;
   v_keyset text := 'true';
   v_branches text[];
@@ -125,21 +130,15 @@ BEGIN
   END IF;
   -- One branch per project and status, so each is an equality prefix of a queue index.
   SELECT array_agg(format(
-           '(SELECT c.candidate_id, c.source_id, c.type, c.actors, c.zone, c.route, c.trigger,'
-           ' c.start_ts, c.end_ts, c.rule_score, c.model_score, c.status, %s AS sort_key'
-           ' FROM candidates.candidates c'
-           ' WHERE c.project_id = %L::uuid AND c.status = %L AND %s AND %s'
+           '(%s WHERE c.project_id = %L::uuid AND c.status = %L AND %s AND %s'
            ' ORDER BY %s %s, c.candidate_id %s LIMIT %s)',
-           k.key_sql, p.id, s.status, v_filters, v_keyset, k.key_sql, v_dir, v_dir, v_limit)
+           v_select, p.id, s.status, v_filters, v_keyset, k.key_sql, v_dir, v_dir, v_limit)
            ORDER BY p.id, s.status)
   INTO v_branches
   FROM unnest(auth.project_ids()) p (id)
   CROSS JOIN unnest(review.queue_statuses(p_statuses)) s (status);
   IF v_branches IS NULL THEN  -- no project: an empty page of the right shape
-    v_branches := ARRAY[format(
-      'SELECT c.candidate_id, c.source_id, c.type, c.actors, c.zone, c.route, c.trigger,'
-      ' c.start_ts, c.end_ts, c.rule_score, c.model_score, c.status, %s AS sort_key'
-      ' FROM candidates.candidates c WHERE false', k.key_sql)];
+    v_branches := ARRAY[v_select || ' WHERE false'];
   END IF;
   RETURN format(
     'SELECT q.candidate_id, q.source_id, s.name AS source_name, q.type, q.actors, q.zone,'
