@@ -4,7 +4,6 @@ analyst's direct SQL login."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -12,12 +11,11 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
 from tests.db.analytics_data import D1, D2, D3, D4, Analytics, at, build
+from tests.support.factories import analyst_session
 from tests.support.postgrest import Api, ApiError
-from workers import tenancy
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
@@ -272,20 +270,8 @@ def test_roles_without_grant_are_refused(dsn: str, data: Analytics, db: Conn) ->
 
 @pytest.fixture
 def analyst_a(db: Conn, dsn: str, data: Analytics) -> Iterator[Conn]:
-    login = tenancy.add_analyst(db, data.a, f"an{uuid.uuid4().hex[:8]}")
-    params = conninfo_to_dict(dsn)
-    params["user"] = login.role_name
-    params.pop("password", None)
-    try:
-        with psycopg.connect(make_conninfo(**params), row_factory=dict_row) as conn:  # type: ignore[arg-type]
-            yield conn
-    finally:
-        db.rollback()
-        db.execute("DELETE FROM core.memberships WHERE member = %s", (login.role_name,))
-        db.commit()
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(
-                sql.Identifier(login.role_name)))
+    with analyst_session(db, dsn, data.a) as conn:
+        yield conn
 
 
 def test_analyst_sql_login_reads_its_projects_metrics(analyst_a: Conn, dsn: str,

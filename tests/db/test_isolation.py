@@ -8,20 +8,17 @@ every write aimed at project B fails or touches nothing.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 
-from tests.support.factories import make_project
+from tests.support.factories import analyst_session, make_project
 from tests.support.postgrest import Api, ApiError
 from tests.support.tenant_data import populate, populate_pipeline
-from workers import tenancy
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
@@ -192,19 +189,8 @@ def test_api_role_cannot_write_into_other_projects(
 def analyst_login(db: Conn, dsn: str, two_projects: tuple[str, str]) -> Iterator[Conn]:
     """A real analyst login of project A, connected directly (as psql would)."""
     a, _ = two_projects
-    login = tenancy.add_analyst(db, a, f"t{uuid.uuid4().hex[:10]}")
-    params = conninfo_to_dict(dsn)
-    params["user"] = login.role_name
-    params.pop("password", None)
-    try:
-        with psycopg.connect(make_conninfo(**params), row_factory=dict_row) as conn:  # type: ignore[arg-type]
-            yield conn
-    finally:
-        db.rollback()
-        db.execute("DELETE FROM core.memberships WHERE member = %s", (login.role_name,))
-        db.commit()
-        with psycopg.connect(dsn, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(login.role_name)))
+    with analyst_session(db, dsn, a, prefix="t") as conn:
+        yield conn
 
 
 def test_analyst_sql_login_reads_only_its_projects_by_any_path(
