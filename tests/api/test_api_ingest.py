@@ -13,7 +13,6 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.api.helpers import points
-from tests.support.factories import make_project
 from tests.support.postgrest import Api, ApiError
 from workers.ingest import IngestRequest, ingest
 from workers.ingest.schema import Transform
@@ -25,19 +24,6 @@ Conn = psycopg.Connection[dict[str, Any]]
 STORED = """SELECT track_id, frame, ts, x, y, raw_x, raw_y, class, confidence
             FROM ingest.track_points tp JOIN ingest.sources s USING (source_id)
             WHERE s.project_id = %s AND s.name = %s ORDER BY track_id, frame"""
-
-
-@pytest.fixture
-def projects(db: Conn) -> tuple[str, str]:
-    a = make_project(db, "acme", "north")
-    b = make_project(db, "globex", "south")
-    db.commit()
-    return a, b
-
-
-@pytest.fixture
-def api(dsn: str, projects: tuple[str, str]) -> Api:
-    return Api(dsn).as_("customer", project_id=projects[0], sub="key:sik_0123456789ab")
 
 
 def send(api: Api, batch: dict[str, Any]) -> dict[str, Any]:

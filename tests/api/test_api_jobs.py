@@ -12,7 +12,6 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.api.helpers import T0, points, scene_points
-from tests.support.factories import make_project
 from tests.support.postgrest import Api, ApiError
 from workers.queue import api_jobs
 from workers.queue.worker import WorkerConfig, WorkerStats, run_worker
@@ -23,19 +22,6 @@ from workers.settings import ONTOLOGIES_DIR
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
 KINDS = (api_jobs.PIPELINE_RUN, api_jobs.PIPELINE_REPROCESS, api_jobs.RULES_BACKFILL)
-
-
-@pytest.fixture
-def projects(db: Conn) -> tuple[str, str]:
-    a = make_project(db, "acme", "north")
-    b = make_project(db, "globex", "south")
-    db.commit()
-    return a, b
-
-
-@pytest.fixture
-def api(dsn: str, projects: tuple[str, str]) -> Api:
-    return Api(dsn).as_("customer", project_id=projects[0], sub="key:sik_0123456789ab")
 
 
 def work(dsn: str) -> WorkerStats:
