@@ -64,8 +64,8 @@ def train_command(
     rows = [{"held-out set": name, "n": m["n"], "positives": m["positives"],
              "model AUC": m["model"]["auc"], "rule AUC": m["rule_score"]["auc"],
              "model AP": m["model"]["ap"], "rule AP": m["rule_score"]["ap"],
-             "AP gain": m["ap_gain"], "headroom (1 - rule AP)": m.get("ap_headroom"),
-             "share taken": m.get("headroom_taken")}
+             "AP gain": m["ap_gain"], "headroom (1 - rule AP)": m["ap_headroom"],
+             "share taken": m["headroom_taken"]}
             for name, m in report["metrics"].items() if isinstance(m, dict)]
     print_table(rows, title="model_score vs rule_score on held-out scenes")
 
