@@ -3,21 +3,15 @@ trains on 90 s scenes, `secinf train` on 120 s ones) never reuses an earlier run
 
 from __future__ import annotations
 
-from workers.scoring.collect import HARD_NOISE, SceneSpec
-from workers.simulate import SimResult, preset_config, simulate
-
-
-def _sim(spec: SceneSpec) -> SimResult:
-    extra = {"noise": HARD_NOISE} if spec.noise == "hard" else {}
-    return simulate(preset_config(spec.preset, seed=spec.seed, duration=spec.duration, **extra))
+from workers.scoring.collect import SceneSpec
 
 
 def test_source_name_follows_the_simulated_content() -> None:
     short, long = SceneSpec("corridor", 3, 20.0), SceneSpec("corridor", 3, 30.0)
-    a, b = short.source_name(_sim(short)), long.source_name(_sim(long))
+    a, b = short.source_name(short.simulated()), long.source_name(long.simulated())
     assert short.name == long.name and a != b
     assert a.startswith("train-corridor-default-3-") and len(a) == len(short.name) + 11
     # Deterministic: the same spec simulates the same scene, so the source is reused.
-    assert short.source_name(_sim(short)) == a
+    assert short.source_name(short.simulated()) == a
     hard = SceneSpec("corridor", 3, 20.0, "hard")
-    assert hard.source_name(_sim(hard)) not in (a, b)
+    assert hard.source_name(hard.simulated()) not in (a, b)

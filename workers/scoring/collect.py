@@ -57,6 +57,14 @@ class SceneSpec:
     def name(self) -> str:
         return f"train-{self.preset}-{self.noise}-{self.seed}"
 
+    def simulated(self) -> SimResult:
+        """The scene of this plan entry (deterministic for its preset, seed, duration and
+        noise setting)."""
+        overrides: dict[str, Any] = {"duration": self.duration}
+        if self.noise == "hard":
+            overrides["noise"] = HARD_NOISE
+        return simulate(preset_config(self.preset, seed=self.seed, **overrides))
+
     def source_name(self, result: SimResult) -> str:
         """The scene's source in the training project: its name plus a digest of what was
         simulated. A source is reused only for the very same tracks and truth; a scene of
@@ -103,10 +111,7 @@ def ensure_training_project(conn: Conn, project_id: str) -> None:
 
 def _labelled_scene(conn: Conn, project_id: str, spec: SceneSpec
                     ) -> tuple[list[CandidateRow], np.ndarray[Any, Any], dict[str, Any]]:
-    overrides: dict[str, Any] = {"duration": spec.duration}
-    if spec.noise == "hard":
-        overrides["noise"] = HARD_NOISE
-    result = simulate(preset_config(spec.preset, seed=spec.seed, **overrides))
+    result = spec.simulated()
     name = spec.source_name(result)
     source_id = load_result(conn, project_id, result, name=name)
     report = tick(conn, until_idle=True)
