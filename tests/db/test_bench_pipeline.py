@@ -1,44 +1,69 @@
-"""`secinf bench pipeline` end to end at a small size: both scenes ticked to completion, the
-figures derived from the tick's own stage timings, and the write floor measured on empty
-twins of the feature tables, all in a scratch database that is dropped afterwards."""
+"""`secinf bench pipeline` end to end at a small size: pairs of 1x and 2x scenes ticked to
+completion in alternating order, medians of the tick's own stage timings, and the write
+floor measured on empty twins of the feature tables, all in a scratch database that is
+dropped afterwards."""
 
 from __future__ import annotations
+
+import statistics
 
 import psycopg
 import pytest
 
 from workers.bench.pipeline_bench import FEATURES, TARGET_POINTS_PER_S, bench_pipeline
+from workers.errors import UserError
 from workers.settings import load_settings
 
 
-def test_bench_pipeline_reports_throughput_scaling_and_write_floor(
+def test_bench_pipeline_reports_medians_scaling_and_write_floor(
         capsys: pytest.CaptureFixture[str]) -> None:
-    result = bench_pipeline(1000, json_out=False)
+    result = bench_pipeline(1000, json_out=False, repeat=3)
     printed = capsys.readouterr().out
-    one, two = result["one_x"], result["two_x"]
-    assert one["points"] > 1000 and two["points"] > one["points"]
-    assert set(FEATURES) <= set(one["stage_s"])
-    assert one["features_s"] == pytest.approx(sum(one["stage_s"][s] for s in FEATURES),
-                                              abs=0.005)
-    assert one["points_per_s"] == pytest.approx(one["points"] / one["features_s"], rel=0.01)
-    assert result["scaling_2x_over_1x"] == pytest.approx(
-        two["features_s"] / one["features_s"], abs=0.01)
-    # The floor re-inserted exactly what the 1x tick wrote, table by table.
-    floor = result["write_floor"]
-    assert floor["rows"]["kinematics"] == one["rows"]["kinematics"] == one["points"]
-    for table in ("relations", "change_points", "zone_presence"):
-        assert floor["rows"][table] == one["rows"][table]
-    assert one["rows"]["relations"] > 0 and one["rows"]["change_points"] > 0
+    pairs = result["pairs"]
+    assert [p["order"] for p in pairs] == ["1x, 2x", "2x, 1x", "1x, 2x"]
+    for p in pairs:
+        one, two = p["one_x"], p["two_x"]
+        assert one["points"] > 1000 and two["points"] > one["points"]
+        # Every pair met emptied tables: each tick wrote exactly its own scene's rows.
+        assert one["rows"]["kinematics"] == one["points"] == pairs[0]["one_x"]["points"]
+        assert two["rows"]["kinematics"] == two["points"] == pairs[0]["two_x"]["points"]
+        assert set(FEATURES) <= set(one["stage_s"])
+        assert one["features_s"] == pytest.approx(sum(one["stage_s"][s] for s in FEATURES),
+                                                  abs=0.005)
+        assert p["scaling_2x_over_1x"] == pytest.approx(two["features_s"] / one["features_s"],
+                                                        abs=0.01)
+    # The warm-up tick ran (and was emptied away: the pairs' row counts above are exact).
+    assert result["warm_up_s"] > 0
+    density = result["relation_pairs_per_point"]
+    assert density["one_x"] == pytest.approx(
+        pairs[-1]["one_x"]["rows"]["relations"] / 2 / pairs[-1]["one_x"]["points"], abs=1e-4)
+    median = result["one_x"]
+    assert median["features_s"] == statistics.median(p["one_x"]["features_s"] for p in pairs)
+    assert median["points_per_s"] == pytest.approx(median["points"] / median["features_s"],
+                                                   rel=0.01)
+    assert result["scaling_2x_over_1x"] == statistics.median(
+        p["scaling_2x_over_1x"] for p in pairs)
+    assert result["scaling_min"] <= result["scaling_2x_over_1x"] <= result["scaling_max"]
+    # The floor re-inserted exactly what the last 1x tick wrote, table by table.
+    floor, last = result["write_floor"], pairs[-1]["one_x"]
+    for table in FEATURES:
+        assert floor["rows"][table] == last["rows"][table]
+    assert last["rows"]["relations"] > 0 and last["rows"]["change_points"] > 0
     assert floor["checkpointed"]  # the test role is a superuser
     assert 0 < floor["seconds"]["kinematics"] <= floor["total_s"]
-    assert result["target_budget_s"] == pytest.approx(one["points"] / TARGET_POINTS_PER_S,
+    assert result["target_budget_s"] == pytest.approx(median["points"] / TARGET_POINTS_PER_S,
                                                       abs=0.001)
     assert result["write_floor_share_of_budget"] == pytest.approx(
         floor["total_s"] / result["target_budget_s"], rel=0.01)
-    assert "write floor" in printed and "2x actors" in printed
-    # Neither the scratch database nor the twins' schema is left behind.
+    assert "pair 3/3 (1x, 2x)" in printed and "write floor" in printed
+    # The scratch database, and the twins with it, is gone.
     settings = load_settings()
     with psycopg.connect(settings.conninfo(dbname="postgres")) as admin:
         left = admin.execute("SELECT count(*) FROM pg_database "
                              "WHERE datname LIKE 'secinf_bench_pipeline_%'").fetchone()
     assert left is not None and left[0] == 0
+
+
+def test_bench_pipeline_refuses_sizes_too_small_to_time() -> None:
+    with pytest.raises(UserError, match="--points 10 is too small"):
+        bench_pipeline(10, json_out=True)

@@ -26,11 +26,14 @@ def bench_ingest_command(
 def bench_pipeline_command(
     points: int = typer.Option(100_000, "--points", min=1000, help="Points in the 1x scene."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    repeat: int = typer.Option(3, "--repeat", min=1, max=15,
+                               help="Pairs of 1x and 2x ticks (medians reported)."),
 ) -> None:
-    """Simulate, ingest and tick to completion: features points/s, Polars ratio, 2x scaling."""
+    """Simulate, ingest and tick to completion: features points/s, Polars ratio, 2x scaling,
+    and the write floor against the 100k points/s budget."""
     from workers.bench.pipeline_bench import bench_pipeline
 
-    bench_pipeline(points, json_out)
+    bench_pipeline(points, json_out, repeat)
 
 
 bench_app.command("scoring")(bench_scoring)
