@@ -3,6 +3,8 @@ repeated in alternating order, in a scratch database that is dropped afterwards.
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 
@@ -30,6 +32,6 @@ def test_bench_ingest_reports_median_of_alternating_pairs(capsys: pytest.Capture
     # The scratch database is gone.
     settings = load_settings()
     with psycopg.connect(settings.conninfo(dbname="postgres")) as admin:
-        left = admin.execute("SELECT count(*) FROM pg_database "
-                             "WHERE datname LIKE 'secinf_bench_ingest_%'").fetchone()
+        left = admin.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
+                             (f"secinf_bench_ingest_{os.getpid()}",)).fetchone()
     assert left is not None and left[0] == 0

@@ -5,6 +5,7 @@ dropped afterwards."""
 
 from __future__ import annotations
 
+import os
 import statistics
 
 import psycopg
@@ -59,8 +60,8 @@ def test_bench_pipeline_reports_medians_scaling_and_write_floor(
     # The scratch database, and the twins with it, is gone.
     settings = load_settings()
     with psycopg.connect(settings.conninfo(dbname="postgres")) as admin:
-        left = admin.execute("SELECT count(*) FROM pg_database "
-                             "WHERE datname LIKE 'secinf_bench_pipeline_%'").fetchone()
+        left = admin.execute("SELECT count(*) FROM pg_database WHERE datname = %s",
+                             (f"secinf_bench_pipeline_{os.getpid()}",)).fetchone()
     assert left is not None and left[0] == 0
 
 

@@ -23,11 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import psycopg
 from psycopg import sql
 
 from workers import tenancy
-from workers.bench.scratch import scratch_database
+from workers.bench.scratch import scratch_database, settle
 from workers.db.connect import connect
 from workers.ingest import IngestRequest, ingest
 from workers.ingest.schema import DEFAULT_TIME_ORIGIN, ts_from_seconds
@@ -88,18 +87,6 @@ def _ceiling(conn: Any, payload: bytes) -> float:
         conn.commit()
 
 
-def _settle(conn: Any) -> bool:
-    """CHECKPOINT so a phase does not pay for the previous phase's writes; False when the
-    role may not (needs superuser or pg_checkpoint): the figures are then noisier."""
-    try:
-        conn.execute("CHECKPOINT")
-        conn.commit()
-        return True
-    except psycopg.errors.InsufficientPrivilege:
-        conn.rollback()
-        return False
-
-
 def _empty(conn: Any) -> None:
     """Remove the previous pair's points so every ingest meets the same (empty) tables."""
     conn.execute("TRUNCATE ingest.track_points, ingest.batches")
@@ -111,7 +98,7 @@ def _pair(conn: Any, path: Path, payload: bytes, ceiling_first: bool) -> dict[st
     times: dict[str, float] = {}
     inserted = invalid = 0
     for phase in (("ceiling", "ingest") if ceiling_first else ("ingest", "ceiling")):
-        settled = _settle(conn) and settled
+        settled = settle(conn) and settled
         if phase == "ceiling":
             times["ceiling"] = _ceiling(conn, payload)
             continue

@@ -17,6 +17,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from workers.bench.scratch import settle
+
 TABLES = ("kinematics", "zone_presence", "relations", "change_points")
 SCHEMA = "secinf_bench_floor"
 
@@ -40,18 +42,6 @@ def _twin(conn: psycopg.Connection[Any], table: str) -> None:
                      "create_default_indexes => false)", (f"{SCHEMA}.{table}", interval))
 
 
-def _settle(conn: psycopg.Connection[Any]) -> bool:
-    """CHECKPOINT first, so the floor does not pay for the tick's dirty buffers; False when
-    the role may not issue one."""
-    try:
-        conn.execute("CHECKPOINT")
-        conn.commit()
-        return True
-    except psycopg.errors.InsufficientPrivilege:
-        conn.rollback()
-        return False
-
-
 def measure_write_floor(conn: psycopg.Connection[Any], source_id: int) -> dict[str, Any]:
     """Seconds and rows per feature table to insert `source_id`'s stored outputs again."""
     ident = sql.Identifier(SCHEMA)
@@ -64,7 +54,7 @@ def measure_write_floor(conn: psycopg.Connection[Any], source_id: int) -> dict[s
                 sql.Identifier(f"floor_{table}"), sql.Identifier(table)), (source_id,))
             _twin(conn, table)
         conn.commit()
-        checkpointed = _settle(conn)
+        checkpointed = settle(conn)
         seconds: dict[str, float] = {}
         rows: dict[str, int] = {}
         for table in TABLES:
