@@ -87,6 +87,19 @@ BEGIN
 END
 $$;
 
+-- Raise unless the caller is an administrator; p_action completes "only an administrator
+-- can …" (e.g. 'create accounts').
+CREATE OR REPLACE FUNCTION auth.require_admin(p_action text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF NOT auth.is_admin() THEN
+    RAISE EXCEPTION 'only an administrator can %', p_action USING ERRCODE = '42501';
+  END IF;
+END
+$$;
+
 -- The active signing secret (PostgREST's jwt-secret must be the same).
 CREATE OR REPLACE FUNCTION auth.active_secret() RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER

@@ -13,9 +13,7 @@ DECLARE
   v_org uuid;
   v_project core.projects;
 BEGIN
-  IF NOT auth.is_admin() THEN
-    RAISE EXCEPTION 'only an administrator can create projects' USING ERRCODE = '42501';
-  END IF;
+  PERFORM auth.require_admin('create projects');
   INSERT INTO core.organizations (slug, name, plan_id)
   VALUES (p_org_slug, p_org_slug, p_plan)
   ON CONFLICT (slug) DO NOTHING;

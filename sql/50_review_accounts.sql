@@ -28,9 +28,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF NOT auth.is_admin() THEN
-    RAISE EXCEPTION 'only an administrator can create accounts' USING ERRCODE = '42501';
-  END IF;
+  PERFORM auth.require_admin('create accounts');
   IF p_username IS NULL OR p_username !~ '^[A-Za-z0-9._@+-]{2,128}$' THEN
     RAISE EXCEPTION 'user name "%" is not valid', p_username USING ERRCODE = '22023',
       HINT = 'Use 2-128 letters, digits or . _ @ + -';
@@ -53,9 +51,7 @@ AS $$
 DECLARE
   v_hash text;
 BEGIN
-  IF NOT auth.is_admin() THEN
-    RAISE EXCEPTION 'only an administrator can change passwords' USING ERRCODE = '42501';
-  END IF;
+  PERFORM auth.require_admin('change passwords');
   v_hash := core.password_hash(p_password);  -- a bad password fails even for no account
   UPDATE core.accounts SET password_hash = v_hash WHERE username = p_username;
   IF NOT FOUND THEN
@@ -74,9 +70,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  IF NOT auth.is_admin() THEN
-    RAISE EXCEPTION 'only an administrator can disable accounts' USING ERRCODE = '42501';
-  END IF;
+  PERFORM auth.require_admin('disable accounts');
   UPDATE core.accounts
   SET disabled_at = CASE WHEN p_disabled THEN coalesce(disabled_at, now()) END
   WHERE username = p_username;

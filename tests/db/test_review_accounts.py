@@ -134,6 +134,22 @@ def test_only_administrators_manage_accounts(db: Conn, dsn: str) -> None:
     assert "permission denied for table accounts" in err.value.message
 
 
+@pytest.mark.parametrize("stmt, action", [
+    ("SELECT core.create_account('x1', 'password1')", "create accounts"),
+    ("SELECT core.set_account_password('x1', 'password1')", "change passwords"),
+    ("SELECT core.disable_account('x1')", "disable accounts"),
+    ("SELECT core.create_project('acme', 'south')", "create projects"),
+])
+def test_a_superuser_session_acting_for_claims_is_no_administrator(db: Conn, stmt: str,
+                                                                   action: str) -> None:
+    """Even where EXECUTE is held, the functions themselves refuse a non-administrator."""
+    db.execute("SELECT set_config('request.jwt.claims', '{\"role\": \"project_admin\"}', true)")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege,
+                       match=f"only an administrator can {action}"):
+        db.execute(stmt)
+    db.rollback()
+
+
 def test_account_input_errors_name_the_fix(db: Conn) -> None:
     make_project(db, "acme", "north")
     with pytest.raises(UserError, match="a password needs 8 to 72 characters"):
