@@ -60,14 +60,16 @@ def _agents_for(points: int) -> int:
     return max(20, round(points / per_agent))
 
 
-def _run(conn: psycopg.Connection[Any], project: str, result: SimResult, name: str
-         ) -> dict[str, Any]:
+def _run(conn: psycopg.Connection[Any], project: str, result: SimResult, name: str,
+         pieces: list[pl.DataFrame] | None = None) -> dict[str, Any]:
+    """Load the scene (or just `pieces` of its tracks) as source `name` and tick it to
+    completion; the tick's figures."""
     started = time.perf_counter()
-    source_id = load_result(conn, project, result, name=name)
+    source_id = load_result(conn, project, result, pieces=pieces, name=name)
     load_s = time.perf_counter() - started
     report = tick(conn, until_idle=True)
     if report.errors:
-        raise UserError(f"bench tick failed: {report.errors[0].error}")
+        raise UserError(f"bench tick of {name} failed: {report.errors[0].error}")
     stages = report.stage_seconds
     missing = [s for s in FEATURES if s not in stages]
     if missing:
@@ -96,14 +98,10 @@ def _warm_up(conn: psycopg.Connection[Any], project: str, scene: SimResult) -> f
     """Tick the scene's first seconds once and empty the tables again: the backend's first
     PL/Python call (interpreter and numpy, 0.1-0.2 s) and the stage functions' first plans
     would otherwise land on whichever scale runs first and skew the scaling ratio."""
-    started = time.perf_counter()
-    piece = scene.tracks.filter(pl.col("t") < WARM_UP_S)
-    load_result(conn, project, scene, pieces=[piece], name="crowd-warm-up")
-    report = tick(conn, until_idle=True)
-    if report.errors:
-        raise UserError(f"bench warm-up tick failed: {report.errors[0].error}")
+    run = _run(conn, project, scene, "crowd-warm-up",
+               pieces=[scene.tracks.filter(pl.col("t") < WARM_UP_S)])
     _empty(conn)
-    return round(time.perf_counter() - started, 3)
+    return float(run["tick_s"])
 
 
 def _polars_seconds(result: SimResult) -> float:
