@@ -1,15 +1,18 @@
--- Features stage 1 · kinematics: per-point velocity, speed, acceleration, jerk, heading,
--- turn rate and curvature by backward differences within segments, after an optional
--- centred moving average. One set-based statement per range; see docs/pipeline.md.
+-- Features stage 1 · kinematics: per-point smoothed position and velocity from a local
+-- linear fit over a centred window of smoothing_s seconds, then speed, acceleration, jerk,
+-- heading, turn rate and curvature by backward differences within segments. One set-based
+-- statement per range; see docs/pipeline.md ("Definitions": every span is in seconds, so
+-- the features mean the same at 2.5 Hz and at 30 fps).
 
 -- Seconds of input before p_from that kinematics must read to compute rows at p_from:
--- h frames of smoothing plus three chained differences (each at most one gap limit apart).
-CREATE OR REPLACE FUNCTION features.kinematics_context_s(p_half integer, p_gap double precision,
-                                                         p_fps double precision)
+-- half a smoothing window plus three chained differences (each at most one gap limit apart).
+DROP FUNCTION IF EXISTS features.kinematics_context_s(integer, double precision, double precision);
+CREATE OR REPLACE FUNCTION features.kinematics_context_s(p_half_s double precision,
+                                                         p_gap double precision)
 RETURNS double precision
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT p_half / p_fps + 3 * p_gap + 1.0 $$;
+AS $$ SELECT p_half_s + 3 * p_gap + 1.0 $$;
 
 -- Wrap an angle difference in degrees into [-180, 180). No SET clause on purpose: a SQL
 -- function with one is never inlined, and this runs once per row (arithmetic only).
@@ -18,12 +21,13 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 AS $$ SELECT p_deg - 360.0::float8 * pg_catalog.floor((p_deg + 180.0::float8) / 360.0::float8) $$;
 
 -- Stage function: recompute features.kinematics for ts in [p_from, p_to] of one source.
--- One INSERT … SELECT with two sorts and four window passes: (1) step to the previous point
--- (hence dt) and (2) the running gap count (segment) by track and frame; (3) the centred
--- moving average (a RANGE frame over frame numbers) by track segment; (4) the lags of the
--- smoothed position and of dt up to three rows back, from which velocity, speed, acceleration,
--- jerk, heading and turn rate are all computed inline (backward differences of differences, the
--- same arithmetic as chained lags, without a window pass per derivative).
+-- One INSERT … SELECT: (1) step to the previous point (hence dt) and (2) the running gap
+-- count (segment) by track and frame; (3) over a centred time window of ±smoothing_s/2 inside
+-- the segment, the least-squares line through the raw points (order-1 Savitzky–Golay): its
+-- value at the row is the smoothed position, its slope the velocity; a window with a single
+-- point (smoothing_s = 0, or an isolated point) falls back to the backward difference of
+-- positions; (4) lags of the velocity and of dt up to two rows back, from which speed,
+-- acceleration, jerk, heading and turn rate are computed inline.
 CREATE OR REPLACE FUNCTION features.compute_kinematics(p_source bigint, p_from timestamptz,
                                                        p_to timestamptz)
 RETURNS bigint
@@ -33,17 +37,19 @@ SET jit = off
 AS $$
 DECLARE
   v_project   uuid;
-  v_fps       double precision;
-  v_half      integer;
+  v_half      interval;
   v_gap       double precision;
   v_read_from timestamptz;
   v_rows      bigint;
+  v_half_s    double precision;
+  v_origin    timestamptz;
 BEGIN
-  SELECT s.project_id, coalesce(s.fps, 1.0) INTO v_project, v_fps
+  SELECT s.project_id, s.time_origin INTO v_project, v_origin
   FROM ingest.sources s WHERE s.source_id = p_source;
-  v_half := greatest(1, pipeline.setting_int(v_project, 'smoothing_window')) / 2;
+  v_half_s := greatest(0.0, coalesce(pipeline.source_setting_float(p_source, 'smoothing_s'), 0.0)) / 2;
+  v_half := make_interval(secs => v_half_s);
   v_gap := pipeline.setting_float(v_project, 'gap_limit_s');
-  v_read_from := p_from - make_interval(secs => features.kinematics_context_s(v_half, v_gap, v_fps));
+  v_read_from := p_from - make_interval(secs => features.kinematics_context_s(v_half_s, v_gap));
 
   DELETE FROM features.kinematics k
   WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to;
@@ -75,6 +81,8 @@ BEGIN
   ),
   seg AS (
     SELECT g.track_id, g.frame, g.ts, g.x, g.y,
+           -- seconds since the source's time origin: small numbers for the line fit
+           date_part('epoch', g.ts - v_origin) AS e,
            -- dt: the step to the previous row of the same segment (NULL at a segment start:
            -- a step over the gap limit, or no earlier row in the read window).
            CASE WHEN g.step > v_gap THEN NULL ELSE nullif(g.since_prev, 0) END AS dt,
@@ -83,35 +91,46 @@ BEGIN
                  OVER (PARTITION BY g.track_id ORDER BY g.frame ROWS UNBOUNDED PRECEDING) AS segment
     FROM gaps g
   ),
-  smooth AS (
-    SELECT s.track_id, s.frame, s.ts, s.segment, s.dt,
-           avg(s.x) OVER w AS x, avg(s.y) OVER w AS y
+  -- The local line over ts in [ts - h, ts + h] of the same segment (RANGE by time: a dropped
+  -- frame narrows the window's count, not its span).
+  fit AS (
+    SELECT s.track_id, s.frame, s.ts, s.segment, s.dt, s.e,
+           avg(s.x) OVER w AS mx, avg(s.y) OVER w AS my, avg(s.e) OVER w AS me,
+           regr_slope(s.x, s.e) OVER w AS bx, regr_slope(s.y, s.e) OVER w AS by
     FROM seg s
-    WINDOW k AS (PARTITION BY s.track_id, s.segment ORDER BY s.frame),
-           w AS (k RANGE BETWEEN v_half PRECEDING AND v_half FOLLOWING)
+    WINDOW w AS (PARTITION BY s.track_id, s.segment ORDER BY s.ts
+                 RANGE BETWEEN v_half PRECEDING AND v_half FOLLOWING)
   ),
-  -- Lags 1..3 of the smoothed position and 1..2 of dt (NULL across a segment start).
+  -- Fitted position, and the previous row's (for the backward-difference fallback).
+  pos AS (
+    SELECT f.track_id, f.frame, f.ts, f.segment, f.dt, f.bx, f.by,
+           f.mx + coalesce(f.bx * (f.e - f.me), 0.0) AS x,
+           f.my + coalesce(f.by * (f.e - f.me), 0.0) AS y
+    FROM fit f
+    OFFSET 0
+  ),
+  vel0 AS (
+    SELECT p.track_id, p.frame, p.ts, p.segment, p.dt, p.x, p.y,
+           coalesce(p.bx, (p.x - lag(p.x) OVER k) / p.dt) AS vx,
+           coalesce(p.by, (p.y - lag(p.y) OVER k) / p.dt) AS vy
+    FROM pos p
+    WINDOW k AS (PARTITION BY p.track_id, p.segment ORDER BY p.frame)
+  ),
+  -- Velocity now (v0) and one and two rows back (v1, v2); dt one row back (dt1).
   lags AS (
-    SELECT m.track_id, m.frame, m.ts, m.segment, m.dt, m.x, m.y,
-           lag(m.x, 1) OVER k AS x1, lag(m.y, 1) OVER k AS y1,
-           lag(m.x, 2) OVER k AS x2, lag(m.y, 2) OVER k AS y2,
-           lag(m.x, 3) OVER k AS x3, lag(m.y, 3) OVER k AS y3,
-           lag(m.dt, 1) OVER k AS dt1, lag(m.dt, 2) OVER k AS dt2
-    FROM smooth m
-    WINDOW k AS (PARTITION BY m.track_id, m.segment ORDER BY m.frame)
+    SELECT v.track_id, v.frame, v.ts, v.segment, v.dt, v.x, v.y,
+           v.vx AS vx0, v.vy AS vy0,
+           lag(v.vx, 1) OVER k AS vx1, lag(v.vy, 1) OVER k AS vy1,
+           lag(v.vx, 2) OVER k AS vx2, lag(v.vy, 2) OVER k AS vy2,
+           lag(v.dt, 1) OVER k AS dt1
+    FROM vel0 v
+    WINDOW k AS (PARTITION BY v.track_id, v.segment ORDER BY v.frame)
+  ),
+  vel AS (
+    SELECT l.* FROM lags l WHERE l.ts >= p_from OFFSET 0
   ),
   -- Each step below is fenced (OFFSET 0): without it the planner flattens the chain and
   -- re-evaluates every referenced expression (sqrt, atan2d, divisions) at each use.
-  -- Velocity now (v0) and one and two rows back (v1, v2).
-  vel AS (
-    SELECT l.track_id, l.frame, l.ts, l.segment, l.dt, l.dt1, l.x, l.y,
-           (l.x - l.x1) / l.dt AS vx0, (l.y - l.y1) / l.dt AS vy0,
-           (l.x1 - l.x2) / l.dt1 AS vx1, (l.y1 - l.y2) / l.dt1 AS vy1,
-           (l.x2 - l.x3) / l.dt2 AS vx2, (l.y2 - l.y3) / l.dt2 AS vy2
-    FROM lags l
-    WHERE l.ts >= p_from
-    OFFSET 0
-  ),
   spd AS (
     SELECT v.track_id, v.frame, v.ts, v.segment, v.dt, v.dt1, v.x, v.y, v.vx0, v.vy0,
            v.vx1, v.vy1, sqrt(v.vx0 * v.vx0 + v.vy0 * v.vy0) AS s0,

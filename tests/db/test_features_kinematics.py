@@ -30,7 +30,7 @@ def _rows(db: psycopg.Connection[dict[str, Any]], source: int, track: str) -> li
 
 
 def test_circle_line_stop_and_gap(db: psycopg.Connection[dict[str, Any]]) -> None:
-    set_setting(db, "smoothing_window", 1)
+    set_setting(db, "smoothing_s", 0)
     t = np.arange(300) / FPS
     r, v, a = 10.0, 2.0, 0.5
     circle = np.c_[r * np.cos(v / r * t), r * np.sin(v / r * t)]
@@ -81,7 +81,7 @@ def test_every_column_matches_the_polars_reference(db: psycopg.Connection[dict[s
     points = pl.DataFrame(db.execute(
         "SELECT track_id, frame, extract(epoch FROM ts - '2026-01-01Z')::float8 AS t, x, y"
         " FROM ingest.track_points WHERE source_id = %s", (source,)).fetchall())
-    want = reference_kinematics(points, window=3, gap_s=1.0).sort("track_id", "frame")
+    want = reference_kinematics(points, smoothing_s=1.0, gap_s=1.0).sort("track_id", "frame")
     assert got.height == want.height == result.tracks.height
     assert got["segment"].to_list() == want["segment"].to_list()
     tolerance = {"dt": 1e-9, "x": 1e-9, "y": 1e-9, "vx": 1e-7, "vy": 1e-7, "speed": 1e-7,

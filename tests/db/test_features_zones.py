@@ -32,7 +32,7 @@ def _intervals(db: psycopg.Connection[dict[str, Any]], source: int) -> list[dict
 
 def test_jitter_at_the_border_gives_one_enter_and_one_exit(
         db: psycopg.Connection[dict[str, Any]]) -> None:
-    set_setting(db, "smoothing_window", 1)
+    set_setting(db, "smoothing_s", 0)
     source = load_tracks(db, project(db), _walker(), FPS, zones=ZONE)
     run_tick(db)
     rows = _intervals(db, source)
@@ -44,7 +44,7 @@ def test_jitter_at_the_border_gives_one_enter_and_one_exit(
 
 
 def test_without_hysteresis_the_jitter_shows(db: psycopg.Connection[dict[str, Any]]) -> None:
-    set_setting(db, "smoothing_window", 1)
+    set_setting(db, "smoothing_s", 0)
     set_setting(db, "hysteresis_frames", 1)
     source = load_tracks(db, project(db), _walker(), FPS, zones=ZONE)
     run_tick(db)
@@ -53,7 +53,7 @@ def test_without_hysteresis_the_jitter_shows(db: psycopg.Connection[dict[str, An
 
 def test_still_inside_at_the_end_of_the_data_has_no_left_at(
         db: psycopg.Connection[dict[str, Any]]) -> None:
-    set_setting(db, "smoothing_window", 1)
+    set_setting(db, "smoothing_s", 0)
     source = load_tracks(db, project(db), _walker().filter(pl.col("frame") < 150), FPS,
                          zones=ZONE)
     run_tick(db)

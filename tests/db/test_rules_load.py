@@ -21,9 +21,9 @@ Conn = psycopg.Connection[dict[str, Any]]
 
 def _v2(text: str) -> str:
     data = yaml.safe_load(text)
-    data["version"] = 2
+    data["version"] = 3
     data["types"]["stop"]["min_duration_s"] = 2.5
-    data["features"]["smoothing_window"] = 7
+    data["features"]["smoothing_s"] = 0.7
     return yaml.safe_dump(data, sort_keys=False)
 
 
@@ -39,17 +39,17 @@ def test_load_versions_compile_and_settings(db: Conn) -> None:
         (first.ontology_id,)).fetchall()]
     assert types == list(EVENT_TYPES)
     setting = db.execute("SELECT value FROM pipeline.settings WHERE project_id = %s AND "
-                         "key = 'smoothing_window'", (pid,)).fetchone()
-    assert setting == {"value": 9}
+                         "key = 'smoothing_s'", (pid,)).fetchone()
+    assert setting == {"value": 1.0}
 
     second = store.load(db, pid, parse_ontology(_v2(onto.text), "v2.yaml"))
-    assert second.version == 2 and second.ontology_id != first.ontology_id
+    assert second.version == 3 and second.ontology_id != first.ontology_id
     rows = store.list_ontologies(db, pid)
-    assert [(r["version"], r["active"]) for r in rows] == [(1, False), (2, True)]
+    assert [(r["version"], r["active"]) for r in rows] == [(2, False), (3, True)]
     sql = {r["type"]: r["sql"] for r in store.compiled_sql(db, pid)}
     assert "2.5::float8" in sql["stop"]
     assert db.execute("SELECT value FROM pipeline.settings WHERE project_id = %s AND "
-                      "key = 'smoothing_window'", (pid,)).fetchone() == {"value": 7}
+                      "key = 'smoothing_s'", (pid,)).fetchone() == {"value": 0.7}
 
     changed = onto.text.replace("min_duration_s: 8.0", "min_duration_s: 9.0")
     with pytest.raises(UserError, match="already loaded with different content"):

@@ -25,7 +25,7 @@ def _line_of(text: str, needle: str) -> int:
 
 def test_default_defines_all_types_with_roles() -> None:
     onto = load_ontology(DEFAULT_PATH)
-    assert (onto.name, onto.version) == ("default", 1)
+    assert (onto.name, onto.version) == ("default", 2)
     assert tuple(onto.types) == EVENT_TYPES
     assert onto.types["follow"].roles == ("leader", "follower")
     assert onto.types["overtake"].roles == ("passed", "passer")
@@ -33,7 +33,7 @@ def test_default_defines_all_types_with_roles() -> None:
         assert onto.types[sym].roles == ("a", "b") and onto.types[sym].symmetric
     assert onto.types["stop"].min_duration_s == 2.0
     assert onto.types["choose_route"].attributes == ("zone", "route")
-    assert onto.features["smoothing_window"] == 9
+    assert onto.features["smoothing_s"] == 1.0
     assert len(onto.sha256) == 64
 
 

@@ -107,7 +107,7 @@ def _warm_up(conn: psycopg.Connection[Any], project: str, scene: SimResult) -> f
 def _polars_seconds(result: SimResult) -> float:
     started = time.perf_counter()
     polars_kinematics(result.tracks.select("track_id", "frame", "t", "x", "y"),
-                      window=3, gap_s=1.0)
+                      smoothing_s=1.0, gap_s=1.0)
     return time.perf_counter() - started
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from workers.bench.ingest_bench import bench_ingest
+from workers.cli.quality_cmd import quality_command
 from workers.cli.scoring_cmd import bench_scoring
 
 bench_app = typer.Typer(help="Benchmarks (ratios against the server's ceiling).",
@@ -50,3 +51,5 @@ def bench_review_command(
     from workers.bench.review_bench import bench_review
 
     bench_review(points, json_out)
+
+bench_app.command("quality")(quality_command)

@@ -18,7 +18,8 @@ from workers.cli.output import console, err_console, print_json
 from workers.db.connect import connect
 from workers.errors import UserError
 from workers.ingest import IngestRequest, Rejected, ingest
-from workers.ingest.formats import parse_mapping
+from workers.ingest.formats import detect_format, parse_mapping
+from workers.ingest.kpf import KpfOptions, using_kpf_options
 from workers.ingest.load import Progress as ProgressFn
 from workers.ingest.schema import FORMATS
 from workers.ingest.summary import render_errors
@@ -33,6 +34,24 @@ def _time_origin(value: str | None) -> datetime | None:
         raise UserError(f"--time-origin {value!r}: use an ISO timestamp such as "
                         "2026-01-01T00:00:00Z") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _kpf_options(file: Path | None, fmt: str | None, fps: float | None,
+                 camera: Path | None, types: Path | None, activities: Path | None,
+                 transform_given: bool) -> KpfOptions | None:
+    """The KPF reader's side files; None for other formats (where they are an error)."""
+    given = [name for name, v in (("--camera", camera), ("--types", types),
+                                  ("--activities", activities)) if v is not None]
+    is_kpf = file is not None and (fmt or detect_format(file)) == "kpf"
+    if not is_kpf:
+        if given:
+            raise UserError(f"{given[0]} applies to KPF geom files (*.geom.yml, "
+                            "--format kpf) only")
+        return None
+    if transform_given:
+        raise UserError(f"{file}: KPF boxes reach the ground through the camera model "
+                        "(--camera FILE.krtd); drop --scale/--homography/--units")
+    return KpfOptions(camera=camera, types=types, activities=activities, fps=fps)
 
 
 @contextmanager
@@ -52,7 +71,8 @@ def _progress(enabled: bool, label: str) -> Iterator[ProgressFn | None]:
 
 def ingest_command(
     file: Path | None = typer.Argument(None, help="Track file: CSV, Parquet, JSONL, MOT "
-                                                  "gt.txt/det.txt or ETH/UCY text."),
+                                                  "gt.txt/det.txt, ETH/UCY text or KPF "
+                                                  "*.geom.yml."),
     project: str = typer.Option(..., "--project", "-p", help="Project as org/project."),
     source: str = typer.Option(..., "--source", help="Source (camera/scene) name; created "
                                                      "on first ingest."),
@@ -73,6 +93,16 @@ def ingest_command(
     scene: Path | None = typer.Option(None, "--scene", help="scene.json: zones, routes, "
                                                             "triggers."),
     poses: Path | None = typer.Option(None, "--poses", help="Keypoints JSONL (COCO-17)."),
+    camera: Path | None = typer.Option(None, "--camera", help="KPF: the clip's .krtd camera "
+                                                              "model (default: the only "
+                                                              ".krtd beside the file)."),
+    types: Path | None = typer.Option(None, "--types", help="KPF: *.types.yml, the tracks' "
+                                                            "classes (default: the clip's, "
+                                                            "beside the file)."),
+    activities: Path | None = typer.Option(None, "--activities",
+                                           help="KPF: *.activities.yml; merges the track of "
+                                                "a vehicle_starts into the vehicle_stops "
+                                                "track it continues."),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key",
                                                help="Default: sha256 of source + content."),
     strict: bool = typer.Option(False, "--strict", help="Reject the whole batch if any row "
@@ -86,7 +116,10 @@ def ingest_command(
         fps=fps, units=units, scale=scale, homography=homography,
         time_origin=_time_origin(time_origin), scene=scene, poses=poses,
         idempotency_key=idempotency_key, strict=strict)
-    with connect() as conn, _progress(not json_out, f"ingest {source}") as progress:
+    kpf = _kpf_options(file, fmt, fps, camera, types, activities,
+                       any(v is not None for v in (scale, homography, units)))
+    with (connect() as conn, _progress(not json_out, f"ingest {source}") as progress,
+          using_kpf_options(kpf)):
         # Before the session's first temporary table: keep the stage in memory.
         conn.execute("SET temp_buffers = '256MB'")
         try:

@@ -17,6 +17,7 @@ from workers.cli import (
     review_cmd,
     rules_cmd,
     tenancy_cmd,
+    truth_cmd,
 )
 from workers.cli.bench_cmd import bench_app
 from workers.cli.demo_cmd import demo_command
@@ -48,6 +49,7 @@ app.add_typer(pipeline_app, name="pipeline")
 app.add_typer(rules_cmd.app, name="rules")
 app.command("evaluate")(rules_cmd.evaluate_command)
 app.command("tune")(rules_cmd.tune_command)
+app.add_typer(truth_cmd.app, name="truth")
 app.command("train")(train_command)
 app.command("worker")(worker_command)
 app.add_typer(jobs_cmd.app, name="jobs")

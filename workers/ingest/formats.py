@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workers.errors import UserError
+from workers.ingest.kpf import KPF_OPTIONS, KpfGeomReader, KpfOptions
 from workers.ingest.schema import BAD, CANONICAL, FORMATS, OPTIONAL, REQUIRED, ROW
 
 BLOCK_BYTES = 16 << 20
@@ -41,6 +42,8 @@ def detect_format(path: Path) -> str:
         return "canonical-csv"
     if name.endswith(".jsonl") or name.endswith(".ndjson"):
         return "jsonl"
+    if name.endswith((".geom.yml", ".geom.yaml")):
+        return "kpf"
     if name in ("gt.txt", "det.txt"):
         return "mot"
     if name.endswith(".txt"):
@@ -116,7 +119,10 @@ class TrackReader:
     rows_read: int = 0
     bytes_read: int = 0
     size: int = 0
+    kpf: KpfOptions | None = None
+    """KPF side files and time base (default: KPF_OPTIONS, else found beside the file)."""
     _header: list[str] = field(default_factory=list)
+    _kpf: KpfGeomReader | None = None
 
     # ------------------------------------------------------------------ opening
     def open(self) -> TrackReader:
@@ -128,7 +134,8 @@ class TrackReader:
         if self.path.is_dir():
             raise UserError(f"{self.path} is a directory; name the track file inside it")
         opener = {"canonical-csv": self._open_csv, "canonical-parquet": self._open_parquet,
-                  "jsonl": self._open_jsonl, "mot": self._open_mot, "eth": self._open_eth}
+                  "jsonl": self._open_jsonl, "mot": self._open_mot, "eth": self._open_eth,
+                  "kpf": self._open_kpf}
         if self.format not in opener:
             raise UserError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}")
         opener[self.format]()
@@ -225,11 +232,17 @@ class TrackReader:
         if diffs:
             self.fps_hint = 2.5 * min(diffs)
 
+    def _open_kpf(self) -> None:
+        options = self.kpf or KPF_OPTIONS.get() or KpfOptions()
+        self._kpf = KpfGeomReader(self.path, options, self.block_bytes).open()
+        self.columns = ("track_id", "frame", "t", "x", "y", "class")
+        self.fps_hint = self._kpf.fps
+
     # ------------------------------------------------------------------ streaming
     def chunks(self) -> Iterator[pl.DataFrame]:
         stream = {"canonical-csv": self._csv_chunks, "canonical-parquet": self._parquet_chunks,
                   "jsonl": self._jsonl_chunks, "mot": self._mot_chunks,
-                  "eth": self._eth_chunks}[self.format]
+                  "eth": self._eth_chunks, "kpf": self._kpf_chunks}[self.format]
         for frame in stream():
             self.rows_read += frame.height
             yield frame
@@ -335,6 +348,12 @@ class TrackReader:
             self.ignored += int(frame["_ignore"].sum())
             yield frame.filter(~pl.col("_ignore")).drop("_ignore")
 
+    def _kpf_chunks(self) -> Iterator[pl.DataFrame]:
+        assert self._kpf is not None
+        for frame, size in self._kpf.chunks():
+            self.bytes_read += size
+            yield frame
+
     def _eth_chunks(self) -> Iterator[pl.DataFrame]:
         for block in self._text_blocks(skip_header=False):
             lines = pl.DataFrame({"line": block.decode().splitlines()})
@@ -356,11 +375,12 @@ class TrackReader:
 
 
 def open_tracks(path: Path, fmt: str | None = None, mapping: dict[str, str] | None = None,
-                block_bytes: int = BLOCK_BYTES) -> TrackReader:
+                block_bytes: int = BLOCK_BYTES, kpf: KpfOptions | None = None) -> TrackReader:
     """Open a track file (format from --format or the file name)."""
-    if mapping and (fmt or detect_format(path)) in ("mot", "eth"):
+    if mapping and (fmt or detect_format(path)) in ("mot", "eth", "kpf"):
         raise UserError("--map applies to canonical CSV, Parquet and JSONL files only")
-    reader = TrackReader(path, fmt or detect_format(path), dict(mapping or {}), block_bytes)
+    reader = TrackReader(path, fmt or detect_format(path), dict(mapping or {}), block_bytes,
+                         kpf=kpf)
     return reader.open()
 
 

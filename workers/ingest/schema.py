@@ -32,7 +32,7 @@ BAD = "_bad"
 STAGE_COLUMNS = ("row_no", "track_id", "frame", "ts", "x", "y", "raw_x", "raw_y", "class",
                  "confidence")
 
-FORMATS = ("canonical-csv", "canonical-parquet", "jsonl", "mot", "eth")
+FORMATS = ("canonical-csv", "canonical-parquet", "jsonl", "mot", "eth", "kpf")
 Units = Literal["px", "m", "cm", "mm"]
 UNIT_TO_METRES = {"m": 1.0, "cm": 0.01, "mm": 0.001}
 DEFAULT_TIME_ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)

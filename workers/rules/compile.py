@@ -32,7 +32,9 @@ from .temporal import (
 # Seconds of history each kind recomputes before p_from (params.lookback_s overrides).
 LOOKBACK_S = {
     "zone_transition": 900.0, "zone_stay": 900.0, "route_choice": 900.0,
-    "track_state": 120.0, "pair_state": 120.0, "pair_sequence": 60.0, "encounter": 120.0,
+    # pair states and encounters: real conversations and walks together last minutes (MEVA:
+    # up to 133 s); an interval longer than the lookback would never be emitted
+    "track_state": 120.0, "pair_state": 600.0, "pair_sequence": 60.0, "encounter": 600.0,
     "reaction": 10.0,
 }
 
@@ -106,11 +108,11 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...]) -> str:
 
 
 def _track_state(c: Ctx) -> str:
-    return f"{kin_cte()},\n{_state(c, 'kin', ('track_id',))}"
+    return f"{kin_cte(c.et.classes)},\n{_state(c, 'kin', ('track_id',))}"
 
 
 def _pair_state(c: Ctx) -> str:
-    return f"{rel_cte(c.et.symmetric)},\n{_state(c, 'rel', ('track_id', 'other_id'))}"
+    return f"{rel_cte(c.et.symmetric, c.et.classes)},\n{_state(c, 'rel', ('track_id', 'other_id'))}"
 
 
 def _pair_sequence(c: Ctx) -> str:
@@ -137,24 +139,33 @@ def _pair_sequence(c: Ctx) -> str:
                    f"GREATEST({num(c.et.max_gap_s)}, 1.5 / win.fps))"
                    f" AND {dur} <= {num(c.f('within_s'))}"
                    f" AND {closed('i.ti', 'i.tj', CLOSE_MARGIN_S)}")
-    return f"{rel_cte(False)},\n{seq},\n{chk},\n{upsert(sel)}"
+    return f"{rel_cte(False, c.et.classes)},\n{seq},\n{chk},\n{upsert(sel)}"
 
 
 def _encounter(c: Ctx) -> str:
     keys = "track_id, other_id"
     cond = c.pred("condition")
-    isl = islands("rel", keys, cond, cond, c.margin("condition"), c.et.max_gap_s,
+    hold = c.pred("hysteresis") if "hysteresis" in c.et.predicates else cond
+    isl = islands("rel", keys, cond, hold, c.margin("condition"), c.et.max_gap_s,
                   "avg(f.speed) AS mean_speed, avg(f.other_speed) AS mean_other_speed")
-    far = num(c.f("far_m"))
-    enc = f"""far AS (
+    # Approach and part (a frame farther than far_m before and after the close run) only
+    # where the type asks for them (handover); without far_m every close run counts.
+    if "far_m" in c.p:
+        far = num(c.f("far_m"))
+        far_cte = f"""far AS (
   SELECT r.track_id, r.other_id, min(r.ts) AS first_far, max(r.ts) AS last_far
   FROM rel r WHERE r.distance > {far} GROUP BY r.track_id, r.other_id
 ),
-enc AS MATERIALIZED (
-  SELECT i.*, {duration_s('i.t0', 'i.t1')} AS dur,
-         coalesce(f.first_far < i.t0, false) AS approach,
+"""
+        far_cols = """coalesce(f.first_far < i.t0, false) AS approach,
          coalesce(f.last_far > i.t1, false) AS part
-  FROM rel_i i LEFT JOIN far f ON f.track_id = i.track_id AND f.other_id = i.other_id
+  FROM rel_i i LEFT JOIN far f ON f.track_id = i.track_id AND f.other_id = i.other_id"""
+    else:
+        far_cte = ""
+        far_cols = "true AS approach, true AS part\n  FROM rel_i i"
+    enc = f"""{far_cte}enc AS MATERIALIZED (
+  SELECT i.*, {duration_s('i.t0', 'i.t1')} AS dur,
+         {far_cols}
 )"""
 
     if "inner" not in c.et.predicates:
@@ -173,7 +184,7 @@ enc AS MATERIALIZED (
                        f"FROM enc e {evj}, win\n  WHERE e.approach AND e.part"
                        f"{''.join(' AND ' + x for x in conds)}"
                        f" AND {closed('e.h0', 'e.h1', CLOSE_MARGIN_S)}", tier=tier)
-        return f"{rel_cte(True)},\n{isl},\n{enc},\n{upsert(sel, tier is not None)}"
+        return f"{rel_cte(True, c.et.classes)},\n{isl},\n{enc},\n{upsert(sel, tier is not None)}"
     inner = f"""short AS MATERIALIZED (
   SELECT e.track_id, e.other_id, e.t0, e.t1 FROM enc e
   WHERE e.approach AND e.part AND e.dur < {num(c.f('max_close_s'))}
@@ -196,7 +207,7 @@ inn AS (
                    f"FROM inn_i i, win\n  WHERE {dur} BETWEEN {num(low)} AND "
                    f"{num(c.f('max_inner_s'))} AND {closed('i.t0', 'i.t1', CLOSE_MARGIN_S)}",
                    tier=tier)
-    return (f"{rel_cte(True)},\n{isl},\n{enc},\n{inner},\n{iisl},\n"
+    return (f"{rel_cte(True, c.et.classes)},\n{isl},\n{enc},\n{inner},\n{iisl},\n"
             f"{upsert(sel, tier is not None)}")
 
 

@@ -62,22 +62,39 @@ class Ctx:
         return f"jsonb_build_object('{name(roles[0])}', {first}, '{name(roles[1])}', {second})"
 
 
-def kin_cte() -> str:
-    return f"""kin AS (
+def _other_classes(classes: tuple[str, ...]) -> str:
+    """The `cls_out` CTE (tracks seen with a class outside `classes`), or '' for any class."""
+    if not classes:
+        return ""
+    allowed = ", ".join(text_literal(c) for c in classes)
+    return f"""cls_out AS MATERIALIZED (
+  SELECT DISTINCT p.track_id
+  FROM ingest.track_points p, win
+  WHERE p.source_id = $2 AND p.ts >= win.lo AND p.ts <= win.hi
+    AND p.class IS NOT NULL AND p.class NOT IN ({allowed})
+),
+"""
+
+
+def kin_cte(classes: tuple[str, ...] = ()) -> str:
+    keep = ("\n    AND k.track_id NOT IN (SELECT o.track_id FROM cls_out o)" if classes else "")
+    return f"""{_other_classes(classes)}kin AS (
   SELECT k.track_id, k.frame, k.ts, {KIN_COLS}
   FROM features.kinematics k, win
-  WHERE k.source_id = $2 AND k.ts >= win.lo AND k.ts <= win.hi
+  WHERE k.source_id = $2 AND k.ts >= win.lo AND k.ts <= win.hi{keep}
 )"""
 
 
-def rel_cte(symmetric: bool) -> str:
+def rel_cte(symmetric: bool, classes: tuple[str, ...] = ()) -> str:
     canon = ("\n    AND (length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)"
              if symmetric else "")
-    return f"""rel AS (
+    keep = ("\n    AND r.track_id NOT IN (SELECT o.track_id FROM cls_out o)"
+            "\n    AND r.other_id NOT IN (SELECT o.track_id FROM cls_out o)" if classes else "")
+    return f"""{_other_classes(classes)}rel AS (
   SELECT r.track_id, r.other_id, r.frame, r.ts, {REL_COLS},
          lag(r.ts) OVER (PARTITION BY r.track_id, r.other_id ORDER BY r.ts) AS prev_ts
   FROM features.relations r, win
-  WHERE r.source_id = $2 AND r.ts >= win.lo AND r.ts <= win.hi{canon}
+  WHERE r.source_id = $2 AND r.ts >= win.lo AND r.ts <= win.hi{canon}{keep}
 )"""
 
 

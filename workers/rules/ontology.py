@@ -36,7 +36,7 @@ KIND_PARAMS: dict[str, dict[str, type]] = {
     "track_state": {},
     "pair_state": {},
     "pair_sequence": {"within_s": float, "min_during_share": float},
-    "encounter": {"far_m": float},
+    "encounter": {},
     "route_choice": {"debounce_s": float, "horizon_s": float, "tolerance_m": float},
     "reaction": {"latency_min_s": float, "latency_max_s": float, "window_s": float,
                  "min_speed_change": float, "min_turn_deg": float, "duration_s": float},
@@ -62,6 +62,9 @@ class EventType:
     max_gap_s: float
     params: dict[str, Any]
     evidence: tuple[str, ...]
+    classes: tuple[str, ...] = ()
+    """Object classes the actors may have (tracks of other classes are left out; a track
+    without a class counts as any). Empty: every class."""
 
     @property
     def table(self) -> str | None:
@@ -139,6 +142,10 @@ def parse_ontology(text: str, name: str = "<ontology>") -> Ontology:
                             f"{getattr(exc, 'problem', None) or exc}") from exc
     if not isinstance(data, dict):
         raise OntologyError(f"{name}:1: field '<root>': the ontology must be a mapping")
+    if isinstance(data.get("features"), dict) and "smoothing_window" in data["features"]:
+        raise OntologyError(f"{_where(name, node, ['features', 'smoothing_window'])}: frames "
+                            "mean a different time at every frame rate; since ontology v2 the "
+                            "window is `smoothing_s` seconds (e.g. smoothing_s: 1.0)")
     validator = jsonschema.Draft202012Validator(schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
@@ -189,7 +196,7 @@ def _event_type(tname: str, spec: dict[str, Any], fname: str,
         attributes=tuple(spec.get("attributes") or ()), predicates=preds,
         min_duration_s=float(spec.get("min_duration_s", 0.0)),
         max_gap_s=float(spec.get("max_gap_s", 0.3)), params=params,
-        evidence=tuple(spec.get("evidence") or ()))
+        evidence=tuple(spec.get("evidence") or ()), classes=tuple(spec.get("classes") or ()))
 
 
 def load_ontology(path: str | Path) -> Ontology:
