@@ -22,7 +22,6 @@ from workers.ingest.kpf import (
     parse_geom_lines,
     read_activities,
     read_types,
-    using_kpf_options,
 )
 from workers.ingest.krtd import parse_krtd, read_krtd
 from workers.ingest.schema import FORMATS
@@ -193,13 +192,12 @@ def test_reader_merges_a_start_track_into_its_stop_track(tmp_path: Path) -> None
     assert v["class"].unique().to_list() == ["vehicle"]
 
 
-def test_reader_options_from_the_context_and_errors(tmp_path: Path) -> None:
+def test_reader_options_and_errors(tmp_path: Path) -> None:
     geom = write_clip(tmp_path)
     (tmp_path / "camera.krtd").rename(tmp_path / "elsewhere.txt")
     with pytest.raises(UserError, match="pass --camera"):
         open_tracks(geom)
-    with using_kpf_options(KpfOptions(camera=tmp_path / "elsewhere.txt", frame0=0)):
-        out = read_all(geom)
+    out = read_all(geom, kpf=KpfOptions(camera=tmp_path / "elsewhere.txt", frame0=0))
     assert out.filter(pl.col("frame") == "100")["t"].to_list() == pytest.approx([100 / 30] * 2)
     with pytest.raises(UserError, match="--map applies"):
         open_tracks(geom, mapping={"x": "a"})

@@ -19,7 +19,7 @@ from workers.db.connect import connect
 from workers.errors import UserError
 from workers.ingest import IngestRequest, Rejected, ingest
 from workers.ingest.formats import detect_format, parse_mapping
-from workers.ingest.kpf import KpfOptions, using_kpf_options
+from workers.ingest.kpf import KpfOptions
 from workers.ingest.load import Progress as ProgressFn
 from workers.ingest.schema import FORMATS
 from workers.ingest.summary import render_errors
@@ -115,11 +115,10 @@ def ingest_command(
         project=project, source=source, path=file, fmt=fmt, mapping=parse_mapping(mapping),
         fps=fps, units=units, scale=scale, homography=homography,
         time_origin=_time_origin(time_origin), scene=scene, poses=poses,
-        idempotency_key=idempotency_key, strict=strict)
-    kpf = _kpf_options(file, fmt, fps, camera, types, activities,
-                       any(v is not None for v in (scale, homography, units)))
-    with (connect() as conn, _progress(not json_out, f"ingest {source}") as progress,
-          using_kpf_options(kpf)):
+        idempotency_key=idempotency_key, strict=strict,
+        kpf=_kpf_options(file, fmt, fps, camera, types, activities,
+                         any(v is not None for v in (scale, homography, units))))
+    with connect() as conn, _progress(not json_out, f"ingest {source}") as progress:
         # Before the session's first temporary table: keep the stage in memory.
         conn.execute("SET temp_buffers = '256MB'")
         try:

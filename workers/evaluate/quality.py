@@ -22,6 +22,7 @@ import psycopg
 from workers import tenancy
 from workers.bench.scratch import scratch_database
 from workers.db.connect import connect
+from workers.errors import UserError
 from workers.ingest import IngestRequest, ingest
 from workers.pipeline.runner import TickReport, tick
 from workers.rules import store
@@ -188,7 +189,6 @@ def collect_scenes(labelled: Path | None, presets: Sequence[str], seeds: Sequenc
                        "tracks.csv and truth.json): pass --labelled DIR")
     unknown = [p for p in presets if p not in PRESETS]
     if unknown:
-        from workers.errors import UserError
         raise UserError(f"--presets: unknown preset(s) {', '.join(unknown)}; choose from "
                         f"{', '.join(PRESETS)}")
     return [*real, *simulated_scenes(presets, seeds, sim_dir)], skipped

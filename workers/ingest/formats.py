@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workers.errors import UserError
-from workers.ingest.kpf import KPF_OPTIONS, KpfGeomReader, KpfOptions
+from workers.ingest.kpf import KpfGeomReader, KpfOptions
 from workers.ingest.schema import BAD, CANONICAL, FORMATS, OPTIONAL, REQUIRED, ROW
 
 BLOCK_BYTES = 16 << 20
@@ -233,7 +233,7 @@ class TrackReader:
             self.fps_hint = 2.5 * min(diffs)
 
     def _open_kpf(self) -> None:
-        options = self.kpf or KPF_OPTIONS.get() or KpfOptions()
+        options = self.kpf or KpfOptions()
         self._kpf = KpfGeomReader(self.path, options, self.block_bytes).open()
         self.columns = ("track_id", "frame", "t", "x", "y", "class")
         self.fps_hint = self._kpf.fps

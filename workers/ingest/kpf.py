@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -391,19 +389,6 @@ class KpfOptions:
     """Frame of t = 0 (default: the first frame in the geom file, as the truth import)."""
 
 
-KPF_OPTIONS: ContextVar[KpfOptions | None] = ContextVar("kpf_options", default=None)
-"""Options for a KPF reader opened inside `ingest()` (which takes no reader options)."""
-
-
-@contextmanager
-def using_kpf_options(options: KpfOptions | None) -> Iterator[None]:
-    """Readers of KPF geom opened within the block use `options` (None: the defaults)."""
-    token = KPF_OPTIONS.set(options)
-    try:
-        yield
-    finally:
-        KPF_OPTIONS.reset(token)
-
 
 def clip_stem(path: Path) -> str:
     """`clip.geom.yml` → `clip` (the name the sibling KPF files share)."""
@@ -490,7 +475,7 @@ class KpfGeomReader:
             ), size
 
 
-__all__ = ["KPF_FPS", "KPF_OPTIONS", "Activity", "ActorSpan", "GeomScan", "KpfGeomReader",
+__all__ = ["KPF_FPS", "Activity", "ActorSpan", "GeomScan", "KpfGeomReader",
            "KpfOptions", "TrackLink", "box_iou", "clip_stem", "find_camera", "geom_chunks",
            "merge_map", "parse_geom_lines", "read_activities", "read_types", "scan_geom",
-           "sibling", "track_links", "using_kpf_options"]
+           "sibling", "track_links"]

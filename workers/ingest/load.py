@@ -27,6 +27,7 @@ from workers import tenancy
 from workers.db.queries import query
 from workers.errors import UserError
 from workers.ingest.formats import open_tracks
+from workers.ingest.kpf import KpfOptions
 from workers.ingest.poses import PoseReader
 from workers.ingest.scene import SceneFile, normalise_scene, read_scene
 from workers.ingest.schema import DEFAULT_TIME_ORIGIN, ResolvedSource, RowError, SourceSpec
@@ -59,6 +60,8 @@ class IngestRequest:
     poses: Path | None = None
     idempotency_key: str | None = None
     strict: bool = False
+    kpf: KpfOptions | None = None
+    """KPF geom side files (camera, types, activities) and time base."""
     before_merge: Callable[[Conn], None] | None = None
     """Test hook: runs after staging, before the merge (crash injection)."""
 
@@ -111,7 +114,7 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
     _check_fps(req.fps)
     if req.units not in (None, "px", "m", "cm", "mm"):
         raise UserError(f"--units {req.units!r}: use px, m, cm or mm")
-    reader = open_tracks(req.path, req.fmt, req.mapping) if req.path else None
+    reader = open_tracks(req.path, req.fmt, req.mapping, kpf=req.kpf) if req.path else None
     scene: SceneFile | None = read_scene(req.scene) if req.scene else None
     poses = PoseReader(req.poses).open() if req.poses else None
     if poses and not reader:
@@ -133,7 +136,8 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
         raise UserError(f"{req.path}: no t column and no frame rate; pass --fps (t = "
                         "frame / fps) or add a t column")
     scene_doc = normalise_scene(scene, src) if scene else None
-    files = [p for p in (req.path, req.poses, req.scene) if p is not None]
+    side = (req.kpf.camera, req.kpf.types, req.kpf.activities) if req.kpf else ()
+    files = [p for p in (req.path, req.poses, req.scene, *side) if p is not None]
     key = req.idempotency_key or content_key(req.source, files)
     fmt_name = reader.format if reader else "scene"
 

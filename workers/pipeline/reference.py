@@ -3,7 +3,7 @@ database stage is tested against, and the in-memory baseline of `secinf bench pi
 
 Same definitions as sql/40_features_kinematics.sql: per track, a gap longer than `gap_s`
 starts a new segment; inside the segment, the least-squares line through the raw points with
-|t − t_row| ≤ smoothing_s / 2 gives the smoothed position (its value at the row) and the
+|t - t_row| <= smoothing_s / 2 gives the smoothed position (its value at the row) and the
 velocity (its slope); a window holding only the row itself falls back to the backward
 difference of positions; acceleration, jerk and turn rate are backward differences.
 """
@@ -28,11 +28,11 @@ def line_fit(group: NDArray[np.int64], t: F64, x: F64, y: F64,
     """Fitted x, y and slopes vx, vy (NaN where the window holds one point) per row.
 
     Rows are sorted by (group, t). Sums run over neighbours relative to the row itself
-    (d = value − the row's value), so no large prefix sums cancel."""
+    (d = value - the row's value), so no large prefix sums cancel."""
     n_rows = len(t)
     t_us = np.round(t * 1e6).astype(np.int64)
     key = group * (int(t_us.max() - t_us.min()) + 2 * int(half_s * 1e6) + 10) + t_us
-    h_us = int(round(half_s * 1e6))
+    h_us = round(half_s * 1e6)
     lo = np.searchsorted(key, key - h_us, "left")
     hi = np.searchsorted(key, key + h_us, "right")
     reach = int(max((np.arange(n_rows) - lo).max(initial=0), (hi - 1 - np.arange(n_rows)).max(
