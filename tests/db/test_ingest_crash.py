@@ -31,7 +31,7 @@ dsn, path, pause = sys.argv[1], sys.argv[2], float(sys.argv[3])
 if pause == 0:  # slow the stream down (small chunks, each late) so COPY can be caught
     import workers.ingest.load as load, workers.ingest.stream as stream
     from workers.ingest.formats import open_tracks
-    load.open_tracks = lambda p, f=None, m=None: open_tracks(p, f, m, 1 << 16)
+    load.open_tracks = lambda p, f=None, m=None, **kw: open_tracks(p, f, m, 1 << 16, **kw)
     encode = stream.Router.encode
     def slow(self, good, n):
         time.sleep(0.05)

@@ -30,7 +30,7 @@ def _load(db: Conn, path: Path, block_bytes: int, **kw: Any) -> Any:
     """Ingest with small read blocks, so the file arrives in several chunks."""
     import workers.ingest.load as load
     real = load.open_tracks
-    load.open_tracks = lambda p, f=None, m=None: open_tracks(p, f, m, block_bytes)  # type: ignore[assignment]
+    load.open_tracks = lambda p, f=None, m=None, **kw: open_tracks(p, f, m, block_bytes, **kw)  # type: ignore[assignment]
     try:
         return ingest(db, IngestRequest(project="acme/plaza", source="cam-1", path=path, **kw))
     finally:

@@ -108,11 +108,12 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...]) -> str:
 
 
 def _track_state(c: Ctx) -> str:
-    return f"{kin_cte(c.et.classes)},\n{_state(c, 'kin', ('track_id',))}"
+    return f"{kin_cte(c.et.classes, c.held('k'))},\n{_state(c, 'kin', ('track_id',))}"
 
 
 def _pair_state(c: Ctx) -> str:
-    return f"{rel_cte(c.et.symmetric, c.et.classes)},\n{_state(c, 'rel', ('track_id', 'other_id'))}"
+    rel = rel_cte(c.et.symmetric, c.et.classes, c.held("r"))
+    return f"{rel},\n{_state(c, 'rel', ('track_id', 'other_id'))}"
 
 
 def _pair_sequence(c: Ctx) -> str:
@@ -136,7 +137,7 @@ def _pair_sequence(c: Ctx) -> str:
                    evidence_object(c.evidence, "'during_share', round(i.share::numeric, 3)"),
                    f"FROM chk i, win\n  WHERE i.share >= {num(c.f('min_during_share'))}"
                    f" AND coalesce(i.max_gap, interval '0') <= make_interval(secs => "
-                   f"GREATEST({num(c.et.max_gap_s)}, 1.5 / win.fps))"
+                   f"GREATEST({num(c.et.max_gap_s)}, 1.5 * win.step_s))"
                    f" AND {dur} <= {num(c.f('within_s'))}"
                    f" AND {closed('i.ti', 'i.tj', CLOSE_MARGIN_S)}")
     return f"{rel_cte(False, c.et.classes)},\n{seq},\n{chk},\n{upsert(sel)}"
@@ -146,15 +147,24 @@ def _encounter(c: Ctx) -> str:
     keys = "track_id, other_id"
     cond = c.pred("condition")
     hold = c.pred("hysteresis") if "hysteresis" in c.et.predicates else cond
+    aggs = evidence_aggs(c.evidence)
     isl = islands("rel", keys, cond, hold, c.margin("condition"), c.et.max_gap_s,
-                  "avg(f.speed) AS mean_speed, avg(f.other_speed) AS mean_other_speed")
+                  "avg(f.speed) AS mean_speed, avg(f.other_speed) AS mean_other_speed"
+                  + (f",\n         {aggs}" if aggs else ""))
+    # `rel` holds only the rows where the condition (or its hysteresis) holds: the islands,
+    # the evidence and a handover's inner runs are all made of them.
+    rel = rel_cte(True, c.et.classes, c.held("r"))
     # Approach and part (a frame farther than far_m before and after the close run) only
-    # where the type asks for them (handover); without far_m every close run counts.
+    # where the type asks for them (handover); without far_m every close run counts. The
+    # far rows are aggregated straight from the table (no sort, no window).
     if "far_m" in c.p:
         far = num(c.f("far_m"))
         far_cte = f"""far AS (
   SELECT r.track_id, r.other_id, min(r.ts) AS first_far, max(r.ts) AS last_far
-  FROM rel r WHERE r.distance > {far} GROUP BY r.track_id, r.other_id
+  FROM features.relations r, win
+  WHERE r.source_id = $2 AND r.ts >= win.lo AND r.ts <= win.hi AND r.distance > {far}
+    AND (length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)
+  GROUP BY r.track_id, r.other_id
 ),
 """
         far_cols = """coalesce(f.first_far < i.t0, false) AS approach,
@@ -174,17 +184,15 @@ def _encounter(c: Ctx) -> str:
         if "max_mean_speed" in c.p:
             conds += [f"e.mean_speed < {num(c.f('max_mean_speed'))}",
                       f"e.mean_other_speed < {num(c.f('max_mean_speed'))}"]
-        aggs = evidence_aggs(c.evidence)
-        evj = (f"LEFT JOIN LATERAL (SELECT {aggs} FROM rel f WHERE f.track_id = e.track_id "
-               "AND f.other_id = e.other_id AND f.ts BETWEEN e.t0 AND e.t1) ev ON true")
+        # Evidence: summaries over the interval's rows (computed with the islands).
         sel = c.select(c.actors("e.track_id", "e.other_id"), "e.t0", "e.t1",
                        rule_score("e.margin", "e.dur", c.f("min_close_s")
                                   if "min_close_s" in c.p else 0.0),
-                       evidence_object(c.evidence).replace("ev_", "ev.ev_"),
-                       f"FROM enc e {evj}, win\n  WHERE e.approach AND e.part"
+                       evidence_object(c.evidence).replace("ev_", "e.ev_"),
+                       f"FROM enc e, win\n  WHERE e.approach AND e.part"
                        f"{''.join(' AND ' + x for x in conds)}"
                        f" AND {closed('e.h0', 'e.h1', CLOSE_MARGIN_S)}", tier=tier)
-        return f"{rel_cte(True, c.et.classes)},\n{isl},\n{enc},\n{upsert(sel, tier is not None)}"
+        return f"{rel},\n{isl},\n{enc},\n{upsert(sel, tier is not None)}"
     inner = f"""short AS MATERIALIZED (
   SELECT e.track_id, e.other_id, e.t0, e.t1 FROM enc e
   WHERE e.approach AND e.part AND e.dur < {num(c.f('max_close_s'))}
@@ -207,8 +215,7 @@ inn AS (
                    f"FROM inn_i i, win\n  WHERE {dur} BETWEEN {num(low)} AND "
                    f"{num(c.f('max_inner_s'))} AND {closed('i.t0', 'i.t1', CLOSE_MARGIN_S)}",
                    tier=tier)
-    return (f"{rel_cte(True, c.et.classes)},\n{isl},\n{enc},\n{inner},\n{iisl},\n"
-            f"{upsert(sel, tier is not None)}")
+    return f"{rel},\n{isl},\n{enc},\n{inner},\n{iisl},\n{upsert(sel, tier is not None)}"
 
 
 def _reaction(c: Ctx) -> str:

@@ -38,7 +38,7 @@ runs AS (
 lng AS (
   SELECT r.*, lag(r.inside) OVER w AS prev_state
   FROM runs r, win
-  WHERE r.run = 1 OR {duration_s('r.t0', 'r.t1')} >= {deb} - 0.5 / win.fps
+  WHERE r.run = 1 OR {duration_s('r.t0', 'r.t1')} >= {deb} - 0.5 * win.step_s
   WINDOW w AS (PARTITION BY r.track_id, r.zone_id ORDER BY r.run)
 ),
 chg AS (
@@ -109,7 +109,7 @@ fit AS (
   JOIN ingest.routes rt ON rt.source_id = $2 AND rt.from_zone = e.zone
   JOIN kin k ON k.track_id = e.track_id AND k.ts BETWEEN e.c AND e.c + {secs(hz)}
   WHERE EXISTS (SELECT 1 FROM kin k2, win WHERE k2.track_id = e.track_id
-                AND k2.ts >= e.c + {secs(hz)} - make_interval(secs => 0.5 / win.fps))
+                AND k2.ts >= e.c + {secs(hz)} - make_interval(secs => 0.5 * win.step_s))
   GROUP BY e.track_id, e.zone, e.c, rt.name
 ),
 best AS (

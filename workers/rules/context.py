@@ -41,6 +41,13 @@ class Ctx:
     def pred(self, field: str, alias: str = "b") -> str:
         return parse_predicate(self.et.predicates[field], self.et.table or "").sql(alias)
 
+    def held(self, alias: str) -> str:
+        """Rows where the type's condition or its hysteresis holds (the rows its islands
+        are made of), over `alias`."""
+        hold = f" OR ({self.pred('hysteresis', alias)})" if "hysteresis" in self.et.predicates \
+            else ""
+        return f"({self.pred('condition', alias)}){hold}"
+
     def margin(self, field: str, alias: str = "b") -> str:
         return parse_predicate(self.et.predicates[field], self.et.table or "").margin_sql(alias)
 
@@ -76,8 +83,10 @@ def _other_classes(classes: tuple[str, ...]) -> str:
 """
 
 
-def kin_cte(classes: tuple[str, ...] = ()) -> str:
+def kin_cte(classes: tuple[str, ...] = (), where: str = "") -> str:
+    """The `kin` CTE; `where` (SQL over alias k) keeps only the rows a rule can use."""
     keep = ("\n    AND k.track_id NOT IN (SELECT o.track_id FROM cls_out o)" if classes else "")
+    keep += f"\n    AND ({where})" if where else ""
     return f"""{_other_classes(classes)}kin AS (
   SELECT k.track_id, k.frame, k.ts, {KIN_COLS}
   FROM features.kinematics k, win
@@ -85,11 +94,15 @@ def kin_cte(classes: tuple[str, ...] = ()) -> str:
 )"""
 
 
-def rel_cte(symmetric: bool, classes: tuple[str, ...] = ()) -> str:
+def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "") -> str:
+    """The `rel` CTE; `where` (SQL over alias r) keeps only the rows a rule can use: a state
+    or encounter reads only rows where its predicates hold, so the window passes sort a
+    few per cent of a dense scene's relation rows instead of all of them."""
     canon = ("\n    AND (length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)"
              if symmetric else "")
     keep = ("\n    AND r.track_id NOT IN (SELECT o.track_id FROM cls_out o)"
             "\n    AND r.other_id NOT IN (SELECT o.track_id FROM cls_out o)" if classes else "")
+    keep += f"\n    AND ({where})" if where else ""
     return f"""{_other_classes(classes)}rel AS (
   SELECT r.track_id, r.other_id, r.frame, r.ts, {REL_COLS},
          lag(r.ts) OVER (PARTITION BY r.track_id, r.other_id ORDER BY r.ts) AS prev_ts

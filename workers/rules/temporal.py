@@ -2,7 +2,7 @@
 
 * `islands`: "holds for >= D with gaps <= eps" with hysteresis: rows where the looser
   `hold` predicate is true are joined into intervals when consecutive rows are at most
-  max(eps, 1.5 frame periods) apart; an interval counts only if it contains a row where
+  max(eps, 1.5 sampling periods) apart; an interval counts only if it contains a row where
   the strict `core` predicate holds, and its span is trimmed to the first and last core row.
 * `sequence`: "A then B within Delta": the last A row followed by the first B row with only
   neither-rows between, at most Delta later.
@@ -53,6 +53,14 @@ def window_cte(lookback_s: float) -> str:
     return f"""win AS (
   SELECT s.project_id, s.source_id, s.time_origin,
          coalesce(s.fps, 10.0) AS fps,
+         -- The sampling period: the median step between a track's points (2.5 Hz data
+         -- numbered at 25 fps steps 0.4 s, not 1 / fps), from the newest kinematics rows.
+         coalesce((SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY k1.dt)
+                   FROM (SELECT k.dt FROM features.kinematics k
+                         WHERE k.source_id = s.source_id AND k.ts <= $4::timestamptz
+                           AND k.dt IS NOT NULL
+                         ORDER BY k.ts DESC LIMIT 2000) k1),
+                  1.0 / coalesce(s.fps, 10.0)) AS step_s,
          greatest($3::timestamptz - {secs(lookback_s)}, '-infinity'::timestamptz) AS lo,
          $4::timestamptz AS hi,
          NOT EXISTS (SELECT 1 FROM features.kinematics k0
@@ -77,7 +85,7 @@ def islands(src: str, keys: str, core: str, hold: str, margin: str, gap_s: float
 ),
 {src}_g AS (
   SELECT f.*, sum(CASE WHEN f.isl_prev IS NULL OR f.ts - f.isl_prev >
-                            make_interval(secs => GREATEST({num(gap_s)}, 1.5 / win.fps))
+                            make_interval(secs => GREATEST({num(gap_s)}, 1.5 * win.step_s))
                        THEN 1 ELSE 0 END)
                 OVER (PARTITION BY {keys} ORDER BY f.ts ROWS UNBOUNDED PRECEDING) AS run
   FROM (SELECT f.*, lag(f.ts) OVER (PARTITION BY {keys} ORDER BY f.ts) AS isl_prev
