@@ -80,18 +80,21 @@ SELECT pipeline.register_stage('change_points',
 
 -- ======================================================================= statistics
 -- A tick is one transaction, so the chunks its stages fill get planner statistics from
--- autovacuum only after it commits. A later stage's statements were planned on defaults
--- (`source_id = $2` estimated at 0.5 % of the rows): UCY students03's 514k fresh relation
--- rows were estimated at 206, and a rule joined them in a nested loop for ~13 minutes.
--- ANALYZE may run in the transaction and samples the transaction's own rows.
+-- autovacuum only after it commits, if it gets there before the next reader. A later
+-- stage's statements were planned on defaults (`source_id = $2` at 0.5 % of the rows, a
+-- range at 0.5 % of that): UCY students03's 514k fresh relation rows were estimated at 206,
+-- and the handover rule joined them in a nested loop for over 5 minutes (1.4 s planned on
+-- statistics). ANALYZE may run in a transaction and samples the transaction's own rows.
 
--- Analyze every table this transaction has written that the planner would misjudge: never
--- analyzed and at least 16 pages, or grown since its last analysis by at least 256 pages or
--- a tenth of its size (at least 16 pages). Growth is counted in pages, so a table analyzed
--- earlier in the same tick is analyzed again only for what was written since. Target 10
--- (3,000 sampled rows) is enough for the estimates that matter here (rows per source and
--- range) and keeps a large chunk's analysis to a few tens of ms; autovacuum re-analyzes at
--- the full target after the commit. Returns the tables analyzed.
+-- Analyze every table this backend has written (pg_stat_xact_user_tables: this
+-- transaction, plus earlier ones whose counts are not flushed yet) that the planner would
+-- misjudge: never analyzed and at least 16 pages, or grown since its last analysis by at
+-- least 256 pages or a tenth of its size (at least 16 pages). Growth is counted in pages,
+-- so a table analyzed earlier in the same tick is analyzed again only for what was written
+-- since (a second source in the same chunk, say). Target 10 (3,000 sampled rows) is enough
+-- for the estimates that matter here (rows per source, per range) and keeps a large chunk
+-- to a few tens of ms; the commit leaves the rows counted as modified, so autovacuum
+-- analyzes again at the full target afterwards. Returns the tables analyzed.
 CREATE OR REPLACE FUNCTION pipeline.analyze_written() RETURNS text[]
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp

@@ -1,24 +1,29 @@
 """`secinf bench pipeline` end to end at a small size: pairs of 1x and 2x scenes ticked to
-completion in alternating order, medians of the tick's own stage timings, and the write
-floor measured on empty twins of the feature tables, all in a scratch database that is
-dropped afterwards."""
+completion in alternating order, medians of the tick's own stage timings, the write floor
+measured on empty twins of the feature tables, and the dense real scene (a cut of UCY
+students001 + students003, skipped with its reason where the shared data are absent), all
+in a scratch database that is dropped afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from workers.bench import real_scene
 from workers.bench.pipeline_bench import FEATURES, TARGET_POINTS_PER_S, bench_pipeline
 from workers.errors import UserError
 from workers.settings import load_settings
 
 
 def test_bench_pipeline_reports_medians_scaling_and_write_floor(
-        capsys: pytest.CaptureFixture[str]) -> None:
-    result = bench_pipeline(1000, json_out=False, repeat=3)
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # No data sets in tmp_path: the real scene is skipped, and says why.
+    result = bench_pipeline(1000, json_out=False, repeat=3, data_dir=tmp_path)
     printed = capsys.readouterr().out
     pairs = result["pairs"]
     assert [p["order"] for p in pairs] == ["1x, 2x", "2x, 1x", "1x, 2x"]
@@ -57,6 +62,11 @@ def test_bench_pipeline_reports_medians_scaling_and_write_floor(
     assert result["write_floor_share_of_budget"] == pytest.approx(
         floor["total_s"] / result["target_budget_s"], rel=0.01)
     assert "pair 3/3 (1x, 2x)" in printed and "write floor" in printed
+    skipped = result["real_scene"]["skipped"]
+    assert skipped.startswith(f"no students001.txt, students003.txt under {tmp_path}")
+    assert f"real scene skipped: {skipped}" in " ".join(printed.split())
+    assert result["whole_tick_points_per_s"] == {"simulated_1x": median["tick_points_per_s"],
+                                                 "real": None}
     # The scratch database, and the twins with it, is gone.
     settings = load_settings()
     with psycopg.connect(settings.conninfo(dbname="postgres")) as admin:
@@ -68,3 +78,30 @@ def test_bench_pipeline_reports_medians_scaling_and_write_floor(
 def test_bench_pipeline_refuses_sizes_too_small_to_time() -> None:
     with pytest.raises(UserError, match="--points 10 is too small"):
         bench_pipeline(10, json_out=True)
+
+
+@pytest.mark.skipif(real_scene.missing_reason() is not None,
+                    reason=str(real_scene.missing_reason()))
+def test_bench_pipeline_real_scene_on_a_cut_of_the_ucy_files(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    result = bench_pipeline(1000, json_out=True, repeat=1, real_points=400)
+    printed = json.loads(capsys.readouterr().out)
+    real = result["real_scene"]
+    assert printed["real_scene"] == real
+    assert real["files"] == ["students001.txt", "students003.txt"]
+    # The first 400 lines of each file, every one a point; every stage ran, rules included.
+    assert real["points"] == 800 == real["rows"]["kinematics"]
+    assert set(FEATURES) | {"candidates", "analyze"} <= set(real["stage_s"])
+    assert real["rows"]["relations"] > 0
+    assert real["relation_pairs_per_point"] == pytest.approx(
+        real["rows"]["relations"] / 2 / 800, abs=0.01)
+    assert real["tick_points_per_s"] == pytest.approx(800 / real["tick_s"], rel=0.01)
+    assert result["whole_tick_points_per_s"] == {
+        "simulated_1x": result["one_x"]["tick_points_per_s"], "real": real["tick_points_per_s"]}
+    # The tick analyzed the chunks it filled before the rules ran on them.
+    assert any(t.startswith("_timescaledb_internal.") for t in real["analyzed"])
+    assert real["candidates_in_tick_s"] == real["stage_s"]["candidates"]
+    assert real["candidates_alone_s"] > 0
+    assert real["candidates_in_tick_over_alone"] == pytest.approx(
+        real["candidates_in_tick_s"] / real["candidates_alone_s"], abs=0.01)
+    assert real["target_in_tick_over_alone"] == 2.0

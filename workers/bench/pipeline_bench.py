@@ -7,8 +7,12 @@ run (and the ratio), and a scaling figure: the features time with twice the acto
 same density divided by the time at 1x (target ≤ 2.2). It also measures the write floor
 (workers/bench/write_floor.py): the 1x outputs inserted again into empty twins of the
 feature tables, i.e. the share of the time no way of computing could remove, set against
-the 100k points/s target's budget. Runs in a throw-away database created beside the
-configured one, migrated, and dropped afterwards.
+the 100k points/s target's budget. Last, a dense real scene (workers/bench/real_scene.py:
+UCY students001 + students003 with the default ontology) runs the whole tick, candidates
+included, and its candidates stage again alone (in-tick ÷ alone, target ≤ 2); it is skipped,
+with the reason printed, where the shared data sets are absent. The simulated project has
+no ontology, so its whole tick runs no rules. Runs in a throw-away database created beside
+the configured one, migrated, and dropped afterwards.
 
 The shared machine's load changes run to run, so the run makes `repeat` pairs (1x then 2x,
 then 2x then 1x, …; the tables are emptied between pairs) and reports medians: per stage,
@@ -23,12 +27,14 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import psycopg
 
 from workers import tenancy
+from workers.bench.real_scene import DATA_DIR, run_real_scene
 from workers.bench.scratch import scratch_database
 from workers.bench.write_floor import measure_write_floor
 from workers.cli.output import console, print_json
@@ -145,9 +151,12 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
             "rows": runs[-1]["rows"]}
 
 
-def bench_pipeline(points: int, json_out: bool, repeat: int = 3) -> dict[str, Any]:
+def bench_pipeline(points: int, json_out: bool, repeat: int = 3, real: bool = True,
+                   real_points: int | None = None,
+                   data_dir: Path = DATA_DIR) -> dict[str, Any]:
     """Run the benchmark `repeat` times (pairs of 1x and 2x ticks in alternating order,
-    medians reported); prints a summary (or JSON) and returns the figures."""
+    medians reported), then the real scene (`real`; each file cut to its first
+    `real_points` lines if given); prints a summary (or JSON) and returns the figures."""
     if points < 1000:
         raise UserError(f"--points {points} is too small to time; use at least 1000")
     if repeat < 1:
@@ -171,6 +180,11 @@ def bench_pipeline(points: int, json_out: bool, repeat: int = 3) -> dict[str, An
                                   f"{p['one_x']['features_s']} s, 2x {p['two_x']['features_s']}"
                                   f" s, scaling {p['scaling_2x_over_1x']}")
             floor = measure_write_floor(conn, pairs[-1]["one_x"]["source_id"])
+            if real:
+                _empty(conn)
+                real_scene = run_real_scene(conn, data_dir, real_points)
+            else:
+                real_scene = {"skipped": "not asked for (--no-real)"}
     first = _median_run([p["one_x"] for p in pairs])
     second = _median_run([p["two_x"] for p in pairs])
     budget_s = first["points"] / TARGET_POINTS_PER_S
@@ -202,6 +216,9 @@ def bench_pipeline(points: int, json_out: bool, repeat: int = 3) -> dict[str, An
         "write_floor_share_of_budget": round(floor["total_s"] / budget_s, 3),
         "points_per_s_if_computing_were_free":
             round(first["points"] / floor["total_s"]) if floor["total_s"] else None,
+        "whole_tick_points_per_s": {"simulated_1x": first["tick_points_per_s"],
+                                    "real": real_scene.get("tick_points_per_s")},
+        "real_scene": real_scene,
         "pairs": pairs,
     }
     if json_out:
@@ -240,3 +257,23 @@ def _print_summary(figures: dict[str, Any]) -> None:
     if not floor["checkpointed"]:
         console.print("[yellow]no CHECKPOINT before the write floor (the role lacks "
                       "pg_checkpoint): expect a noisier floor[/yellow]")
+    _print_real(figures["real_scene"], first)
+
+
+def _print_real(real: dict[str, Any], first: dict[str, Any]) -> None:
+    if "skipped" in real:
+        console.print(f"real scene skipped: {real['skipped']}")
+        return
+    cut = f", first {real['cut_points_per_file']} points of each" \
+        if real["cut_points_per_file"] else ""
+    console.print(f"real scene ({' + '.join(real['files'])}{cut}, {real['ontology']} "
+                  f"ontology, {real['relation_pairs_per_point']} close pairs per point): "
+                  f"whole tick {real['points']} points in {real['tick_s']} s = "
+                  f"{real['tick_points_per_s']} points/s (target "
+                  f"{real['target_points_per_s']:,}); simulated 1x whole tick (no rules): "
+                  f"{first['tick_points_per_s']} points/s")
+    parts = ", ".join(f"{k} {v} s" for k, v in real["stage_s"].items())
+    console.print(f"  in the tick: {parts}")
+    console.print(f"  candidates alone afterwards: {real['candidates_alone_s']} s; in-tick ÷ "
+                  f"alone = {real['candidates_in_tick_over_alone']} (target ≤ "
+                  f"{real['target_in_tick_over_alone']:g})")

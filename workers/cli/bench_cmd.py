@@ -29,12 +29,17 @@ def bench_pipeline_command(
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
     repeat: int = typer.Option(3, "--repeat", min=1, max=15,
                                help="Pairs of 1x and 2x ticks (medians reported)."),
+    real: bool = typer.Option(True, "--real/--no-real",
+                              help="Also tick the dense real scene (UCY students001 + 003)."),
+    real_points: int | None = typer.Option(None, "--real-points", min=100,
+                                           help="Cut each real file to its first N points."),
 ) -> None:
     """Simulate, ingest and tick to completion: features points/s, Polars ratio, 2x scaling,
-    and the write floor against the 100k points/s budget."""
+    the write floor against the 100k points/s budget; then the dense real scene's whole
+    tick (rules included) and its candidates stage in the tick ÷ alone."""
     from workers.bench.pipeline_bench import bench_pipeline
 
-    bench_pipeline(points, json_out, repeat)
+    bench_pipeline(points, json_out, repeat, real=real, real_points=real_points)
 
 
 bench_app.command("scoring")(bench_scoring)

@@ -16,6 +16,11 @@ and later starts usually has two tracks: the `vehicle_stops` track ends where th
 ends and a new track carries the `vehicle_starts`. `track_links` pairs them (box overlap
 at the hand-over, one-to-one, best overlap first); the truth import spans a `stop` over the
 gap and ingest can merge the second track into the first (`--activities`).
+
+While reading, the reader measures every person box's height through the camera model
+(`Camera.height_expr`); `person_heights()` gives each person track's median, and ingest
+stores the clip's spread in the source's attributes (people far from 1.7 m tall mean the
+camera model's scale is off: docs/pipeline.md, "Warnings").
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ START_ACTIVITIES = ("vehicle_starts",)
 LINK_MIN_IOU = 0.5
 """Least box IoU between a stop's last box and a start's first box to call them one
 vehicle (the MEVA development clips: linked pairs 0.52 to 1.0, the best unlinked 0.11)."""
+PERSON_CLASSES = ("person", "pedestrian")
+"""Classes (types file, case-insensitive) whose boxes give observed person heights."""
+MIN_HEIGHT_BOXES = 30
+"""Boxes a person track needs for its median height to count (1 s at 30 fps): the MEVA
+clips' shorter person tracks are partly hidden people, 0.7 to 0.8 m tall."""
 BLOCK_BYTES = 16 << 20
 GEOM_COLUMNS = ("_row", "track_id", "frame", "x1", "y1", "x2", "y2")
 
@@ -435,6 +445,8 @@ class KpfGeomReader:
     frame0: int = 0
     camera_path: Path | None = None
     types_path: Path | None = None
+    _heights: list[pl.DataFrame] = field(default_factory=list, repr=False)
+    """(track_id, height_m) of every person box read so far (see person_heights)."""
 
     def open(self) -> KpfGeomReader:
         opts = self.options
@@ -458,12 +470,22 @@ class KpfGeomReader:
 
     def chunks(self) -> Iterator[tuple[pl.DataFrame, int]]:
         """(canonical chunk, bytes of the file it covers). `frame` stays as written (so
-        validation reports a bad one); t, x, y and class are computed."""
+        validation reports a bad one); t, x, y and class are computed. Person boxes'
+        heights are collected on the way (person_heights)."""
         assert self.camera is not None, "open() first"
-        x, y = self.camera.ground_exprs((pl.col("x1") + pl.col("x2")) / 2, pl.col("y2"))
+        centre = (pl.col("x1") + pl.col("x2")) / 2
+        x, y = self.camera.ground_exprs(centre, pl.col("y2"))
+        height = self.camera.height_expr(centre, pl.col("y1"), pl.col("y2"))
         tid = pl.col("track_id")
+        people = sorted(t for t, c in self.classes.items() if c.lower() in PERSON_CLASSES)
+        self._heights = []
         for chunk, size in geom_chunks(self.path, self.block_bytes):
-            yield numeric_boxes(chunk).select(
+            boxes = numeric_boxes(chunk)
+            if people:
+                self._heights.append(boxes.filter(tid.is_in(people)).select(
+                    tid, height.alias("height_m")).drop_nulls().filter(
+                    pl.col("height_m").is_finite()))
+            yield boxes.select(
                 pl.col("_row"),
                 (tid.replace(self.renames) if self.renames else tid).alias("track_id"),
                 pl.col("frame"),
@@ -474,8 +496,18 @@ class KpfGeomReader:
                 pl.lit(None, dtype=pl.Float64).alias("confidence"),
             ), size
 
+    def person_heights(self, min_boxes: int = MIN_HEIGHT_BOXES) -> dict[str, float]:
+        """{person track id: median height of its boxes in metres} over what chunks() has
+        read: tracks whose class in the types file is a person, with at least `min_boxes`
+        boxes that give a height (empty without a types file)."""
+        if not self._heights:
+            return {}
+        per_track = pl.concat(self._heights).group_by("track_id").agg(
+            pl.col("height_m").median(), pl.len().alias("boxes"))
+        return {str(t): float(h) for t, h, n in per_track.iter_rows() if n >= min_boxes}
 
-__all__ = ["KPF_FPS", "Activity", "ActorSpan", "GeomScan", "KpfGeomReader",
-           "KpfOptions", "TrackLink", "box_iou", "clip_stem", "find_camera", "geom_chunks",
-           "merge_map", "parse_geom_lines", "read_activities", "read_types", "scan_geom",
-           "sibling", "track_links"]
+
+__all__ = ["KPF_FPS", "MIN_HEIGHT_BOXES", "PERSON_CLASSES", "Activity", "ActorSpan",
+           "GeomScan", "KpfGeomReader", "KpfOptions", "TrackLink", "box_iou", "clip_stem",
+           "find_camera", "geom_chunks", "merge_map", "parse_geom_lines", "read_activities",
+           "read_types", "scan_geom", "sibling", "track_links"]

@@ -4,7 +4,10 @@ A `.krtd` file holds, separated by blank lines: the 3x3 intrinsics K, the 3x3 ro
 the translation t (camera = R·world + t, pixel ~ K·camera) and one line of distortion
 coefficients. A pixel (u, v) is projected onto the ground plane z = 0 by intersecting its
 viewing ray with the plane; the distortion coefficients are read but not applied (MEVA's
-own ground projections ignore them).
+own ground projections ignore them). An upright object's height comes from its box: the z
+where the top-centre pixel's viewing ray passes closest to the vertical line through the
+bottom-centre's ground point (people should come out about 1.7 m tall; see
+docs/pipeline.md, "Warnings").
 """
 
 from __future__ import annotations
@@ -66,6 +69,33 @@ class Camera:
         x = pl.when(hit).then(float(c[0]) + lam * ray[0]).otherwise(None)
         y = pl.when(hit).then(float(c[1]) + lam * ray[1]).otherwise(None)
         return x, y
+
+    def height_expr(self, u: pl.Expr, v_top: pl.Expr, v_bottom: pl.Expr) -> pl.Expr:
+        """Polars expression of an upright object's height in world units from its box: the
+        vertical line through the ground point of (u, v_bottom) and the viewing ray of
+        (u, v_top) pass closest at some height z; that z. Null where the bottom misses the
+        ground, the top's ray is vertical or the closest point lies behind the camera."""
+        gx, gy = self.ground_exprs(u, v_bottom)
+        m = self.back_projection
+        c = self.centre
+        d = [u * float(m[i, 0]) + v_top * float(m[i, 1]) + float(m[i, 2]) for i in range(3)]
+        wx, wy = float(c[0]) - gx, float(c[1]) - gy
+        horizontal = d[0] * d[0] + d[1] * d[1]
+        # The ray's parameter where its horizontal projection passes closest to (gx, gy).
+        along = -(d[0] * wx + d[1] * wy) / horizontal
+        ok = gx.is_not_null() & (horizontal > 1e-12) & (along > 0)
+        return pl.when(ok).then(float(c[2]) + along * d[2]).otherwise(None)
+
+    def object_heights(self, u: np.ndarray, v_top: np.ndarray,
+                       v_bottom: np.ndarray) -> np.ndarray:
+        """Heights (see height_expr) of boxes with centre column u, top v_top and bottom
+        v_bottom (pixels); NaN where undefined."""
+        frame = pl.DataFrame({"u": np.asarray(u, dtype=float),
+                              "top": np.asarray(v_top, dtype=float),
+                              "bottom": np.asarray(v_bottom, dtype=float)})
+        out = frame.select(self.height_expr(pl.col("u"), pl.col("top"), pl.col("bottom"))
+                           .alias("h"))
+        return out["h"].to_numpy().astype(float)
 
 
 def parse_krtd(text: str, name: str = "camera.krtd") -> Camera:

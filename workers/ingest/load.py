@@ -7,7 +7,9 @@ format, schema, project, source settings, scene) runs before the transaction; in
 validation to the server (workers/ingest/stream.py: append chunks straight into
 ingest.track_points, overlapping or late ones into a temporary stage), and
 `ingest.close_batch` merges the stage and finishes the batch row. Any failure before the
-commit rolls all of it back: no source, no batch, no point.
+commit rolls all of it back: no source, no batch, no point. A KPF batch also records the
+person heights its boxes give (`attributes -> 'observed' -> 'person_height_m'`), which
+`pipeline.source_checks` reads; `IngestRequest.on_warning` hears the warnings about them.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
@@ -27,7 +30,7 @@ from workers import tenancy
 from workers.db.queries import query
 from workers.errors import UserError
 from workers.ingest.formats import open_tracks
-from workers.ingest.kpf import KpfOptions
+from workers.ingest.kpf import KpfGeomReader, KpfOptions
 from workers.ingest.poses import PoseReader
 from workers.ingest.scene import SceneFile, normalise_scene, read_scene
 from workers.ingest.schema import DEFAULT_TIME_ORIGIN, ResolvedSource, RowError, SourceSpec
@@ -39,6 +42,8 @@ from workers.ingest.validate import Validator
 Conn = psycopg.Connection[dict[str, Any]]
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes total) as the load advances."""
+INGEST_CHECKS = ("implausible_height",)
+"""Codes of pipeline.source_checks that an ingest reports (what it has just measured)."""
 HASH_BLOCK = 8 << 20
 
 
@@ -64,6 +69,9 @@ class IngestRequest:
     """KPF geom side files (camera, types, activities) and time base."""
     before_merge: Callable[[Conn], None] | None = None
     """Test hook: runs after staging, before the merge (crash injection)."""
+    on_warning: Callable[[str], None] | None = None
+    """Called after the commit with each warning about what was loaded (people of a KPF
+    clip far from 1.7 m tall: pipeline.source_checks, code implausible_height)."""
 
 
 def content_key(source: str, paths: list[Path]) -> str:
@@ -140,6 +148,7 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
     files = [p for p in (req.path, req.poses, req.scene, *side) if p is not None]
     key = req.idempotency_key or content_key(req.source, files)
     fmt_name = reader.format if reader else "scene"
+    observed: dict[str, Any] = {}
 
     try:
         with conn.transaction():
@@ -159,6 +168,8 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
             if reader is not None:
                 summary = _load_points(conn, req, reader, poses, src, project_id, source_id,
                                        key, fmt_name, progress)
+                if not summary.duplicate_batch:
+                    observed = _record_observed(conn, source_id, reader)
             if scene_doc is not None:
                 got = conn.execute(query("ingest", "upsert_scene"), {
                     "project_id": project_id, "source_id": source_id,
@@ -169,8 +180,55 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
         diag = exc.diag
         raise UserError(f"ingest of {req.path or req.scene} failed and nothing was stored: "
                         f"{diag.message_primary or exc}") from exc
+    if observed and req.on_warning is not None:
+        _warn(conn, source_id, req.on_warning)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _kpf_reader(reader: Any) -> KpfGeomReader | None:
+    """The KPF geom reader inside a TrackReader (workers/ingest/formats.py), if any."""
+    kpf = getattr(reader, "_kpf", None)
+    return kpf if isinstance(kpf, KpfGeomReader) else None
+
+
+def observed_heights(heights: dict[str, float]) -> dict[str, Any] | None:
+    """p10/p50/p90 (m, linear interpolation) of per-track median heights, and the number
+    of tracks; None without any."""
+    if not heights:
+        return None
+    p10, p50, p90 = np.percentile(np.fromiter(heights.values(), dtype=float), [10, 50, 90])
+    return {"p10": round(float(p10), 3), "p50": round(float(p50), 3),
+            "p90": round(float(p90), 3), "tracks": len(heights)}
+
+
+def _record_observed(conn: Conn, source_id: int, reader: Any) -> dict[str, Any]:
+    """Store what the batch measured in ingest.sources.attributes -> 'observed' (merged
+    key by key; a KPF batch replaces `person_height_m`). Returns what was stored."""
+    kpf = _kpf_reader(reader)
+    heights = observed_heights(kpf.person_heights()) if kpf is not None else None
+    if heights is None:
+        return {}
+    observed = {"person_height_m": heights}
+    conn.execute(query("pipeline", "record_observed"),
+                 {"source_id": source_id, "observed": Jsonb(observed)})
+    return observed
+
+
+def _warn(conn: Conn, source_id: int, on_warning: Callable[[str], None]) -> None:
+    """Pass the committed source's ingest-side warnings to `on_warning` (read-only)."""
+    try:
+        rows = conn.execute(query("pipeline", "source_checks"),
+                            {"source_ids": [source_id]}).fetchall()
+    except psycopg.Error as exc:  # the batch is committed: say so, do not fail it
+        on_warning(f"the batch is stored, but checking source {source_id} failed: "
+                   f"{exc.diag.message_primary or exc}")
+        return
+    finally:
+        conn.rollback()
+    for r in rows:
+        if r["code"] in INGEST_CHECKS:
+            on_warning(str(r["message"]))
 
 
 def _load_points(conn: Conn, req: IngestRequest, reader: Any, poses: PoseReader | None,
@@ -243,4 +301,4 @@ def _load_points(conn: Conn, req: IngestRequest, reader: Any, poses: PoseReader 
         idempotency_key=key)
 
 
-__all__ = ["IngestRequest", "content_key", "ingest"]
+__all__ = ["IngestRequest", "content_key", "ingest", "observed_heights"]

@@ -1,4 +1,5 @@
-"""`pipeline.tick()` from Python: one call per transaction, looped until idle on request."""
+"""`pipeline.tick()` from Python: one call per transaction, looped until idle on request;
+then the plausibility checks of the sources it ticked (`pipeline.source_checks`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from workers.db.queries import query
 from workers.errors import SecinfError
@@ -39,12 +41,16 @@ class TickReport:
     """Time spent in each stage function (measured inside the tick), summed."""
     errors: list[SourceResult] = field(default_factory=list)
     seconds: float = 0.0
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    """{source_id, source, code, message} per warning of a ticked source, read after the
+    last commit (sql/46_pipeline_checks.sql; not counted in `seconds`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "busy": self.busy, "points": self.points,
                 "dirty": self.dirty, "rows": self.rows, "seconds": round(self.seconds, 3),
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-                "errors": [{"source_id": e.source_id, "error": e.error} for e in self.errors]}
+                "errors": [{"source_id": e.source_id, "error": e.error} for e in self.errors],
+                "warnings": self.warnings}
 
 
 def _parse(source: dict[str, Any]) -> SourceResult:
@@ -56,14 +62,18 @@ def _parse(source: dict[str, Any]) -> SourceResult:
 
 
 def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
-         on_tick: Callable[[TickReport], None] | None = None) -> TickReport:
+         on_tick: Callable[[TickReport], None] | None = None,
+         checks: bool = True) -> TickReport:
     """Run `pipeline.tick()` as role `pipeline`, committing each call.
 
     Without `until_idle` this is one scheduled tick (the newest `settle_s` seconds wait).
     With it, every point is processed and ticks repeat until no source has work left.
+    With `checks`, the warnings of every source a tick processed go into
+    `report.warnings`.
     """
     report = TickReport()
     started = time.perf_counter()
+    ticked: set[int] = set()
     try:
         conn.execute("SET ROLE pipeline")
         while True:
@@ -74,6 +84,7 @@ def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
             report.ticks += 1
             report.busy = bool(result["busy"])
             sources = [_parse(s) for s in result["sources"]]
+            ticked.update(s.source_id for s in sources)
             for s in sources:
                 report.points += s.points
                 report.dirty += s.dirty
@@ -90,6 +101,9 @@ def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
                 break
             if all(s.status == "error" for s in sources):
                 break
+        if checks and ticked:
+            report.warnings = source_warnings(conn, sorted(ticked))
+            conn.commit()
     except psycopg.Error as exc:
         conn.rollback()
         raise SecinfError(f"pipeline tick failed: {str(exc).strip()}") from exc
@@ -100,8 +114,18 @@ def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
     return report
 
 
+def source_warnings(conn: psycopg.Connection[Any],
+                    source_ids: list[int]) -> list[dict[str, Any]]:
+    """{source_id, source, code, message} for each warning of the sources
+    (`pipeline.source_checks`), in source order."""
+    cur = conn.cursor(row_factory=dict_row)
+    return [dict(r) for r in cur.execute(query("pipeline", "source_checks"),
+                                         {"source_ids": source_ids}).fetchall()]
+
+
 def pipeline_status(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    """One row per source from the `pipeline.status` view."""
+    """One row per source from the `pipeline.status` view, with its `warnings`
+    ([{code, message}], `pipeline.source_checks`)."""
     try:
         rows = conn.execute(query("pipeline", "status")).fetchall()
     except psycopg.Error as exc:

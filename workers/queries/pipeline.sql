@@ -4,9 +4,11 @@
 SELECT pipeline.tick(%(until_idle)s) AS result;
 
 -- name: status
+-- warnings: pipeline.source_checks (sql/46_pipeline_checks.sql), [{code, message}].
 SELECT project_id::text AS project_id, source_id, source, watermark, newest,
        extract(epoch FROM lag)::float8 AS lag_s, dirty_pending, last_run_at, last_status,
-       last_points, last_error_at, last_error
+       last_points, last_error_at, last_error,
+       coalesce(pipeline.source_checks(source_id), '[]') AS warnings
 FROM pipeline.status
 ORDER BY source_id;
 
@@ -32,3 +34,69 @@ FROM STDIN WITH (FORMAT csv);
 SELECT batch_id, rows_inserted, late_from, late_to
 FROM ingest.merge_staged(%(project)s, %(source)s, %(key)s, 'api', NULL,
                          'pg_temp.pipeline_copy_stage'::regclass, %(total)s, 0, 0, '[]'::jsonb);
+
+-- name: source_checks
+-- The warnings of some sources (sql/46_pipeline_checks.sql), one row each, in order.
+SELECT s.source_id, s.name AS source, c.value ->> 'code' AS code,
+       c.value ->> 'message' AS message
+FROM ingest.sources s
+CROSS JOIN LATERAL jsonb_array_elements(pipeline.source_checks(s.source_id))
+  WITH ORDINALITY AS c(value, n)
+WHERE s.source_id = ANY (%(source_ids)s::bigint[])
+ORDER BY s.source_id, c.n;
+
+-- name: record_observed
+-- What an ingest measured (workers/ingest/load.py): merged into attributes -> 'observed'
+-- key by key, so each measurement replaces only its own key.
+UPDATE ingest.sources
+SET attributes = attributes || jsonb_build_object(
+      'observed', coalesce(attributes -> 'observed', '{}') || %(observed)s::jsonb)
+WHERE source_id = %(source_id)s;
+
+-- name: settings_levels
+-- Every key with its default and the project's value (workers/pipeline/settings.py).
+SELECT k.key, d.value AS default_value, p.value AS project_value,
+       d.key IS NOT NULL AS has_default, p.key IS NOT NULL AS has_project
+FROM (SELECT DISTINCT s.key FROM pipeline.settings s
+      WHERE s.project_id IS NULL OR s.project_id = %(project_id)s) k
+LEFT JOIN pipeline.settings d ON d.key = k.key AND d.project_id IS NULL
+LEFT JOIN pipeline.settings p ON p.key = k.key AND p.project_id = %(project_id)s
+ORDER BY k.key;
+
+-- name: settings_source
+SELECT s.source_id, s.name, s.attributes -> 'settings' AS settings
+FROM ingest.sources s
+WHERE s.project_id = %(project_id)s
+  AND (s.name = %(source)s OR s.source_id::text = %(source)s)
+ORDER BY s.name = %(source)s DESC
+LIMIT 1;
+
+-- name: put_project_setting
+INSERT INTO pipeline.settings (project_id, key, value, updated_at)
+VALUES (%(project_id)s, %(key)s, %(value)s, now())
+ON CONFLICT (project_id, key) DO UPDATE SET value = excluded.value, updated_at = now();
+
+-- name: delete_project_setting
+DELETE FROM pipeline.settings WHERE project_id = %(project_id)s AND key = %(key)s;
+
+-- name: put_source_setting
+-- pipeline.source_setting_float reads attributes -> 'settings' -> key.
+UPDATE ingest.sources
+SET attributes = attributes || jsonb_build_object(
+      'settings', coalesce(attributes -> 'settings', '{}')
+                  || jsonb_build_object(%(key)s::text, %(value)s::jsonb))
+WHERE source_id = %(source_id)s;
+
+-- name: delete_source_setting
+UPDATE ingest.sources
+SET attributes = attributes || jsonb_build_object(
+      'settings', coalesce(attributes -> 'settings', '{}') - %(key)s::text)
+WHERE source_id = %(source_id)s;
+
+-- name: delete_watermarks
+-- The next tick runs every stage of these sources from the start (docs/pipeline.md).
+DELETE FROM features.watermarks w
+USING ingest.sources s
+WHERE s.source_id = w.source_id AND s.project_id = %(project_id)s
+  AND (%(source_id)s::bigint IS NULL OR s.source_id = %(source_id)s)
+RETURNING w.source_id;
