@@ -10,9 +10,10 @@
 --   implausible_speed  metric source whose people walk far too fast or hardly move
 --   implausible_height ingest measured people far from 1.7 m tall (a camera model's scale)
 --   no_candidates      features were computed after the ontology was active, no candidate
--- Cheap on large sources: speeds come from at most 10,000 kinematics rows of the newest
--- ten minutes the pipeline processed (the BRIN on (source_id, ts) finds them), classes from
--- their own track points (the unique index), counts stop at 100,000.
+-- Cheap on large sources: speeds come from at most 100 people tracks seen in the newest ten
+-- minutes the pipeline processed, 200 kinematics rows each (index probes only; a LIMIT on a
+-- time range would take whichever tracks a tick happened to write first), and the count
+-- of points stops at 100,000.
 CREATE OR REPLACE FUNCTION pipeline.source_checks(p_source bigint) RETURNS jsonb
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -59,18 +60,34 @@ BEGIN
   -- moving speed (speed > 0.2 m/s) over 3 m/s means the units, scale or frame rate are off;
   -- so does a 90th percentile under 0.25 m/s over at least 200 points (nobody walks).
   IF v_src.units = 'm' AND v_last_to IS NOT NULL THEN
-    WITH sample AS MATERIALIZED (
-      SELECT k.track_id, k.frame, k.ts, k.speed
-      FROM features.kinematics k
-      WHERE k.source_id = p_source AND k.speed IS NOT NULL
-        AND k.ts > v_last_to - interval '10 minutes' AND k.ts <= v_last_to
-      LIMIT 10000
+    WITH seen AS MATERIALIZED (
+      -- Tracks present in ten 1-second slices, one a minute back from the newest processed
+      -- point, with their class: few index entries per slice (ts leads the unique index).
+      -- OFFSET 0 keeps each slice its own index range scan (flattened, the planner chose a
+      -- scan of the source's every point).
+      SELECT DISTINCT tp.track_id, tp.class
+      FROM generate_series(0, 9) AS sl(i)
+      CROSS JOIN LATERAL (
+        SELECT p.track_id, p.class FROM ingest.track_points p
+        WHERE p.source_id = p_source
+          AND p.ts > v_last_to - make_interval(secs => 60 * sl.i + 1)
+          AND p.ts <= v_last_to - make_interval(secs => 60 * sl.i)
+        OFFSET 0) tp
+    ), people_tracks AS (
+      SELECT se.track_id FROM seen se
+      WHERE se.class IS NULL OR lower(se.class) IN ('person', 'pedestrian')
+      GROUP BY se.track_id
+      ORDER BY md5(se.track_id)       -- an arbitrary, repeatable choice of 100
+      LIMIT 100
     ), people AS (
-      SELECT sm.speed FROM sample sm
-      JOIN ingest.track_points tp
-        ON tp.source_id = p_source AND tp.ts = sm.ts AND tp.track_id = sm.track_id
-       AND tp.frame = sm.frame
-      WHERE tp.class IS NULL OR lower(tp.class) IN ('person', 'pedestrian')
+      -- Each track's newest 200 speeds of those ten minutes (the (source, track, ts) B-tree).
+      SELECT k.speed FROM people_tracks pt
+      CROSS JOIN LATERAL (
+        SELECT kk.speed FROM features.kinematics kk
+        WHERE kk.source_id = p_source AND kk.track_id = pt.track_id
+          AND kk.ts > v_last_to - interval '10 minutes' AND kk.ts <= v_last_to
+          AND kk.speed IS NOT NULL
+        ORDER BY kk.ts DESC LIMIT 200) k
     )
     SELECT count(*) AS n,
            count(*) FILTER (WHERE pe.speed > 0.2) AS n_moving,

@@ -7,6 +7,7 @@ from itertools import pairwise
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pytest
 
 from workers.simulate import preset_config, simulate
@@ -164,7 +165,7 @@ def intervals(flags: list[bool], frames: list[int], fps: float, gap: float,
     return [(a, b) for a, b in out if (frames[b] - frames[a]) / fps >= min_len - 1e-9]
 
 
-def pair(a: T, b: T) -> list[tuple]:
+def pair(a: T, b: T, people: bool = True) -> list[tuple]:
     lo, hi = max(a.f[0], b.f[0]), min(a.f[-1], b.f[-1])
     if hi - lo < 1:
         return []
@@ -210,18 +211,19 @@ def pair(a: T, b: T) -> list[tuple]:
             continue
         m = m / np.linalg.norm(m)
         lon, lat = float(d @ m), float(m[0] * d[1] - m[1] * d[0])
-        acc.append(abs(lon) < 1.0 and 0.4 <= abs(lat) <= 2.0 and hdiff(a.v[i], b.v[j]) < 20
+        acc.append(abs(lon) < 1.0 and abs(lat) <= 1.5 and hdiff(a.v[i], b.v[j]) < 20
                    and a.s[i] > 0.5 and b.s[j] > 0.5)
-    for s, e in intervals(acc, frames, fps, 0.5, 5.0):
+    if not people:
+        return out
+    for s, e in intervals(acc, frames, fps, 2.0, 5.0):
         out.append(ev("accompany", sym, frames[s] / fps, frames[e] / fps))
+    for s, e in intervals([d < 2.0 for d in dist], frames, fps, 5.0, 4.0):
+        out.append(ev("meet", sym, frames[s] / fps, frames[e] / fps))
     for s, e in intervals([d < 2.0 for d in dist], frames, fps, 1.0 / fps, 0.0):
         if not (any(d > 3.0 for d in dist[:s]) and any(d > 3.0 for d in dist[e + 1:])):
             continue
         length = (frames[e] - frames[s]) / fps
         if length >= 4.0 - 1e-9:
-            if (np.mean([a.s[A[k]] for k in range(s, e + 1)]) < 0.5
-                    and np.mean([b.s[B[k]] for k in range(s, e + 1)]) < 0.5):
-                out.append(ev("meet", sym, frames[s] / fps, frames[e] / fps))
             continue
         slow = [dist[k] < 1.2 and a.s[A[k]] < 0.5 and b.s[B[k]] < 0.5 for k in range(s, e + 1)]
         for hs, he in intervals(slow, frames[s:e + 1], fps, 1.0 / fps, 0.5):
@@ -261,8 +263,10 @@ def reference_truth(result: Any) -> set[tuple]:
     out: list[tuple] = []
     for tr in tracks.values():
         out += single(tr, result.scene) + startles(tr, result.scene)
+    cls = {str(k): v for k, v in
+           result.clean.group_by("track_id").agg(pl.col("class").first()).iter_rows()}
     for p, q in close_pairs(result, 10.0):
-        out += pair(tracks[p], tracks[q])
+        out += pair(tracks[p], tracks[q], people=cls[p] == cls[q] == "pedestrian")
     return set(out)
 
 

@@ -140,7 +140,8 @@ def _pair_sequence(c: Ctx) -> str:
                    f"GREATEST({num(c.et.max_gap_s)}, 1.5 * win.step_s))"
                    f" AND {dur} <= {num(c.f('within_s'))}"
                    f" AND {closed('i.ti', 'i.tj', CLOSE_MARGIN_S)}")
-    return f"{rel_cte(False, c.et.classes)},\n{seq},\n{chk},\n{upsert(sel)}"
+    rel = rel_cte(False, c.et.classes, pair_where=c.pred("during", "p"))
+    return f"{rel},\n{seq},\n{chk},\n{upsert(sel)}"
 
 
 def _encounter(c: Ctx) -> str:

@@ -94,16 +94,30 @@ def kin_cte(classes: tuple[str, ...] = (), where: str = "") -> str:
 )"""
 
 
-def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "") -> str:
+def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "",
+            pair_where: str = "") -> str:
     """The `rel` CTE; `where` (SQL over alias r) keeps only the rows a rule can use: a state
     or encounter reads only rows where its predicates hold, so the window passes sort a
-    few per cent of a dense scene's relation rows instead of all of them."""
+    few per cent of a dense scene's relation rows instead of all of them. `pair_where`
+    (SQL over alias p) keeps only the pairs with at least one row where it holds (an
+    overtake needs a row where its `during` holds: pairs walking in opposite directions
+    never have one)."""
     canon = ("\n    AND (length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)"
              if symmetric else "")
     keep = ("\n    AND r.track_id NOT IN (SELECT o.track_id FROM cls_out o)"
             "\n    AND r.other_id NOT IN (SELECT o.track_id FROM cls_out o)" if classes else "")
     keep += f"\n    AND ({where})" if where else ""
-    return f"""{_other_classes(classes)}rel AS (
+    pairs = ""
+    if pair_where:
+        keep += ("\n    AND (r.track_id, r.other_id) IN "
+                 "(SELECT q.track_id, q.other_id FROM rel_pairs q)")
+        pairs = f"""rel_pairs AS MATERIALIZED (
+  SELECT DISTINCT p.track_id, p.other_id
+  FROM features.relations p, win
+  WHERE p.source_id = $2 AND p.ts >= win.lo AND p.ts <= win.hi AND ({pair_where})
+),
+"""
+    return f"""{_other_classes(classes)}{pairs}rel AS (
   SELECT r.track_id, r.other_id, r.frame, r.ts, {REL_COLS},
          lag(r.ts) OVER (PARTITION BY r.track_id, r.other_id ORDER BY r.ts) AS prev_ts
   FROM features.relations r, win

@@ -109,7 +109,7 @@ def _side_by_side(rng: Rng, kind: str, lateral: tuple[float, float], near: bool)
 
 
 def accompany(rng: Rng, fps: float) -> Instance:
-    return _side_by_side(rng, "accompany", (0.9, 1.5), False)
+    return _side_by_side(rng, "accompany", (0.6, 1.2), False)  # v2 bound: 1.5 m
 
 
 def wide_side_by_side(rng: Rng, fps: float) -> Instance:

@@ -156,7 +156,8 @@ def simulate(config: SceneConfig) -> SimResult:
     for members in groups:
         for i, p in enumerate(members):
             for q in members[i + 1:]:
-                events += pair_events(tracks[p], tracks[q])
+                events += pair_events(tracks[p], tracks[q],
+                                      people=classes[p] == classes[q] == "pedestrian")
     events.sort(key=lambda e: (e["start"], e["type"], sorted(e["actors"].items())))
 
     lens = [len(tr.frames) for tr in tracks]

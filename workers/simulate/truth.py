@@ -234,16 +234,18 @@ def _unit(v: F64) -> F64:
 
 
 def _interval_events(kind: str, mask: NDArray[np.bool_], pv: PairView,
-                     actors: dict[str, str]) -> list[Event]:
+                     actors: dict[str, str], gap: float = 0.5,
+                     min_s: float = 5.0) -> list[Event]:
     out = []
-    for s, e in merge_runs(runs(mask), pv.frames, pv.fps, 0.5):
-        if _dur(pv.frames, s, e, pv.fps) >= 5.0 - EPS:
+    for s, e in merge_runs(runs(mask), pv.frames, pv.fps, gap):
+        if _dur(pv.frames, s, e, pv.fps) >= min_s - EPS:
             out.append(_event(kind, actors, pv.frames[s] / pv.fps, pv.frames[e] / pv.fps))
     return out
 
 
-def pair_events(a: Track, b: Track) -> list[Event]:
-    """Every pairwise event between a and b (both role orders)."""
+def pair_events(a: Track, b: Track, people: bool = True) -> list[Event]:
+    """Every pairwise event between a and b (both role orders); accompany, meet and
+    handover only when both are people (docs/events.md, v2)."""
     pv = PairView.of(a, b)
     if pv is None:
         return []
@@ -268,20 +270,22 @@ def pair_events(a: Track, b: Track) -> list[Event]:
     sym = {"a": x.id, "b": y.id}
     mid = _unit(_unit(pv.va) + _unit(pv.vb))
     lon, lat = pv.offsets(mid)
-    acc = ((np.abs(lon) < 1.0) & (np.abs(lat) >= 0.4) & (np.abs(lat) <= 2.0) & (hd < 20.0)
+    if not people:
+        return out
+    # v2: no lateral floor, at most 1.5 m sideways, gaps <= 2 s joined.
+    acc = ((np.abs(lon) < 1.0) & (np.abs(lat) <= 1.5) & (hd < 20.0)
            & moving & (np.hypot(mid[:, 0], mid[:, 1]) > 0.5))
-    out += _interval_events("accompany", acc, pv, sym)
+    out += _interval_events("accompany", acc, pv, sym, gap=2.0)
     dist = np.hypot(*(pv.pb - pv.pa).T)
+    # v2: every d < 2 run (gaps <= 5 s joined) lasting >= 4 s, standing or walking.
+    out += _interval_events("meet", dist < 2.0, pv, sym, gap=5.0, min_s=4.0)
     far = dist > 3.0
     close_runs = runs(dist < 2.0)
     for s, e in close_runs:
         parted = far[:s].any() and far[e + 1:].any()
         if not parted:
             continue
-        if (_dur(pv.frames, s, e, pv.fps) >= 4.0 - EPS and pv.sa[s:e + 1].mean() < 0.5
-                and pv.sb[s:e + 1].mean() < 0.5):
-            out.append(_event("meet", sym, t[s], t[e]))
-        elif _dur(pv.frames, s, e, pv.fps) < 4.0 - EPS:
+        if _dur(pv.frames, s, e, pv.fps) < 4.0 - EPS:
             slow = (dist[s:e + 1] < 1.2) & (pv.sa[s:e + 1] < 0.5) & (pv.sb[s:e + 1] < 0.5)
             for hs, he in runs(slow):
                 d = _dur(pv.frames, s + hs, s + he, pv.fps)
