@@ -22,12 +22,14 @@ from workers.errors import UserError
 from workers.ingest import IngestRequest, ingest
 from workers.ingest.kpf import KpfOptions
 from workers.ingest.krtd import parse_krtd
+from workers.pipeline.runner import tick
 from workers.rules import store
 from workers.rules.ontology import DEFAULT_PATH, load_ontology
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
 FPS = 10.0
+TIMES, EN_DASH = "\u00d7", "\u2013"  # as the messages write them
 
 
 def walkers(speed: float, seconds: float = 20.0, pair: bool = True) -> pl.DataFrame:
@@ -82,7 +84,7 @@ def test_implausible_speed(db: Conn, speed: float, shown: str) -> None:
     _, source = scene(db, "fast" if speed > 1 else "slow", speed)
     assert checks(db, source) == {
         "implausible_speed": f"source {'fast' if speed > 1 else 'slow'}-cam: people walk at a "
-                             f"median {shown} m/s (expected 0.8–2.0): check "
+                             f"median {shown} m/s (expected 0.8{EN_DASH}2.0): check "
                              "--units/--scale/--homography or --fps"}
 
 
@@ -120,7 +122,8 @@ def test_implausible_height(db: Conn) -> None:
     observe(db, source, 1.28)
     assert checks(db, source) == {
         "implausible_height": "source tall-cam: people come out 1.28 m tall: the camera "
-                              "model's scale is off by about ×1.33; distances and speeds are "
+                              f"model's scale is off by about {TIMES}1.33; distances and "
+                              "speeds are "
                               "scaled the same way — fix the calibration (or expect "
                               "thresholds to be met at the wrong distances)"}
     attributes = db.execute("SELECT attributes FROM ingest.sources WHERE source_id = %s",
@@ -129,11 +132,11 @@ def test_implausible_height(db: Conn) -> None:
     assert attributes["attributes"]["simulated"] == 1  # merged, not replaced
     assert attributes["attributes"]["observed"]["other"] == 2
     observe(db, source, 2.3)
-    assert "×0.74" in checks(db, source)["implausible_height"]
+    assert f"{TIMES}0.74" in checks(db, source)["implausible_height"]
 
 
 def test_no_candidates(db: Conn) -> None:
-    pid, source = scene(db, "lonely", 1.3, pair=False)
+    _, source = scene(db, "lonely", 1.3, pair=False)
     assert checks(db, source) == {
         "no_candidates": "source lonely-cam: features for 200 points but no candidates: the "
                          "active ontology's rules found nothing — check the units and "
@@ -164,6 +167,20 @@ def test_checks_stay_cheap_on_a_larger_source(db: Conn) -> None:
     assert plan is not None
     assert plan["QUERY PLAN"][0]["Execution Time"] < 1000
     assert "median 9.00 m/s" in checks(db, source)["implausible_speed"]
+
+
+def test_a_failing_check_does_not_fail_the_ticks(db: Conn) -> None:
+    """The tick runs the checks as role pipeline: without the grant they fail, the ticks
+    stay committed and the report says why."""
+    _, source = scene(db, "nogrant", 1.3, tick=False)
+    db.execute("REVOKE EXECUTE ON FUNCTION pipeline.source_checks(bigint) FROM pipeline")
+    db.commit()
+    report = tick(db, until_idle=True)
+    assert report.points == 350 and not report.errors
+    assert [w["code"] for w in report.warnings] == ["checks_failed"]
+    assert "permission denied for function source_checks" in report.warnings[0]["message"]
+    assert db.execute("SELECT pipeline.watermark(%s) IS NOT NULL AS ok",
+                      (source,)).fetchone() == {"ok": True}  # every stage ran
 
 
 # ---------------------------------------------------------------------------- the CLI
@@ -236,7 +253,7 @@ def test_kpf_ingest_records_person_heights_and_warns(db: Conn, tmp_path: Path,
     assert row["h"]["p50"] == pytest.approx(height_m, abs=1e-3)
     if height_m < 1.4:
         assert heard == [f"source gate: people come out {height_m:.2f} m tall: the camera "
-                         f"model's scale is off by about ×{1.7 / height_m:.2f}; distances "
+                         f"model's scale is off by about {TIMES}{1.7 / height_m:.2f}; distances "
                          "and speeds are scaled the same way — fix the calibration (or "
                          "expect thresholds to be met at the wrong distances)"]
     else:

@@ -3,6 +3,7 @@ projection, classes, stop/start track merge) and MEVA's shipped tracks.csv, in p
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from workers.ingest.kpf import (
     read_types,
 )
 from workers.ingest.krtd import parse_krtd, read_krtd
+from workers.ingest.load import observed_heights
 from workers.ingest.schema import FORMATS
 
 # A camera 10 m above the origin looking straight down: ground (x, y) ↔ pixel
@@ -117,6 +119,26 @@ def test_krtd_camera_below_ground_is_refused(tmp_path: Path) -> None:
         read_krtd(p)
     with pytest.raises(UserError, match="cannot read the camera model"):
         read_krtd(tmp_path / "none.krtd")
+
+
+def test_krtd_heights_of_upright_boxes() -> None:
+    """The z where the top's ray passes the vertical line through the bottom's ground point:
+    exact for a box drawn from a known person (straight down and level cameras)."""
+    down, level = parse_krtd(DOWN), parse_krtd(LEVEL)
+    for cam, foot in ((down, (0.0, 4.0)), (level, (3.0, 20.0)), (level, (-2.0, 12.0))):
+        for height in (1.1, 1.7, 2.05):
+            (u, bottom), (u_top, top) = cam.project(
+                np.array([[*foot, 0.0], [*foot, height]]))
+            if cam is level:
+                assert u_top == pytest.approx(u)
+            assert cam.object_heights(np.array([u]), np.array([top]),
+                                      np.array([bottom]))[0] == pytest.approx(height)
+    # Undefined: the bottom above the horizon, the top's ray vertical (the nadir).
+    hs = level.object_heights(np.array([960.0, 960.0]), np.array([50.0, 900.0]),
+                              np.array([100.0, 1040.0]))
+    assert math.isnan(hs[0]) and hs[1] == pytest.approx(10 - 10 * 360 / 500)
+    assert math.isnan(down.object_heights(np.array([960.0]), np.array([500.0]),
+                                          np.array([540.0]))[0])
 
 
 # ---------------------------------------------------------------------------- geom parser
@@ -243,6 +265,60 @@ def test_meva_geom_reproduces_the_shipped_tracks(clip: str) -> None:
         assert (joined[col] - joined[f"{col}_m"]).abs().max() <= tol, col  # type: ignore[operator]
     assert (joined["class"] == joined["class_m"]).all()
     assert seconds < 10, f"{clip}: {seconds:.1f} s"
+
+
+def test_reader_measures_person_heights(tmp_path: Path) -> None:
+    """Person tracks' median box heights (vehicles and short tracks left out)."""
+    cam = parse_krtd(DOWN)
+    lines = []
+    for track, height, n in ((7, 1.6, 40), (8, 1.9, 31), (9, 1.0, 29), (21, 1.2, 40)):
+        for f in range(n):
+            y = 2.0 + 0.05 * f
+            (u, bottom), (_, top) = cam.project(np.array([[0.0, y, 0.0], [0.0, y, height]]))
+            lines.append(geom_line(track, f, (u - 8, top, u + 8, bottom)))
+    geom = tmp_path / "h.geom.yml"
+    geom.write_text("".join(lines))
+    (tmp_path / "h.types.yml").write_text(
+        "- { types: { id1: 7, cset3: { person: 1.0 } } }\n"
+        "- { types: { id1: 8, cset3: { Person: 0.8, vehicle: 0.2 } } }\n"
+        "- { types: { id1: 9, cset3: { person: 1.0 } } }\n"
+        "- { types: { id1: 21, cset3: { vehicle: 1.0 } } }\n")
+    (tmp_path / "cam.krtd").write_text(DOWN)
+    reader = open_tracks(geom)
+    for _ in reader.chunks():
+        pass
+    kpf = reader._kpf
+    assert kpf is not None
+    assert kpf.person_heights() == pytest.approx({"7": 1.6, "8": 1.9})  # 9: 29 boxes only
+    assert observed_heights(kpf.person_heights()) == {"p10": 1.63, "p50": 1.75, "p90": 1.87,
+                                                      "tracks": 2}
+    assert observed_heights({}) is None
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("clip", MEVA_CLIPS)
+def test_meva_person_heights_match_the_conversion(clip: str) -> None:
+    """conversion.json's p10/p50/p90 counted the person tracks that take part in a truth
+    event; over those tracks the heights agree within 0.05 m. Over every person track (what
+    ingest stores), the median stays under 1.4 m: each clip gets the implausible_height
+    warning."""
+    folder = shared_data("labelled", "meva", clip)
+    raw = folder / "raw"
+    reader = open_tracks(raw / f"{clip}.geom.yml",
+                         kpf=KpfOptions(activities=raw / f"{clip}.activities.yml"))
+    for _ in reader.chunks():
+        pass
+    assert reader._kpf is not None
+    heights = reader._kpf.person_heights()
+    conversion = json.loads((folder / "conversion.json").read_text())
+    truth = json.loads((folder / "truth.json").read_text())
+    actors = {str(a) for e in truth["events"] for a in e["actors"].values()}
+    mine = np.percentile([h for t, h in heights.items() if t in actors], [10, 50, 90])
+    assert mine == pytest.approx(conversion["person_height_m_p10_p50_p90"], abs=0.05)
+    stored = observed_heights(heights)
+    assert stored is not None and stored["tracks"] >= 10
+    assert abs(stored["p50"] - conversion["person_height_m_p10_p50_p90"][1]) < 0.1
+    assert stored["p50"] < 1.4
 
 
 def test_ingest_command_kpf_options(tmp_path: Path) -> None:

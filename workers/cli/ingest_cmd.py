@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from workers.cli.output import console, err_console, print_json
@@ -117,7 +118,9 @@ def ingest_command(
         time_origin=_time_origin(time_origin), scene=scene, poses=poses,
         idempotency_key=idempotency_key, strict=strict,
         kpf=_kpf_options(file, fmt, fps, camera, types, activities,
-                         any(v is not None for v in (scale, homography, units))))
+                         any(v is not None for v in (scale, homography, units))),
+        on_warning=lambda m: err_console.print(f"[yellow]warning:[/] {escape(m)}",
+                                               highlight=False))
     with connect() as conn, _progress(not json_out, f"ingest {source}") as progress:
         # Before the session's first temporary table: keep the stage in memory.
         conn.execute("SET temp_buffers = '256MB'")

@@ -80,7 +80,7 @@ def _json_text(value: Any) -> str:
 @pipeline_app.command("settings")
 def settings_command(
     assignments: list[str] | None = typer.Argument(
-        None, metavar="[KEY=VALUE]...",
+        None, metavar="KEY=VALUE",
         help="Settings to change (KEY=default removes an override); none: show them."),
     project: str = typer.Option(..., "--project", "-p", help="Project as org/project."),
     source: str | None = typer.Option(

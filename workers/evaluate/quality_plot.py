@@ -18,7 +18,7 @@ def plot_quality(report: QualityReport, path: Path) -> Path:
     real = sorted(k for k in summary if k[0] != SIM_SET)
     labels = [f"{t}\n({s})" for s, t in real]
     f1_real = [summary[k].f1 for k in real]
-    f1_sim = [summary[(SIM_SET, t)].f1 if (SIM_SET, t) in summary else 0.0 for _, t in real]
+    f1_sim = [report.simulated_f1(s, t) or 0.0 for s, t in real]
     fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(real) + 1), 3.6))
     xs = range(len(real))
     ax.bar([x - 0.2 for x in xs], f1_real, width=0.4, label="recorded, human labels")

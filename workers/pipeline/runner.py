@@ -102,8 +102,7 @@ def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
             if all(s.status == "error" for s in sources):
                 break
         if checks and ticked:
-            report.warnings = source_warnings(conn, sorted(ticked))
-            conn.commit()
+            report.warnings = _checked(conn, sorted(ticked))
     except psycopg.Error as exc:
         conn.rollback()
         raise SecinfError(f"pipeline tick failed: {str(exc).strip()}") from exc
@@ -121,6 +120,20 @@ def source_warnings(conn: psycopg.Connection[Any],
     cur = conn.cursor(row_factory=dict_row)
     return [dict(r) for r in cur.execute(query("pipeline", "source_checks"),
                                          {"source_ids": source_ids}).fetchall()]
+
+
+def _checked(conn: psycopg.Connection[Any], source_ids: list[int]) -> list[dict[str, Any]]:
+    """source_warnings after the ticks have committed; a failing check is reported as a
+    warning of its own rather than failing the ticks."""
+    try:
+        warnings = source_warnings(conn, source_ids)
+    except psycopg.Error as exc:
+        conn.rollback()
+        return [{"source_id": None, "source": None, "code": "checks_failed",
+                 "message": f"the ticks are committed, but pipeline.source_checks failed: "
+                            f"{exc.diag.message_primary or str(exc).strip()}"}]
+    conn.commit()
+    return warnings
 
 
 def pipeline_status(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:

@@ -52,6 +52,8 @@ class NoiseConfig(_Model):
     id_switch_rate: float = Field(0.05, ge=0.0, le=1.0, description="chance a track switches id")
     false_tracks: int = Field(3, ge=0, le=10_000, description="short spurious tracks")
     fps_jitter: float = Field(0.05, ge=0.0, le=0.4, description="frame time sigma, in periods")
+    scale: float = Field(1.0, gt=0.0, le=10.0, description="calibration scale error: observed "
+                         "positions are true positions times this (truth stays in true metres)")
 
 
 class ZoneConfig(_Model):
@@ -116,6 +118,9 @@ class SceneConfig(_Model):
         (x0, y0), (x1, y1) = self.extent
         if not (x1 > x0 and y1 > y0):
             raise ValueError("extent must be [[xmin, ymin], [xmax, ymax]] with max > min")
+        if self.noise.scale != 1.0 and (self.zones or self.routes or self.triggers):
+            raise ValueError("noise.scale (a calibration error) applies to positions only: use "
+                             "it in scenes without zones, routes or triggers")
         names = [z.name for z in self.zones]
         if len(set(names)) != len(names):
             raise ValueError("zone names must be unique")

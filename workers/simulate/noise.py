@@ -131,6 +131,8 @@ def apply_noise(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps
         log.dropped = int((~keep).sum())
         pts = Points(pts.track[keep], pts.frame[keep], pts.xy[keep], pts.cls[keep],
                      pts.confidence[keep])
+    if cfg.scale != 1.0:
+        pts.xy = pts.xy * cfg.scale
     if cfg.jitter > 0:
         pts.xy = pts.xy + rng.normal(0.0, cfg.jitter, pts.xy.shape)
     n_frames = int(pts.frame.max()) + 1 if len(pts.frame) else 0
