@@ -36,3 +36,33 @@ def test_meva_preset_scales_observed_positions_not_truth() -> None:
 def test_scale_with_scene_geometry_is_refused() -> None:
     with pytest.raises(SimulationConfigError, match=r"noise\.scale"):
         preset_config("plaza", seed=0, noise={"scale": 0.8})
+
+
+def _pairs(truth: dict, etype: str) -> set[frozenset[str]]:
+    return {frozenset(e["actors"].values()) for e in truth["events"] if e["type"] == etype}
+
+
+def test_group_labels_name_every_group_pair_over_its_copresence_and_no_stranger() -> None:
+    result = simulate(preset_config("groups-2p5hz", seed=4, duration=150))
+    groups = [p for p in result.planted
+              if p["kind"] in ("accompany", "straggling_group", "standing_group")]
+    strangers = [p for p in result.planted if p["kind"] == "strangers_abreast"]
+    assert groups and strangers
+    labelled = _pairs(result.clean_truth, "accompany")
+    assert labelled == {frozenset(p["actors"]) for p in groups}
+    assert not labelled & {frozenset(p["actors"]) for p in strangers}
+    clean = result.clean
+    for e in result.clean_truth["events"]:
+        if e["type"] == "accompany":
+            seen = [clean.filter(pl.col("track_id") == a)["t"] for a in e["actors"].values()]
+            assert e["start"] == pytest.approx(max(float(s.min()) for s in seen))  # type: ignore[arg-type]
+            assert e["end"] == pytest.approx(min(float(s.max()) for s in seen))  # type: ignore[arg-type]
+
+
+def test_activity_labels_name_every_pair_of_a_talking_group() -> None:
+    result = simulate(preset_config("meva-30fps", seed=5, duration=150))
+    talks = [p for p in result.planted if p["kind"] in ("talk_group", "walk_talk", "meet")]
+    assert any(len(p["actors"]) > 2 for p in talks)
+    want = {frozenset((a, b)) for p in talks for i, a in enumerate(p["actors"])
+            for b in p["actors"][i + 1:]}
+    assert _pairs(result.clean_truth, "meet") == want

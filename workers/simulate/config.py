@@ -22,7 +22,8 @@ EVENT_TYPES: tuple[str, ...] = (
 # Planted scenario kinds; "enter" and "exit" are planted together by "pass_through".
 ScenarioKind = Literal[
     "pass_through", "dwell", "stop", "follow", "accompany", "overtake",
-    "meet", "handover", "choose_route", "startle",
+    "meet", "handover", "choose_route", "startle", "straggling_group", "standing_group",
+    "strangers_abreast", "talk_group", "walk_talk",
 ]
 NearMissKind = Literal[
     "wide_side_by_side", "far_follow", "zone_graze", "slow_down", "wide_pass",
@@ -112,6 +113,12 @@ class SceneConfig(_Model):
     near_misses: dict[NearMissKind, int] = Field(default_factory=dict)
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    truth_style: Literal["definitions", "group_labels", "activity_labels"] = Field(
+        "definitions", description="definitions: every event the definitions hold (complete); "
+        "group_labels: accompany written the way ETH/UCY annotators write it, one label per "
+        "pair of a group over the whole time both are seen, and none for strangers; "
+        "activity_labels: meet written the way MEVA annotators write it, one label per pair "
+        "of a conversation over the time both take part")
 
     @model_validator(mode="after")
     def _consistent(self) -> SceneConfig:

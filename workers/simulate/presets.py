@@ -113,12 +113,18 @@ def _crowd(agents: int, duration: float) -> dict[str, Any]:
 
 def _groups_2p5hz() -> dict[str, Any]:
     """ETH/UCY-like: walking groups among a dense two-way crowd, sampled at 2.5 Hz with the
-    small jitter of hand-annotated positions (measured on zara01/02: a few cm)."""
+    small jitter of hand-annotated positions (measured on zara01/02: a few cm); groups that
+    straggle or stand, strangers who walk abreast for a few seconds; truth written as the
+    annotators write it (one label per group pair over its co-presence)."""
     return {
         "fps": 2.5, "extent": [[0, 0], [200, 140]], "headings": [0.0, 180.0],
-        "scenarios": {"accompany": 12, "follow": 4, "overtake": 4, "meet": 4},
+        # Mix measured on the labelled ETH/UCY scenes: most group pairs walk abreast; about
+        # one in seven straggles or stands; strangers walk abreast now and then.
+        "scenarios": {"accompany": 12, "straggling_group": 2, "standing_group": 1,
+                      "strangers_abreast": 2, "follow": 2, "overtake": 2},
         "near_misses": {"wide_side_by_side": 6, "far_follow": 4, "crossing": 4,
                         "wide_pass": 3},
+        "truth_style": "group_labels",
         "background": {"agents": 300, "region": [[150, 0], [200, 140]], "cyclist_share": 0.0},
         "noise": {"jitter": 0.03, "drop_rate": 0.0, "id_switch_rate": 0.02, "false_tracks": 0,
                   "fps_jitter": 0.0},
@@ -128,14 +134,17 @@ def _groups_2p5hz() -> dict[str, Any]:
 def _meva_30fps() -> dict[str, Any]:
     """MEVA-like: 30 fps boxes projected to the ground (jitter ~0.15 m per frame), a camera
     model whose scale is 0.75 of the truth (people come out ~1.3 m tall), conversations
-    standing and walking, handovers, vehicles stopping, tracks breaking into new ids."""
+    standing in circles and walking, seen only while they talk, handovers, stops, tracks
+    breaking into new ids; meet truth written as MEVA's annotators write it."""
     return {
         "fps": 30.0, "extent": [[0, 0], [160, 120]],
-        "scenarios": {"meet": 8, "accompany": 6, "handover": 3, "stop": 4, "follow": 2},
+        "scenarios": {"talk_group": 6, "walk_talk": 3, "meet": 2, "handover": 2, "stop": 3,
+                      "follow": 2},
         "near_misses": {"crossing": 4, "wide_side_by_side": 3, "slow_down": 2},
         "background": {"agents": 20, "region": [[130, 0], [160, 120]], "cyclist_share": 0.0},
         "noise": {"jitter": 0.15, "drop_rate": 0.02, "id_switch_rate": 0.08, "false_tracks": 3,
                   "fps_jitter": 0.0, "scale": 0.75},
+        "truth_style": "activity_labels",
     }
 
 

@@ -14,6 +14,7 @@ from . import background as bg_mod
 from . import behaviours as bh
 from .config import EVENT_TYPES, SceneConfig
 from .geometry import as_array, bbox_distance
+from .labels import labelled_truth
 from .noise import CLASSES, Points, apply_noise, remap_events
 from .placement import Placer
 from .truth import (
@@ -158,6 +159,8 @@ def simulate(config: SceneConfig) -> SimResult:
             for q in members[i + 1:]:
                 events += pair_events(tracks[p], tracks[q],
                                       people=classes[p] == classes[q] == "pedestrian")
+    if cfg.truth_style != "definitions":
+        events = labelled_truth(cfg.truth_style, events, placed.instances, groups, tracks, fps)
     events.sort(key=lambda e: (e["start"], e["type"], sorted(e["actors"].items())))
 
     lens = [len(tr.frames) for tr in tracks]
