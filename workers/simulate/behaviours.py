@@ -113,11 +113,11 @@ def accompany(rng: Rng, fps: float) -> Instance:
 
 
 def straggling_group(rng: Rng, fps: float) -> Instance:
-    """Two people walking together, one of whom falls 1.5-2.0 m behind for 2.5-4 s
+    """Two people walking together, one of whom falls 1.4-1.8 m behind for 2-3.5 s
     and catches up (real groups do: ETH/UCY, docs/quality.md)."""
     v, lat = _ped(rng), float(rng.uniform(0.6, 1.2))
-    first, lag_s = float(rng.uniform(10, 16)), float(rng.uniform(2.5, 4.0))
-    lag = float(rng.uniform(1.5, 2.0))
+    first, lag_s = float(rng.uniform(10, 16)), float(rng.uniform(2.0, 3.5))
+    lag = float(rng.uniform(1.4, 1.8))
     a = PathBuilder("pedestrian", 0.0, lat / 2).to(first + v * lag_s + 14.0, lat / 2, v).build()
     b = PathBuilder("pedestrian", 0.0, -lat / 2).to(first, -lat / 2, v)
     b.move(v * lag_s - lag, 0.0, v - lag / lag_s).move(lag, 0.0, v * 1.4)
@@ -150,10 +150,10 @@ def strangers_abreast(rng: Rng, fps: float) -> Instance:
 
 
 def talk_group(rng: Rng, fps: float) -> Instance:
-    """Two to four people standing in a circle of 0.5-1.6 m radius, talking for 8-60 s,
+    """Two to four people standing in a circle of 0.5-1.5 m radius, talking for 8-60 s,
     seen only while they talk (MEVA tracks a person while an activity lasts): the pairs
     across a wide circle stand more than 2 m apart."""
-    n, r = int(rng.integers(2, 5)), float(rng.uniform(0.5, 1.6))
+    n, r = int(rng.integers(2, 5)), float(rng.uniform(0.5, 1.5))
     stand, start = float(rng.uniform(8.0, 60.0)), float(rng.uniform(0.0, 2.0))
     phase = float(rng.uniform(0, 2 * math.pi))
     scripts = []
