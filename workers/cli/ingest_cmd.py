@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -22,19 +22,12 @@ from workers.ingest import IngestRequest, Rejected, ingest
 from workers.ingest.formats import detect_format, parse_mapping
 from workers.ingest.kpf import KpfOptions
 from workers.ingest.load import Progress as ProgressFn
-from workers.ingest.schema import FORMATS
+from workers.ingest.schema import FORMATS, parse_iso_time
 from workers.ingest.summary import render_errors
 
 
 def _time_origin(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UserError(f"--time-origin {value!r}: use an ISO timestamp such as "
-                        "2026-01-01T00:00:00Z") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None if value is None else parse_iso_time(value)
 
 
 def _kpf_options(file: Path | None, fmt: str | None, fps: float | None,

@@ -11,17 +11,8 @@ from rich.table import Table
 from workers.cli.output import console, err_console, print_json
 from workers.evaluate.quality import SIM_SET, QualityReport, quality_report
 from workers.evaluate.quality_plot import plot_quality
+from workers.evaluate.tune import parse_seeds
 from workers.simulate import PRESETS
-
-
-def _seeds(spec: str) -> list[int]:
-    try:
-        if "-" in spec:
-            lo, hi = (int(x) for x in spec.split("-", 1))
-            return list(range(lo, hi + 1))
-        return [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError as exc:
-        raise typer.BadParameter(f"{spec!r}: use a range such as 1-3 or a list 1,4") from exc
 
 
 def _tables(report: QualityReport) -> tuple[Table, Table]:
@@ -62,7 +53,7 @@ def quality_command(
     database: precision, recall and F1 per judged type per scene, and per set."""
     names = [p.strip() for p in presets.split(",") if p.strip()]
     with err_console.status("quality report…") as status:
-        report = quality_report(labelled, names, _seeds(seeds),
+        report = quality_report(labelled, names, parse_seeds(seeds),
                                 progress=lambda msg: status.update(f"quality report: {msg}"))
     for reason in report.skipped:
         err_console.print(f"[yellow]skipped:[/] {reason}", highlight=False)

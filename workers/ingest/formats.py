@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workers.errors import UserError
+from workers.ingest.files import open_binary
 from workers.ingest.kpf import KpfGeomReader, KpfOptions
 from workers.ingest.schema import BAD, CANONICAL, FORMATS, OPTIONAL, REQUIRED, ROW
 
@@ -67,14 +68,6 @@ def parse_mapping(spec: str | None) -> dict[str, str]:
                             f"x=pos_x,y=pos_y; canonical names are {', '.join(CANONICAL)}")
         out[key] = value
     return out
-
-
-def open_binary(path: Path) -> IO[bytes]:
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the file ({exc.strerror}); check the path "
-                        "and its permissions") from exc
 
 
 def line_blocks(fh: IO[bytes], block_bytes: int) -> Iterator[bytes]:

@@ -29,12 +29,13 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import polars as pl
 import yaml
 
 from workers.errors import UserError
+from workers.ingest.files import open_binary
 from workers.ingest.krtd import Camera, read_krtd
 
 KPF_FPS = 30.0
@@ -168,19 +169,11 @@ def read_activities(path: Path) -> list[Activity]:
 
 
 # ---------------------------------------------------------------------------- geom
-def _open(path: Path) -> IO[bytes]:
-    try:
-        return path.open("rb")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the KPF geom file ({exc.strerror}); check "
-                        "the path") from exc
-
-
 def _line_blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes]]:
     """(1-based number of the block's first line, block of whole lines)."""
     line_no = 1
     rest = b""
-    with _open(path) as fh:
+    with open_binary(path) as fh:
         while True:
             block = fh.read(block_bytes)
             if not block:
@@ -241,7 +234,7 @@ def geom_chunks(path: Path, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[pl
                                                                            int]]:
     """(chunk of geom records, bytes of the file it covers); see parse_geom_lines. `_row` is
     the record's line (block style: its record number)."""
-    with _open(path) as fh:
+    with open_binary(path) as fh:
         head = fh.read(1 << 16)
     if _BLOCK_GEOM.search(head):
         yield _yaml_geom(path), path.stat().st_size

@@ -170,3 +170,13 @@ def ts_from_seconds(origin: datetime, seconds: str = "t") -> pl.Expr:
     microsecond (what ingest stores; Postgres timestamps have microsecond resolution)."""
     micros = (pl.col(seconds) * 1e6).round(0).cast(pl.Int64)
     return pl.lit(origin) + pl.duration(microseconds=micros)
+
+
+def parse_iso_time(value: str, flag: str = "--time-origin") -> datetime:
+    """An ISO timestamp (a trailing Z allowed) as an aware datetime; naive means UTC."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UserError(f"{flag} {value!r}: use an ISO timestamp such as "
+                        "2026-01-01T00:00:00Z") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

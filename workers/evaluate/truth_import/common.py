@@ -9,12 +9,13 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 from workers.errors import UserError
 from workers.evaluate.truth import parse_truth
+from workers.ingest.schema import parse_iso_time
 
 DEFAULT_TIME_ORIGIN = "2026-01-01T00:00:00Z"
 """The origin `secinf ingest` and `secinf simulate` use unless told otherwise."""
@@ -101,13 +102,7 @@ def parse_time_origin(value: str | None) -> str:
     """An ISO time → the truth file's `time_origin` text (UTC, `Z`)."""
     if value is None:
         return DEFAULT_TIME_ORIGIN
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise UserError(f"--time-origin {value!r}: use an ISO timestamp such as "
-                        "2026-01-01T00:00:00Z") from exc
-    parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    return parsed.isoformat().replace("+00:00", "Z")
+    return parse_iso_time(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def truth_document(source: str, time_origin: str,
