@@ -94,18 +94,19 @@ BEGIN
   -- The local line over ts in [ts - h, ts + h] of the same segment (RANGE by time: a dropped
   -- frame narrows the window's count, not its span).
   fit AS (
-    SELECT s.track_id, s.frame, s.ts, s.segment, s.dt, s.e,
-           avg(s.x) OVER w AS mx, avg(s.y) OVER w AS my, avg(s.e) OVER w AS me,
-           regr_slope(s.x, s.e) OVER w AS bx, regr_slope(s.y, s.e) OVER w AS by
+    SELECT s.track_id, s.frame, s.ts, s.segment, s.dt, s.e, s.x AS raw_x, s.y AS raw_y,
+           regr_slope(s.x, s.e) OVER w AS bx, regr_intercept(s.x, s.e) OVER w AS ax,
+           regr_slope(s.y, s.e) OVER w AS by, regr_intercept(s.y, s.e) OVER w AS ay
     FROM seg s
     WINDOW w AS (PARTITION BY s.track_id, s.segment ORDER BY s.ts
                  RANGE BETWEEN v_half PRECEDING AND v_half FOLLOWING)
   ),
-  -- Fitted position, and the previous row's (for the backward-difference fallback).
+  -- Fitted position (the line at the row's time; the raw point when the window holds only
+  -- the row itself).
   pos AS (
     SELECT f.track_id, f.frame, f.ts, f.segment, f.dt, f.bx, f.by,
-           f.mx + coalesce(f.bx * (f.e - f.me), 0.0) AS x,
-           f.my + coalesce(f.by * (f.e - f.me), 0.0) AS y
+           coalesce(f.ax + f.bx * f.e, f.raw_x) AS x,
+           coalesce(f.ay + f.by * f.e, f.raw_y) AS y
     FROM fit f
     OFFSET 0
   ),

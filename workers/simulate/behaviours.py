@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -111,72 +110,6 @@ def _side_by_side(rng: Rng, kind: str, lateral: tuple[float, float], near: bool)
 def accompany(rng: Rng, fps: float) -> Instance:
     return _side_by_side(rng, "accompany", (0.6, 1.2), False)  # v2 bound: 1.5 m
 
-
-def straggling_group(rng: Rng, fps: float) -> Instance:
-    """Two people walking together, one of whom falls 1.4-1.8 m behind for 2-3.5 s
-    and catches up (real groups do: ETH/UCY, docs/quality.md)."""
-    v, lat = _ped(rng), float(rng.uniform(0.6, 1.2))
-    first, lag_s = float(rng.uniform(10, 16)), float(rng.uniform(2.0, 3.5))
-    lag = float(rng.uniform(1.4, 1.8))
-    a = PathBuilder("pedestrian", 0.0, lat / 2).to(first + v * lag_s + 14.0, lat / 2, v).build()
-    b = PathBuilder("pedestrian", 0.0, -lat / 2).to(first, -lat / 2, v)
-    b.move(v * lag_s - lag, 0.0, v - lag / lag_s).move(lag, 0.0, v * 1.4)
-    b.to(first + v * lag_s + 14.0, -lat / 2, v)
-    return Instance("straggling_group", [a, b.build()])
-
-
-def standing_group(rng: Rng, fps: float) -> Instance:
-    """Two people who arrive together and stand side by side for 20-60 s (a group waiting:
-    labelled as a group, but not walking)."""
-    v, lat = _ped(rng), float(rng.uniform(0.6, 1.1))
-    stand = float(rng.uniform(20.0, 60.0))
-    a = PathBuilder("pedestrian", -10.0, lat / 2).to(0.0, lat / 2, v).wait(stand)
-    a.to(12.0, lat / 2, v)
-    b = PathBuilder("pedestrian", -10.0, -lat / 2).to(0.0, -lat / 2, v).wait(stand)
-    b.to(12.0, -lat / 2, v)
-    return Instance("standing_group", [a.build(), b.build()])
-
-
-def strangers_abreast(rng: Rng, fps: float) -> Instance:
-    """Two strangers whose paths join for 5-9 s side by side at 0.9-1.4 m in a crowd, then
-    part: by the definitions an accompany (and a meet), never labelled as a group."""
-    v, lat = _ped(rng), float(rng.uniform(0.9, 1.4))
-    along = v * float(rng.uniform(5.5, 9.0))
-    a = PathBuilder("pedestrian", 0.0, lat / 2).prepend(-8.0, 8.0, v)
-    a.move(along, 0.0, v).move(8.0, 8.0, v)
-    b = PathBuilder("pedestrian", 0.0, -lat / 2).prepend(-8.0, -8.0, v)
-    b.move(along, 0.0, v).move(8.0, -8.0, v)
-    return Instance("strangers_abreast", [a.build(), b.build()])
-
-
-def talk_group(rng: Rng, fps: float) -> Instance:
-    """Two to four people standing in a circle of 0.5-1.5 m radius, talking for 8-60 s,
-    seen only while they talk (MEVA tracks a person while an activity lasts): the pairs
-    across a wide circle stand more than 2 m apart."""
-    n, r = int(rng.integers(2, 5)), float(rng.uniform(0.5, 1.5))
-    stand, start = float(rng.uniform(8.0, 60.0)), float(rng.uniform(0.0, 2.0))
-    phase = float(rng.uniform(0, 2 * math.pi))
-    scripts = []
-    for k in range(n):
-        ang = phase + 2 * math.pi * k / n
-        b = PathBuilder("pedestrian", r * math.cos(ang), r * math.sin(ang), t=start * (k % 2))
-        scripts.append(b.wait(stand - start * (k % 2)).build())
-    return Instance("talk_group", scripts)
-
-
-def walk_talk(rng: Rng, fps: float) -> Instance:
-    """Two people talking while they walk abreast at 0.6-1.0 m for 20-60 s, seen only then."""
-    v, lat = float(rng.uniform(0.9, 1.4)), float(rng.uniform(0.6, 1.0))
-    length = v * float(rng.uniform(20.0, 60.0))
-    a = PathBuilder("pedestrian", 0.0, lat / 2).to(length, lat / 2, v).build()
-    b = PathBuilder("pedestrian", 0.0, -lat / 2).to(length, -lat / 2, v).build()
-    return Instance("walk_talk", [a, b])
-
-
-# Instances whose members an annotator lists as one group (config truth_style "group_labels").
-GROUP_KINDS = frozenset({"accompany", "straggling_group", "standing_group"})
-# Instances whose members an annotator labels as talking (truth_style "activity_labels").
-TALK_KINDS = frozenset({"meet", "talk_group", "walk_talk"})
 
 
 def wide_side_by_side(rng: Rng, fps: float) -> Instance:
@@ -292,15 +225,6 @@ def spontaneous_change(rng: Rng, fps: float) -> Instance:
     return Instance("spontaneous_change", [b.build()], near_miss=True)
 
 
-FREE: dict[str, Callable[[Rng, float], Instance]] = {
-    "stop": stop, "follow": follow, "accompany": accompany, "overtake": overtake,
-    "meet": meet, "handover": handover, "startle": startle,
-    "straggling_group": straggling_group, "standing_group": standing_group,
-    "strangers_abreast": strangers_abreast, "talk_group": talk_group, "walk_talk": walk_talk,
-    "slow_down": slow_down, "far_follow": far_follow, "wide_side_by_side": wide_side_by_side,
-    "wide_pass": wide_pass, "crossing": crossing, "trigger_ignored": trigger_ignored,
-    "spontaneous_change": spontaneous_change,
-}
 
 
 # --- zones and routes (anchored) -----------------------------------------------------

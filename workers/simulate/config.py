@@ -23,8 +23,12 @@ EVENT_TYPES: tuple[str, ...] = (
 ScenarioKind = Literal[
     "pass_through", "dwell", "stop", "follow", "accompany", "overtake",
     "meet", "handover", "choose_route", "startle", "straggling_group", "standing_group",
-    "strangers_abreast", "talk_group", "walk_talk",
+    "strangers_abreast", "talk_group", "walk_talk", "walking_group", "conversation",
+    "vehicle_stop",
 ]
+# Kinds a `layout: mingled` scene can hold (groups that cross the crowd).
+MINGLED_KINDS = frozenset({"walking_group", "standing_group"})
+TrackClass = Literal["pedestrian", "cyclist", "vehicle"]
 NearMissKind = Literal[
     "wide_side_by_side", "far_follow", "zone_graze", "slow_down", "wide_pass",
     "crossing", "trigger_ignored", "spontaneous_change", "short_stay",
@@ -55,6 +59,19 @@ class NoiseConfig(_Model):
     fps_jitter: float = Field(0.05, ge=0.0, le=0.4, description="frame time sigma, in periods")
     scale: float = Field(1.0, gt=0.0, le=10.0, description="calibration scale error: observed "
                          "positions are true positions times this (truth stays in true metres)")
+    jitter_tau: float = Field(0.0, ge=0.0, le=60.0, description="correlation time of the "
+                              "position noise, seconds (0: independent per frame)")
+    jitter_hold: bool = Field(False, description="the noise keeps its value and jumps to a new "
+                              "one at random moments (mean interval jitter_tau): a box that "
+                              "sticks and jumps")
+    clip_to_events: bool = Field(False, description="a track that takes part in an event is "
+                                 "observed only from its first event's start to its last "
+                                 "event's end (MEVA tracks people during activities)")
+    break_rate: float = Field(0.0, ge=0.0, le=1.0, description="chance that a track with events "
+                              "breaks inside one of them and goes on under a new id")
+    untracked_stops: list[TrackClass] = Field(
+        default_factory=list, description="classes not tracked while they stand: a stop of "
+        "theirs is a gap in the data, and the track resumes under a new id")
 
 
 class ZoneConfig(_Model):
@@ -94,6 +111,8 @@ class BackgroundConfig(_Model):
     agents: int = Field(0, ge=0, le=1_000_000)
     region: tuple[Point, Point] | None = None
     cyclist_share: float = Field(0.2, ge=0.0, le=1.0)
+    walker_speed: tuple[float, float] = Field(
+        (0.7, 1.6), description="speed range of walkers in a mingled crowd, m/s")
 
 
 class SceneConfig(_Model):
@@ -113,6 +132,10 @@ class SceneConfig(_Model):
     near_misses: dict[NearMissKind, int] = Field(default_factory=dict)
     background: BackgroundConfig = Field(default_factory=BackgroundConfig)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
+    layout: Literal["isolated", "mingled"] = Field(
+        "isolated", description="isolated: planted groups >= 10 m from each other and from the "
+        "background lanes; mingled: the extent is a camera's view that walkers and groups "
+        "cross in both directions among each other (truth covers every pair)")
     truth_style: Literal["definitions", "group_labels", "activity_labels"] = Field(
         "definitions", description="definitions: every event the definitions hold (complete); "
         "group_labels: accompany written the way ETH/UCY annotators write it, one label per "
@@ -149,6 +172,15 @@ class SceneConfig(_Model):
             raise ValueError("zone scenarios need at least one zone of kind 'zone'")
         if self.scenarios.get("choose_route", 0) > 0 and not self.routes:
             raise ValueError("choose_route scenarios need routes")
+        if self.layout == "mingled":
+            bad = sorted(k for k in wanted if k not in MINGLED_KINDS)
+            if bad or self.triggers or self.routes:
+                raise ValueError(
+                    f"layout 'mingled' holds only {', '.join(sorted(MINGLED_KINDS))} and zones "
+                    f"(no triggers or routes); got {', '.join(bad) or 'triggers/routes'}")
+        lo, hi = self.background.walker_speed
+        if not 0.2 <= lo <= hi <= 3.0:
+            raise ValueError("background.walker_speed must be [low, high] within 0.2-3.0 m/s")
         region = self.background.region
         if region is not None:
             (bx0, by0), (bx1, by1) = region

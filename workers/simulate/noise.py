@@ -1,9 +1,11 @@
 """Observation noise applied to clean points after truth is computed.
 
-Order: id switches (which rename the tail of a track), false tracks, dropped
-points, position jitter, confidences, frame-time jitter. Truth spans never
-contain an id switch: a switch frame is drawn only outside every event of that
-track widened by SWITCH_MARGIN seconds, so each event keeps exactly one id.
+Order: what a tracker sees (observe.py: tracks clipped to their events, stops not
+tracked, breaks inside events), id switches (which rename the tail of a track), false
+tracks, dropped points, scale, position jitter, confidences, frame-time jitter. An id switch
+never falls inside an event: a switch frame is drawn only outside every event of that track
+widened by SWITCH_MARGIN seconds. A break (`break_rate`) does, on purpose; truth then names
+the id the track had when the event began.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from numpy.typing import NDArray
 from .config import NoiseConfig
 from .geometry import F64, as_array, distance_to_segments, points_in_polygon
 from .motion import I64
+from .observe import Rename, breaks, clip_mask, correlated_noise, rename_actor, untracked_stops
 
 SWITCH_MARGIN = 3.0
 CLASSES = ("pedestrian", "cyclist", "vehicle")
@@ -36,16 +39,19 @@ class Points:
 
 @dataclass
 class NoiseLog:
-    switches: list[tuple[int, int, int]] = field(default_factory=list)  # old, frame, new
+    switches: list[Rename] = field(default_factory=list)  # old, frame, new
     false_tracks: list[int] = field(default_factory=list)
     dropped: int = 0
+    renames: list[Rename] = field(default_factory=list)  # every rename, in order applied
+    breaks: int = 0
+    untracked_stops: int = 0
+    clipped: int = 0
 
 
 def _switches(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps: float,
-              rng: np.random.Generator, next_id: int) -> tuple[NoiseLog, int]:
-    log = NoiseLog()
+              rng: np.random.Generator, next_id: int, log: NoiseLog) -> int:
     if cfg.id_switch_rate <= 0:
-        return log, next_id
+        return next_id
     busy: dict[int, list[tuple[float, float]]] = {}
     for ev in events:
         for actor in ev["actors"].values():
@@ -68,8 +74,9 @@ def _switches(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps: 
         tail = order[s:e][frames >= f_switch]
         pts.track[tail] = next_id
         log.switches.append((tid, f_switch, next_id))
+        log.renames.append((tid, f_switch, next_id))
         next_id += 1
-    return log, next_id
+    return next_id
 
 
 def _false_tracks(pts: Points, cfg: NoiseConfig, fps: float, duration: float,
@@ -116,7 +123,10 @@ def apply_noise(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps
     """Return noisy points (a copy) and a log of what was done."""
     pts = Points(pts.track.copy(), pts.frame.copy(), pts.xy.copy(), pts.cls.copy())
     next_id = int(pts.track.max()) + 1 if len(pts.track) else 1
-    log, next_id = _switches(pts, events, cfg, fps, rng, next_id)
+    log = NoiseLog()
+    pts, next_id = _observe(pts, events, cfg, fps, rng, next_id, log)
+    current = remap_events(events, log, fps)
+    next_id = _switches(pts, current, cfg, fps, rng, next_id, log)
     pts.confidence = np.clip(rng.normal(0.85, 0.07, len(pts.track)), 0.3, 0.99).astype(np.float32)
     polys = [as_array(z.polygon) for z in zones]
     extra = _false_tracks(pts, cfg, fps, duration, extent, polys, triggers, rng, next_id, log)
@@ -133,7 +143,10 @@ def apply_noise(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps
                      pts.confidence[keep])
     if cfg.scale != 1.0:
         pts.xy = pts.xy * cfg.scale
-    if cfg.jitter > 0:
+    if cfg.jitter > 0 and cfg.jitter_tau > 0:
+        pts.xy = pts.xy + correlated_noise(pts.track, pts.frame, cfg.jitter, cfg.jitter_tau,
+                                           cfg.jitter_hold, fps, rng)
+    elif cfg.jitter > 0:
         pts.xy = pts.xy + rng.normal(0.0, cfg.jitter, pts.xy.shape)
     n_frames = int(pts.frame.max()) + 1 if len(pts.frame) else 0
     offsets = np.zeros(n_frames)
@@ -143,14 +156,36 @@ def apply_noise(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps
     return pts, log
 
 
+def _subset(pts: Points, keep: NDArray[np.bool_]) -> Points:
+    return Points(pts.track[keep], pts.frame[keep], pts.xy[keep], pts.cls[keep])
+
+
+def _observe(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps: float,
+             rng: np.random.Generator, next_id: int, log: NoiseLog) -> tuple[Points, int]:
+    """Clip tracks to their events, leave stops untracked, break tracks (observe.py)."""
+    if cfg.clip_to_events:
+        keep = clip_mask(pts.track, pts.frame, events, fps)
+        log.clipped = int((~keep).sum())
+        pts = _subset(pts, keep)
+    if cfg.untracked_stops:
+        classes = [CLASSES.index(c) for c in cfg.untracked_stops]
+        before = len(log.renames)
+        keep, next_id = untracked_stops(pts.track, pts.frame, pts.cls, classes, events, fps,
+                                        next_id, log.renames)
+        log.untracked_stops = len(log.renames) - before
+        pts = _subset(pts, keep)
+    if cfg.break_rate > 0:
+        before = len(log.renames)
+        next_id = breaks(pts.track, pts.frame, events, cfg.break_rate, fps, rng, next_id,
+                         log.renames)
+        log.breaks = len(log.renames) - before
+    return pts, next_id
+
+
 def remap_events(events: list[dict[str, Any]], log: NoiseLog, fps: float) -> list[dict[str, Any]]:
-    """Rename actors whose event lies after their track's id switch."""
-    switch = {old: (frame / fps, new) for old, frame, new in log.switches}
-    out = []
-    for ev in events:
-        actors = {}
-        for role, tid in ev["actors"].items():
-            sw = switch.get(int(tid))
-            actors[role] = str(sw[1]) if sw is not None and ev["start"] >= sw[0] else tid
-        out.append({**ev, "actors": actors})
-    return out
+    """Name every actor by the id its track has when the event begins (after switches,
+    breaks and resumed stops; an event that spans a break keeps the earlier id)."""
+    if not log.renames:
+        return events
+    return [{**ev, "actors": {role: rename_actor(tid, ev["start"], log.renames, fps)
+                              for role, tid in ev["actors"].items()}} for ev in events]

@@ -46,6 +46,7 @@ class Placement:
     agents: list[PlacedAgent] = field(default_factory=list)
     triggers: list[PlacedTrigger] = field(default_factory=list)
     instances: list[Instance] = field(default_factory=list)
+    offsets: list[float] = field(default_factory=list)  # per instance: its time shift, s
     dropped: dict[str, int] = field(default_factory=dict)
 
 
@@ -152,6 +153,7 @@ class Placer:
             self.occupied.update(keys.tolist())
             group = len(self.result.instances)
             self.result.instances.append(inst)
+            self.result.offsets.append(dt)
             for s, (f, p) in zip(scripts, samples, strict=True):
                 self.result.agents.append(PlacedAgent(s, f, p, group))
             if trig is not None:

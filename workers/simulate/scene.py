@@ -14,6 +14,7 @@ from . import background as bg_mod
 from . import behaviours as bh
 from .config import EVENT_TYPES, SceneConfig
 from .geometry import as_array, bbox_distance
+from .kinds import FREE
 from .labels import labelled_truth
 from .noise import CLASSES, Points, apply_noise, remap_events
 from .placement import Placer
@@ -68,7 +69,7 @@ def _place_all(cfg: SceneConfig, rng_build: np.random.Generator, placer: Placer)
         placer.reserve_trigger(trig.name, trig.t, pos, trig.radius)
     for kind, n in (("startle", startles), ("trigger_ignored", counts.get("trigger_ignored", 0))):
         for _ in range(n):
-            placer.try_place(bh.FREE[kind](rng_build, fps))
+            placer.try_place(FREE[kind](rng_build, fps))
     # 2. anchored: zones and routes.
     region = cfg.background.region if cfg.background.agents > 0 else None
     zones = [z for z in cfg.zones if z.kind == "zone" and (
@@ -100,12 +101,12 @@ def _place_all(cfg: SceneConfig, rng_build: np.random.Generator, placer: Placer)
         else:
             placer.record_drop(kind)
     # 3. free scenarios, interleaved so that any shortage of space is shared.
-    free = [k for k in bh.FREE if k not in ("startle", "trigger_ignored")]
+    free = [k for k in FREE if k not in ("startle", "trigger_ignored")]
     rounds = max((counts.get(k, 0) for k in free), default=0)
     for r in range(rounds):
         for kind in free:
             if r < counts.get(kind, 0):
-                placer.try_place(bh.FREE[kind](rng_build, fps))
+                placer.try_place(FREE[kind](rng_build, fps))
 
 
 def simulate(config: SceneConfig) -> SimResult:
