@@ -14,6 +14,23 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT p_half_s + 3 * p_gap + 1.0 $$;
 
+-- The sampling period of a source: the median step between a track's consecutive points over
+-- its newest kinematics rows up to p_to (2.5 Hz data numbered at 25 fps steps 0.4 s, not
+-- 1 / fps; a CSV with a t column may have no fps at all), else 1 / fps, else NULL. What
+-- "k rows" means in seconds for zone hysteresis and rule gap tolerances.
+CREATE OR REPLACE FUNCTION features.sampling_period_s(p_source bigint, p_to timestamptz)
+RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(
+    (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY k1.dt)
+     FROM (SELECT k.dt FROM features.kinematics k
+           WHERE k.source_id = p_source AND k.ts <= p_to AND k.dt IS NOT NULL
+           ORDER BY k.ts DESC LIMIT 2000) k1),
+    (SELECT 1.0 / s.fps FROM ingest.sources s WHERE s.source_id = p_source))
+$$;
+
 -- Wrap an angle difference in degrees into [-180, 180). No SET clause on purpose: a SQL
 -- function with one is never inlined, and this runs once per row (arithmetic only).
 CREATE OR REPLACE FUNCTION features.wrap_deg(p_deg double precision) RETURNS double precision

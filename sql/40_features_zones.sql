@@ -19,8 +19,12 @@ DECLARE
 BEGIN
   SELECT s.project_id, coalesce(s.fps, 1.0) INTO v_project, v_fps
   FROM ingest.sources s WHERE s.source_id = p_source;
+  -- k rows of the source's own sampling period (not of its frame numbering): 1 s is 10 rows
+  -- at 10 fps, 3 rows at 2.5 Hz, 30 rows at 30 fps.
   v_k := greatest(1, coalesce(pipeline.setting_int(v_project, 'hysteresis_frames'),
-                              ceil(pipeline.setting_float(v_project, 'hysteresis_s') * v_fps)::integer));
+                              ceil(pipeline.setting_float(v_project, 'hysteresis_s')
+                                   / coalesce(features.sampling_period_s(p_source, p_to),
+                                              1.0 / v_fps) - 1e-9)::integer));
 
   SELECT array_agg(t.track_id) INTO v_tracks
   FROM (SELECT DISTINCT k.track_id FROM features.kinematics k

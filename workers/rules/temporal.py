@@ -53,13 +53,8 @@ def window_cte(lookback_s: float) -> str:
     return f"""win AS (
   SELECT s.project_id, s.source_id, s.time_origin,
          coalesce(s.fps, 10.0) AS fps,
-         -- The sampling period: the median step between a track's points (2.5 Hz data
-         -- numbered at 25 fps steps 0.4 s, not 1 / fps), from the newest kinematics rows.
-         coalesce((SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY k1.dt)
-                   FROM (SELECT k.dt FROM features.kinematics k
-                         WHERE k.source_id = s.source_id AND k.ts <= $4::timestamptz
-                           AND k.dt IS NOT NULL
-                         ORDER BY k.ts DESC LIMIT 2000) k1),
+         -- The sampling period (the median step between a track's points, not 1 / fps).
+         coalesce(features.sampling_period_s(s.source_id, $4::timestamptz),
                   1.0 / coalesce(s.fps, 10.0)) AS step_s,
          greatest($3::timestamptz - {secs(lookback_s)}, '-infinity'::timestamptz) AS lo,
          $4::timestamptz AS hi,
