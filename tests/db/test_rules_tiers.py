@@ -22,10 +22,10 @@ Conn = psycopg.Connection[dict[str, Any]]
 ORIGIN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 FPS = 10
 # track: (stop start s, stop length s) in a 20 s walk at 1 m/s; stop min_duration_s is 2.0,
-# max_gap_s 0.3. "split" stops for 3.0 s but moves at 6.4-6.7 s: a 0.5 s gap between its
-# stopped rows, more than 0.3 s, within 0.3 / 0.5 = 0.6 s.
-STOPS = {"short": (5.0, 1.2), "tiny": (5.0, 0.8), "long": (5.0, 3.0), "split": (5.0, 3.0)}
-MOVING = {"split": (6.35, 6.75)}
+# max_gap_s 1.0. "split" stops for 4.0 s but moves at 6.3-7.7 s: a 1.6 s gap between its
+# stopped rows, more than 1.0 s, within 1.0 / 0.5 = 2.0 s.
+STOPS = {"short": (5.0, 1.2), "tiny": (5.0, 0.8), "long": (5.0, 3.0), "split": (5.0, 4.0)}
+MOVING = {"split": (6.25, 7.75)}
 
 
 def _scene(db: Conn, pid: str) -> int:
@@ -70,7 +70,7 @@ def test_recall_tier_emitted_and_strict_output_unchanged(db: Conn) -> None:
     strict = _run(db, _scene(db, plain))
     assert [(r["type"], r["actor"], r["tier"]) for r in strict] == [("stop", "long", "strict")]
     assert strict[0]["dur"] == pytest.approx(3.0)
-    # the "split" fragments (1.3 s, 1.2 s) are both shorter than 2.0 s: no strict candidate
+    # the "split" fragments (1.2 s, 1.2 s) are both shorter than 2.0 s: no strict candidate
 
     tiered = make_project(db, "acme", "tiered")
     store.load(db, tiered, with_recall_tier(load_ontology(DEFAULT_PATH), 0.5))
@@ -79,8 +79,8 @@ def test_recall_tier_emitted_and_strict_output_unchanged(db: Conn) -> None:
         ("stop", "long", "strict"), ("stop", "short", "recall"),  # 0.8 s < 0.5 x 2.0: none
         ("stop", "split", "recall"), ("stop", "split", "recall"), ("stop", "split", "recall")]
     long_, short = rows[:2]
-    # the split stop: both fragments and, merged over the 0.5 s gap, the whole 3.0 s
-    assert [round(r["dur"], 2) for r in rows[2:]] == [1.3, 3.0, 1.2]
+    # the split stop: both fragments and, merged over the 1.6 s gap, the whole 4.0 s
+    assert [round(r["dur"], 2) for r in rows[2:]] == [1.2, 4.0, 1.2]
     keep = ("rule_score", "start_ts", "end_ts")
     assert {k: long_[k] for k in keep} == {k: strict[0][k] for k in keep}
     assert short["dur"] == pytest.approx(1.2)

@@ -14,7 +14,6 @@ from workers.simulate import (
     EVENT_TYPES,
     FORMATS,
     PRESETS,
-    NoiseConfig,
     SimulationConfigError,
     load_config,
     preset_config,
@@ -38,7 +37,7 @@ def _build_config(preset: str, config: Path | None, seed: int, duration: float |
             raise SimulationConfigError(
                 f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
         return preset_config(preset, seed, duration=duration, agents=agents,
-                             noise={**NoiseConfig().model_dump(), **noise}, **top)
+                             noise=noise, **top)
     cfg = load_config(config)
     data = cfg.model_dump()
     data.update(top)

@@ -64,9 +64,9 @@ class NoiseConfig(_Model):
     jitter_hold: bool = Field(False, description="the noise keeps its value and jumps to a new "
                               "one at random moments (mean interval jitter_tau): a box that "
                               "sticks and jumps")
-    clip_to_events: bool = Field(False, description="a track that takes part in an event is "
-                                 "observed only from its first event's start to its last "
-                                 "event's end (MEVA tracks people during activities)")
+    clip_to_events: list[TrackClass] = Field(
+        default_factory=list, description="classes whose tracks exist only from their first "
+        "event's start to their last event's end (MEVA tracks a person during an activity)")
     break_rate: float = Field(0.0, ge=0.0, le=1.0, description="chance that a track with events "
                               "breaks inside one of them and goes on under a new id")
     untracked_stops: list[TrackClass] = Field(

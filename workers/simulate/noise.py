@@ -164,7 +164,8 @@ def _observe(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps: f
              rng: np.random.Generator, next_id: int, log: NoiseLog) -> tuple[Points, int]:
     """Clip tracks to their events, leave stops untracked, break tracks (observe.py)."""
     if cfg.clip_to_events:
-        keep = clip_mask(pts.track, pts.frame, events, fps)
+        keep = clip_mask(pts.track, pts.frame, pts.cls,
+                         [CLASSES.index(c) for c in cfg.clip_to_events], events, fps)
         log.clipped = int((~keep).sum())
         pts = _subset(pts, keep)
     if cfg.untracked_stops:

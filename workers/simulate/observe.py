@@ -1,7 +1,8 @@
 """What a real tracker or annotator sees of a clean track (config `noise`, after truth).
 
-* clip_to_events: a track with events exists only from its first event's start to its last
-  event's end (MEVA tracks a person while an activity lasts, so the approach is not seen).
+* clip_to_events: a track of these classes with events exists only from its first event's
+  start to its last event's end (MEVA tracks a person while an activity lasts, so the
+  approach is not seen).
 * untracked_stops: a stop of one of these classes is a gap: the standing points are not in
   the data and the track resumes under a new id (MEVA vehicles).
 * break_rate: a track breaks inside one of its events and goes on under a new id.
@@ -44,17 +45,26 @@ def _spans(events: Sequence[dict[str, Any]]) -> dict[int, list[tuple[float, floa
     return out
 
 
-def clip_mask(track: I64, frame: I64, events: Sequence[dict[str, Any]],
-              fps: float) -> NDArray[np.bool_]:
-    """Points kept when each track with events is seen only over its events' hull."""
+def clip_mask(track: I64, frame: I64, cls: NDArray[np.int8], classes: Sequence[int],
+              events: Sequence[dict[str, Any]], fps: float) -> NDArray[np.bool_]:
+    """Points kept when each track of `classes` with events is seen only over its events'
+    hull."""
     keep = np.ones(len(track), dtype=bool)
+    cls_of = _class_of(track, cls)
     for tid, spans in _spans(events).items():
+        if cls_of.get(tid) not in classes:
+            continue
         lo = min(s for s, _ in spans)
         hi = max(e for _, e in spans)
         mine = track == tid
         t = frame[mine] / fps
         keep[mine] = (t >= lo - 1e-9) & (t <= hi + 1e-9)
     return keep
+
+
+def _class_of(track: I64, cls: NDArray[np.int8]) -> dict[int, int]:
+    ids, first = np.unique(track, return_index=True)
+    return dict(zip(ids.tolist(), cls[first].tolist(), strict=True))
 
 
 def _rename_tail(track: I64, frame: I64, cur: int, f: int, new: int) -> None:
@@ -67,8 +77,7 @@ def untracked_stops(track: I64, frame: I64, cls: NDArray[np.int8], classes: Sequ
     """Drop the standing points of every stop of an actor of `classes`; the points after
     it get a new id. Returns the points kept and the next free id."""
     keep = np.ones(len(track), dtype=bool)
-    ids, first = np.unique(track, return_index=True)
-    cls_of = dict(zip(ids.tolist(), cls[first].tolist(), strict=True))
+    cls_of = _class_of(track, cls)
     stops = sorted((float(e["start"]), float(e["end"]), int(e["actors"]["actor"]))
                    for e in events if e["type"] == "stop")
     for start, end, tid in stops:

@@ -1,7 +1,8 @@
-"""Built-in scenes: plaza, corridor, intersection, crowd, and two modelled on recorded
+"""Built-in scenes: plaza, corridor, intersection, crowd, and four modelled on recorded
 data: groups-2p5hz (ETH/UCY-like: 2.5 Hz, a dense crowd, walking groups, smooth annotated
 positions) and meva-30fps (MEVA-like: 30 fps, box jitter of tens of centimetres, a camera
-whose scale is 0.75 of the truth, conversations standing and walking, id breaks)."""
+whose scale is 0.75 of the truth, conversations standing and walking, id breaks), and their
+measured successors groups-real and meva-real (presets_real.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 
 from .background import HEADWAY, LANE_SPACING
 from .config import SceneConfig, SimulationConfigError, validate_config
+from .presets_real import REAL_PRESETS
 
-PRESETS = ("plaza", "corridor", "intersection", "crowd", "groups-2p5hz", "meva-30fps")
+PRESETS = ("plaza", "corridor", "intersection", "crowd", "groups-2p5hz", "meva-30fps",
+           *REAL_PRESETS)
 DEFAULT_DURATION = 300.0
 
 
@@ -151,12 +154,13 @@ def _meva_30fps() -> dict[str, Any]:
 
 
 _DEFAULT_AGENTS = {"plaza": 12, "corridor": 0, "intersection": 0, "crowd": 600,
-                   "groups-2p5hz": 300, "meva-30fps": 20}
+                   "groups-2p5hz": 300, "meva-30fps": 20,
+                   **{name: agents for name, (_, agents) in REAL_PRESETS.items()}}
 
 
 def preset_config(name: str, seed: int = 0, **overrides: Any) -> SceneConfig:
     """A preset scene; overrides replace top-level fields (`agents` sets background.agents,
-    `noise` is merged). Scenario counts scale with duration."""
+    `noise` is merged into the preset's noise). Scenario counts scale with duration."""
     if name not in PRESETS:
         raise SimulationConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
     duration = float(overrides.pop("duration", None) or DEFAULT_DURATION)
@@ -173,6 +177,8 @@ def preset_config(name: str, seed: int = 0, **overrides: Any) -> SceneConfig:
         data = _groups_2p5hz()
     elif name == "meva-30fps":
         data = _meva_30fps()
+    elif name in REAL_PRESETS:
+        data = REAL_PRESETS[name][0]()
     else:
         data = _crowd(agents, duration)
     if agents and "background" not in data:
@@ -184,7 +190,8 @@ def preset_config(name: str, seed: int = 0, **overrides: Any) -> SceneConfig:
         data[key] = {k: max(1, round(n * scale)) for k, n in data[key].items() if n > 0}
     noise = overrides.pop("noise", None)
     if noise is not None:
-        data["noise"] = noise if isinstance(noise, dict) else noise.model_dump()
+        given = noise if isinstance(noise, dict) else noise.model_dump()
+        data["noise"] = {**data.get("noise", {}), **given}
     data.update({"preset": name, "seed": seed, "duration": duration})
     data.update({k: v for k, v in overrides.items() if v is not None})
     return validate_config(data)

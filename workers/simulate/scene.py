@@ -12,6 +12,7 @@ import polars as pl
 
 from . import background as bg_mod
 from . import behaviours as bh
+from . import mingled
 from .config import EVENT_TYPES, SceneConfig
 from .geometry import as_array, bbox_distance
 from .kinds import FREE
@@ -21,6 +22,7 @@ from .placement import Placer
 from .truth import (
     Track,
     TriggerDef,
+    close_pairs,
     pair_events,
     route_defs,
     single_actor_events,
@@ -109,6 +111,15 @@ def _place_all(cfg: SceneConfig, rng_build: np.random.Generator, placer: Placer)
                 placer.try_place(FREE[kind](rng_build, fps))
 
 
+def _interacting(cfg: SceneConfig, groups: list[list[int]],
+                 tracks: list[Track]) -> list[tuple[int, int]]:
+    """Pairs whose pairwise events are computed: in an isolated scene the members of each
+    planted group (nobody else comes within 10 m); in a mingled one every close pair."""
+    if cfg.layout == "mingled":
+        return close_pairs(tracks, 10.0)
+    return [(p, q) for members in groups for i, p in enumerate(members) for q in members[i + 1:]]
+
+
 def simulate(config: SceneConfig) -> SimResult:
     """Generate one scene deterministically from config (and its seed)."""
     started = time.perf_counter()
@@ -116,10 +127,13 @@ def simulate(config: SceneConfig) -> SimResult:
     fps = cfg.fps
     r_build, r_place, r_bg, r_noise, r_ids = (
         np.random.default_rng(s) for s in np.random.SeedSequence(cfg.seed).spawn(5))
-    placer = Placer(cfg, r_place)
-    _place_all(cfg, r_build, placer)
-    placed = placer.result
-    back = bg_mod.generate(cfg, r_bg)
+    if cfg.layout == "mingled":
+        placed, back = mingled.populate(cfg, r_place)
+    else:
+        placer = Placer(cfg, r_place)
+        _place_all(cfg, r_build, placer)
+        placed = placer.result
+        back = bg_mod.generate(cfg, r_bg)
 
     # Agents: scripted first, then background; ids by first frame.
     n_script = len(placed.agents)
@@ -155,13 +169,12 @@ def simulate(config: SceneConfig) -> SimResult:
     groups: list[list[int]] = [[] for _ in placed.instances]
     for k, a in enumerate(placed.agents):
         groups[a.group].append(k)
-    for members in groups:
-        for i, p in enumerate(members):
-            for q in members[i + 1:]:
-                events += pair_events(tracks[p], tracks[q],
-                                      people=classes[p] == classes[q] == "pedestrian")
+    for p, q in _interacting(cfg, groups, tracks):
+        events += pair_events(tracks[p], tracks[q],
+                              people=classes[p] == classes[q] == "pedestrian")
     if cfg.truth_style != "definitions":
-        events = labelled_truth(cfg.truth_style, events, placed.instances, groups, tracks, fps)
+        events = labelled_truth(cfg.truth_style, events, placed.instances, groups, tracks, fps,
+                                placed.offsets)
     events.sort(key=lambda e: (e["start"], e["type"], sorted(e["actors"].items())))
 
     lens = [len(tr.frames) for tr in tracks]
@@ -210,6 +223,8 @@ def simulate(config: SceneConfig) -> SimResult:
         "planted": dict(Counter(p["kind"] for p in planted)),
         "dropped_scenarios": placed.dropped,
         "background_agents": back.placed, "id_switches": len(log.switches),
+        "breaks": log.breaks, "untracked_stops": log.untracked_stops,
+        "clipped_points": log.clipped,
         "false_tracks": len(log.false_tracks), "dropped_points": log.dropped,
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -300,3 +300,25 @@ def zone_defs(zones: Iterable[Any]) -> list[ZoneDef]:
 
 def route_defs(routes: Iterable[Any]) -> list[RouteDef]:
     return [RouteDef(r.name, r.from_zone, as_array(r.polyline)) for r in routes]
+
+
+def close_pairs(tracks: Sequence[Track], radius: float = 10.0) -> list[tuple[int, int]]:
+    """Index pairs (i < j) of tracks that are within `radius` at some common frame: every
+    pairwise definition needs that (follow: <= 8.1 m; overtake: < 3.6 m when beside)."""
+    if len(tracks) < 2:
+        return []
+    frames = np.concatenate([tr.frames for tr in tracks])
+    owner = np.repeat(np.arange(len(tracks)), [len(tr.frames) for tr in tracks])
+    xy = np.vstack([tr.xy for tr in tracks])
+    order = np.argsort(frames, kind="stable")
+    frames, owner, xy = frames[order], owner[order], xy[order]
+    cuts = np.flatnonzero(np.diff(frames)) + 1
+    found: set[tuple[int, int]] = set()
+    for who, pos in zip(np.split(owner, cuts), np.split(xy, cuts), strict=True):
+        if len(who) < 2:
+            continue
+        d = np.hypot(pos[:, None, 0] - pos[None, :, 0], pos[:, None, 1] - pos[None, :, 1])
+        ii, jj = np.nonzero(np.triu(d < radius, 1))
+        lo, hi = np.minimum(who[ii], who[jj]), np.maximum(who[ii], who[jj])
+        found.update(zip(lo.tolist(), hi.tolist(), strict=True))
+    return sorted(found)
