@@ -51,5 +51,6 @@ GRANT EXECUTE ON FUNCTION api.create_job(text, jsonb), api.job(bigint)
 -- ---------------------------------------------------------------- jobs (the worker)
 -- The rules_backfill job runs the compiled rules as `pipeline` (workers/queue/api_jobs.py →
 -- workers.rules.store.backfill), outside pipeline.tick's owner rights; the generated SQL
--- calls this helper (workers/rules/compile.py).
-GRANT EXECUTE ON FUNCTION features.wrap_deg(double precision) TO pipeline;
+-- calls these helpers (workers/rules/compile.py, temporal.py).
+GRANT EXECUTE ON FUNCTION features.wrap_deg(double precision),
+  features.sampling_period_s(bigint, timestamptz) TO pipeline;
