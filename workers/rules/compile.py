@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from .compile_zones import route_choice, zone_stay, zone_transition
-from .context import CLOSE_MARGIN_S, Ctx, kin_cte, rel_cte
+from .context import CANONICAL_PAIR, CLOSE_MARGIN_S, Ctx, kin_cte, rel_cte
 from .ontology import EventType, Ontology
 from .temporal import (
     closed,
@@ -76,7 +76,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...]) -> str:
     plus the intervals that a gap tolerance of eps / recall_factor forms (fragments of one
     event split by dropped or noisy rows, merged) where they differ from a strict interval
     (tier recall)."""
-    hold = c.pred("hysteresis") if "hysteresis" in c.et.predicates else c.pred("condition")
+    hold = c.hold()
     core, margin, aggs = c.pred("condition"), c.margin("condition"), evidence_aggs(c.evidence)
     cols = ", ".join(keys)
     isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs)
@@ -147,9 +147,8 @@ def _pair_sequence(c: Ctx) -> str:
 def _encounter(c: Ctx) -> str:
     keys = "track_id, other_id"
     cond = c.pred("condition")
-    hold = c.pred("hysteresis") if "hysteresis" in c.et.predicates else cond
     aggs = evidence_aggs(c.evidence)
-    isl = islands("rel", keys, cond, hold, c.margin("condition"), c.et.max_gap_s,
+    isl = islands("rel", keys, cond, c.hold(), c.margin("condition"), c.et.max_gap_s,
                   "avg(f.speed) AS mean_speed, avg(f.other_speed) AS mean_other_speed"
                   + (f",\n         {aggs}" if aggs else ""))
     # `rel` holds only the rows where the condition (or its hysteresis) holds: the islands,
@@ -164,7 +163,7 @@ def _encounter(c: Ctx) -> str:
   SELECT r.track_id, r.other_id, min(r.ts) AS first_far, max(r.ts) AS last_far
   FROM features.relations r, win
   WHERE r.source_id = $2 AND r.ts >= win.lo AND r.ts <= win.hi AND r.distance > {far}
-    AND (length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)
+    AND {CANONICAL_PAIR}
   GROUP BY r.track_id, r.other_id
 ),
 """

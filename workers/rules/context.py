@@ -41,12 +41,16 @@ class Ctx:
     def pred(self, field: str, alias: str = "b") -> str:
         return parse_predicate(self.et.predicates[field], self.et.table or "").sql(alias)
 
+    def hold(self, alias: str = "b") -> str:
+        """The predicate that keeps an interval alive: the hysteresis, else the condition."""
+        field = "hysteresis" if "hysteresis" in self.et.predicates else "condition"
+        return self.pred(field, alias)
+
     def held(self, alias: str) -> str:
         """Rows where the type's condition or its hysteresis holds (the rows its islands
         are made of), over `alias`."""
-        hold = f" OR ({self.pred('hysteresis', alias)})" if "hysteresis" in self.et.predicates \
-            else ""
-        return f"({self.pred('condition', alias)}){hold}"
+        core = f"({self.pred('condition', alias)})"
+        return f"{core} OR ({self.hold(alias)})" if "hysteresis" in self.et.predicates else core
 
     def margin(self, field: str, alias: str = "b") -> str:
         return parse_predicate(self.et.predicates[field], self.et.table or "").margin_sql(alias)
@@ -94,6 +98,10 @@ def kin_cte(classes: tuple[str, ...] = (), where: str = "") -> str:
 )"""
 
 
+# One order of each unordered pair (symmetric types), over alias r.
+CANONICAL_PAIR = "(length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)"
+
+
 def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "",
             pair_where: str = "") -> str:
     """The `rel` CTE; `where` (SQL over alias r) keeps only the rows a rule can use: a state
@@ -102,8 +110,7 @@ def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "",
     (SQL over alias p) keeps only the pairs with at least one row where it holds (an
     overtake needs a row where its `during` holds: pairs walking in opposite directions
     never have one)."""
-    canon = ("\n    AND (length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)"
-             if symmetric else "")
+    canon = f"\n    AND {CANONICAL_PAIR}" if symmetric else ""
     keep = ("\n    AND r.track_id NOT IN (SELECT o.track_id FROM cls_out o)"
             "\n    AND r.other_id NOT IN (SELECT o.track_id FROM cls_out o)" if classes else "")
     keep += f"\n    AND ({where})" if where else ""
