@@ -287,7 +287,7 @@ def test_reader_measures_person_heights(tmp_path: Path) -> None:
     reader = open_tracks(geom)
     for _ in reader.chunks():
         pass
-    kpf = reader._kpf
+    kpf = reader.kpf_geom
     assert kpf is not None
     assert kpf.person_heights() == pytest.approx({"7": 1.6, "8": 1.9})  # 9: 29 boxes only
     assert observed_heights(kpf.person_heights()) == {"p10": 1.63, "p50": 1.75, "p90": 1.87,
@@ -308,8 +308,8 @@ def test_meva_person_heights_match_the_conversion(clip: str) -> None:
                          kpf=KpfOptions(activities=raw / f"{clip}.activities.yml"))
     for _ in reader.chunks():
         pass
-    assert reader._kpf is not None
-    heights = reader._kpf.person_heights()
+    assert reader.kpf_geom is not None
+    heights = reader.kpf_geom.person_heights()
     conversion = json.loads((folder / "conversion.json").read_text())
     truth = json.loads((folder / "truth.json").read_text())
     actors = {str(a) for e in truth["events"] for a in e["actors"].values()}

@@ -15,14 +15,14 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from workers.errors import UserError
-from workers.ingest.files import open_binary
+from workers.ingest.files import line_blocks, open_binary
 from workers.ingest.kpf import KpfGeomReader, KpfOptions
 from workers.ingest.schema import BAD, CANONICAL, FORMATS, OPTIONAL, REQUIRED, ROW
 
@@ -70,24 +70,6 @@ def parse_mapping(spec: str | None) -> dict[str, str]:
     return out
 
 
-def line_blocks(fh: IO[bytes], block_bytes: int) -> Iterator[bytes]:
-    """Blocks of whole lines (the last may lack a newline)."""
-    rest = b""
-    while True:
-        block = fh.read(block_bytes)
-        if not block:
-            if rest.strip():
-                yield rest
-            return
-        block = rest + block
-        cut = block.rfind(b"\n")
-        if cut < 0:
-            rest = block
-            continue
-        rest = block[cut + 1:]
-        yield block[: cut + 1]
-
-
 def check_utf8(block: bytes, path: Path) -> None:
     try:
         block.decode("utf-8")
@@ -113,9 +95,15 @@ class TrackReader:
     bytes_read: int = 0
     size: int = 0
     kpf: KpfOptions | None = None
-    """KPF side files and time base (default: KPF_OPTIONS, else found beside the file)."""
+    """KPF side files and time base (default: found beside the file)."""
     _header: list[str] = field(default_factory=list)
     _kpf: KpfGeomReader | None = None
+
+    @property
+    def kpf_geom(self) -> KpfGeomReader | None:
+        """The KPF geom reader of an opened KPF file (its measured person heights), else
+        None."""
+        return self._kpf
 
     # ------------------------------------------------------------------ opening
     def open(self) -> TrackReader:

@@ -35,7 +35,7 @@ import polars as pl
 import yaml
 
 from workers.errors import UserError
-from workers.ingest.files import open_binary
+from workers.ingest.files import line_blocks, open_binary
 from workers.ingest.krtd import Camera, read_krtd
 
 KPF_FPS = 30.0
@@ -172,22 +172,10 @@ def read_activities(path: Path) -> list[Activity]:
 def _line_blocks(path: Path, block_bytes: int) -> Iterator[tuple[int, bytes]]:
     """(1-based number of the block's first line, block of whole lines)."""
     line_no = 1
-    rest = b""
     with open_binary(path) as fh:
-        while True:
-            block = fh.read(block_bytes)
-            if not block:
-                if rest:
-                    yield line_no, rest
-                return
-            block = rest + block
-            cut = block.rfind(b"\n")
-            if cut < 0:
-                rest = block
-                continue
-            rest = block[cut + 1:]
-            yield line_no, block[: cut + 1]
-            line_no += block.count(b"\n", 0, cut + 1)
+        for block in line_blocks(fh, block_bytes):
+            yield line_no, block
+            line_no += block.count(b"\n")
 
 
 def _decode(block: bytes, path: Path) -> str:

@@ -29,8 +29,8 @@ from psycopg.types.json import Jsonb
 from workers import tenancy
 from workers.db.queries import query
 from workers.errors import UserError
-from workers.ingest.formats import open_tracks
-from workers.ingest.kpf import KpfGeomReader, KpfOptions
+from workers.ingest.formats import TrackReader, open_tracks
+from workers.ingest.kpf import KpfOptions
 from workers.ingest.poses import PoseReader
 from workers.ingest.scene import SceneFile, normalise_scene, read_scene
 from workers.ingest.schema import DEFAULT_TIME_ORIGIN, ResolvedSource, RowError, SourceSpec
@@ -186,12 +186,6 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
     return summary
 
 
-def _kpf_reader(reader: Any) -> KpfGeomReader | None:
-    """The KPF geom reader inside a TrackReader (workers/ingest/formats.py), if any."""
-    kpf = getattr(reader, "_kpf", None)
-    return kpf if isinstance(kpf, KpfGeomReader) else None
-
-
 def observed_heights(heights: dict[str, float]) -> dict[str, Any] | None:
     """p10/p50/p90 (m, linear interpolation) of per-track median heights, and the number
     of tracks; None without any."""
@@ -202,10 +196,10 @@ def observed_heights(heights: dict[str, float]) -> dict[str, Any] | None:
             "p90": round(float(p90), 3), "tracks": len(heights)}
 
 
-def _record_observed(conn: Conn, source_id: int, reader: Any) -> dict[str, Any]:
+def _record_observed(conn: Conn, source_id: int, reader: TrackReader) -> dict[str, Any]:
     """Store what the batch measured in ingest.sources.attributes -> 'observed' (merged
     key by key; a KPF batch replaces `person_height_m`). Returns what was stored."""
-    kpf = _kpf_reader(reader)
+    kpf = reader.kpf_geom
     heights = observed_heights(kpf.person_heights()) if kpf is not None else None
     if heights is None:
         return {}

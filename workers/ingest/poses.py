@@ -17,8 +17,8 @@ from typing import Any
 import polars as pl
 
 from workers.errors import UserError
-from workers.ingest.files import open_binary
-from workers.ingest.formats import BLOCK_BYTES, check_utf8, line_blocks
+from workers.ingest.files import line_blocks, open_binary
+from workers.ingest.formats import BLOCK_BYTES, check_utf8
 from workers.ingest.schema import ErrorLog, RowError
 
 KEYPOINTS = 17
