@@ -73,8 +73,7 @@ SELECT pipeline.register_stage('kinematics',
          'features.compute_kinematics(bigint, timestamptz, timestamptz)', 10);
 SELECT pipeline.register_stage('zone_presence',
          'features.compute_zone_presence(bigint, timestamptz, timestamptz)', 20);
-SELECT pipeline.register_stage('relations',
-         'features.compute_relations(bigint, timestamptz, timestamptz)', 30);
+-- No relations stage: pair rows are computed when read (sql/40_features_relations.sql).
 SELECT pipeline.register_stage('change_points',
          'features.compute_change_points(bigint, timestamptz, timestamptz)', 40);
 

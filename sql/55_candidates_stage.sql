@@ -4,6 +4,43 @@
 -- Range contract (docs/rules.md): each rule recomputes [p_from - lookback, p_to] and emits
 -- only closed intervals, so overlapping ticks and backfills never duplicate a candidate.
 
+-- The pair rows of a range, in the session's temporary table pg_temp.pair_rows, from the
+-- active ontology's fill statement (rules.ontologies.pair_rows_sql: features.pair_rows()
+-- over the widest lookback of its pair rules, filtered to the rows one of them can use;
+-- workers/rules/pair_rows.py). Every compiled pair rule reads that table, so the grid join
+-- runs once per range instead of once per rule, and nothing is written to a shared table.
+-- The table is dropped at commit. A hash join is right at every size here (freshly written
+-- kinematics may have no statistics yet); the temporary table is analyzed for the rules'
+-- plans at target 10 (3,000 sampled rows: 0.02 s instead of 0.18 s at 400k rows).
+CREATE OR REPLACE FUNCTION candidates.fill_pair_rows(p_sql text, p_project uuid,
+                                                     p_source bigint, p_from timestamptz,
+                                                     p_to timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+SET jit = off
+SET enable_nestloop = off
+SET enable_mergejoin = off
+SET client_min_messages = warning
+SET default_statistics_target = 10
+AS $$
+DECLARE
+  v_rows bigint;
+BEGIN
+  CREATE TEMP TABLE IF NOT EXISTS pair_rows (
+    track_id text, other_id text, frame bigint, ts timestamptz, distance double precision,
+    bearing double precision, lon_offset double precision, lat_offset double precision,
+    speed double precision, other_speed double precision, rel_speed double precision,
+    approach_speed double precision, heading_diff double precision
+  ) ON COMMIT DROP;
+  TRUNCATE pg_temp.pair_rows;
+  EXECUTE p_sql USING p_project, p_source, p_from, p_to;
+  GET DIAGNOSTICS v_rows = ROW_COUNT;
+  ANALYZE pg_temp.pair_rows;
+  RETURN v_rows;
+END
+$$;
+
 -- Run every compiled rule of the source's project's active ontology over a range; returns
 -- the number of candidates inserted (updates of existing ones are not counted).
 CREATE OR REPLACE FUNCTION candidates.run_rules(p_source bigint, p_from timestamptz,
@@ -14,6 +51,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_project uuid;
+  v_fill    text;
   v_total   bigint := 0;
   v_rows    bigint;
   r         record;
@@ -21,6 +59,11 @@ BEGIN
   SELECT s.project_id INTO v_project FROM ingest.sources s WHERE s.source_id = p_source;
   IF v_project IS NULL OR p_to IS NULL THEN
     RETURN 0;
+  END IF;
+  SELECT o.pair_rows_sql INTO v_fill FROM rules.ontologies o
+  WHERE o.project_id = v_project AND o.active;
+  IF v_fill IS NOT NULL THEN
+    PERFORM candidates.fill_pair_rows(v_fill, v_project, p_source, p_from, p_to);
   END IF;
   FOR r IN
     SELECT c.type, c.sql FROM rules.compiled c

@@ -15,7 +15,9 @@ GRANT SELECT ON ALL TABLES IN SCHEMA features TO pipeline;
 GRANT SELECT ON features.zone_presence, features.change_points, features.watermarks TO analyst;
 -- Hypertables: column privileges only for RLS-bound roles (see 02_hypertable_access.sql).
 SELECT auth.grant_hypertable('features.kinematics', 'SELECT', ARRAY['analyst']);
-SELECT auth.grant_hypertable('features.relations', 'SELECT', ARRAY['analyst']);
+-- features.relations is a view (pairs computed when read, security_invoker): its readers
+-- need the functions it calls; the analysts' loop (99_grants_analysts.sql) grants SELECT.
+GRANT SELECT ON features.relations TO pipeline, analyst;
 GRANT SELECT ON pipeline.settings, pipeline.stages, pipeline.runs, pipeline.status TO pipeline;
 GRANT INSERT, UPDATE, DELETE ON pipeline.settings TO pipeline;
 
@@ -24,3 +26,6 @@ GRANT EXECUTE ON FUNCTION pipeline.tick(boolean), pipeline.watermark(bigint),
   pipeline.setting(uuid, text), pipeline.setting_float(uuid, text), pipeline.setting_int(uuid, text)
   TO pipeline;
 GRANT EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) TO pipeline;
+GRANT EXECUTE ON FUNCTION features.pair_rows(bigint, timestamptz, timestamptz),
+  features.pair_track_rows(bigint, text, text, timestamptz, timestamptz),
+  features.relation_radius(bigint), features.wrap_deg(double precision) TO pipeline, analyst;

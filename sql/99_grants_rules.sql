@@ -11,6 +11,7 @@ GRANT SELECT ON rules.ontologies, rules.compiled TO pipeline;
 GRANT SELECT, INSERT, UPDATE ON candidates.candidates TO pipeline;
 GRANT EXECUTE ON FUNCTION
   candidates.run_rules(bigint, timestamptz, timestamptz),
+  candidates.fill_pair_rows(text, uuid, bigint, timestamptz, timestamptz),
   candidates.compute_candidates(bigint, timestamptz, timestamptz)
   TO pipeline;
 

@@ -68,7 +68,7 @@ def test_pipeline_run_job_is_executed_by_a_worker_and_polled_done(api: Api, dsn:
     after = source(api)
     assert after["caught_up"] is True and after["lag_s"] == 0
     assert after["last_run_status"] == "ok" and after["watermark"] == before["newest_ts"]
-    assert set(after["stages"]) >= {"kinematics", "zone_presence", "relations"}
+    assert set(after["stages"]) >= {"kinematics", "zone_presence", "change_points"}
     assert [j["job_id"] for j in api.get("jobs")] == [job["job_id"]]
 
 

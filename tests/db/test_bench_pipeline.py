@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from workers.bench import real_scene
-from workers.bench.pipeline_bench import FEATURES, TARGET_POINTS_PER_S, bench_pipeline
+from workers.bench.pipeline_bench import FEATURES, STAGES, TARGET_POINTS_PER_S, bench_pipeline
 from workers.errors import UserError
 from workers.settings import load_settings
 
@@ -42,7 +42,7 @@ def test_bench_pipeline_reports_medians_scaling_and_write_floor(
     assert result["warm_up_s"] > 0
     density = result["relation_pairs_per_point"]
     assert density["one_x"] == pytest.approx(
-        pairs[-1]["one_x"]["rows"]["relations"] / 2 / pairs[-1]["one_x"]["points"], abs=1e-4)
+        pairs[-1]["one_x"]["rows"]["pairs"] / 2 / pairs[-1]["one_x"]["points"], abs=1e-4)
     median = result["one_x"]
     assert median["features_s"] == statistics.median(p["one_x"]["features_s"] for p in pairs)
     assert median["points_per_s"] == pytest.approx(median["points"] / median["features_s"],
@@ -52,9 +52,10 @@ def test_bench_pipeline_reports_medians_scaling_and_write_floor(
     assert result["scaling_min"] <= result["scaling_2x_over_1x"] <= result["scaling_max"]
     # The floor re-inserted exactly what the last 1x tick wrote, table by table.
     floor, last = result["write_floor"], pairs[-1]["one_x"]
-    for table in FEATURES:
+    for table in STAGES:
         assert floor["rows"][table] == last["rows"][table]
-    assert last["rows"]["relations"] > 0 and last["rows"]["change_points"] > 0
+    assert "relations" not in floor["rows"]
+    assert last["rows"]["pairs"] > 0 and last["rows"]["change_points"] > 0
     assert floor["checkpointed"]  # the test role is a superuser
     assert 0 < floor["seconds"]["kinematics"] <= floor["total_s"]
     assert result["target_budget_s"] == pytest.approx(median["points"] / TARGET_POINTS_PER_S,
@@ -91,10 +92,11 @@ def test_bench_pipeline_real_scene_on_a_cut_of_the_ucy_files(
     assert real["files"] == ["students001.txt", "students003.txt"]
     # The first 400 lines of each file, every one a point; every stage ran, rules included.
     assert real["points"] == 800 == real["rows"]["kinematics"]
-    assert set(FEATURES) | {"candidates", "analyze"} <= set(real["stage_s"])
-    assert real["rows"]["relations"] > 0
+    assert set(STAGES) | {"candidates", "analyze"} <= set(real["stage_s"])
+    assert "relations" not in real["stage_s"]  # pair rows are computed, not stored
+    assert real["pair_rows"] > 0
     assert real["relation_pairs_per_point"] == pytest.approx(
-        real["rows"]["relations"] / 2 / 800, abs=0.01)
+        real["pair_rows"] / 2 / 800, abs=0.01)
     assert real["tick_points_per_s"] == pytest.approx(800 / real["tick_s"], rel=0.01)
     assert result["whole_tick_points_per_s"] == {
         "simulated_1x": result["one_x"]["tick_points_per_s"], "real": real["tick_points_per_s"]}

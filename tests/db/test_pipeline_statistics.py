@@ -20,7 +20,7 @@ from workers.simulate import preset_config, simulate
 
 pytestmark = pytest.mark.db
 
-# A stage at position 45: after the four feature stages, before the candidates (50). It
+# A stage at position 45: after the feature stages, before the candidates (50). It
 # records the planner's row estimate and the true count for one source's feature rows.
 PROBE = """
 CREATE TABLE public.plan_probe_log (source_id bigint, tab text, estimated double precision,
@@ -36,7 +36,7 @@ DECLARE
   v_plan   json;
   v_actual bigint;
 BEGIN
-  FOREACH v_tab IN ARRAY ARRAY['kinematics', 'relations'] LOOP
+  FOREACH v_tab IN ARRAY ARRAY['kinematics'] LOOP
     EXECUTE format('EXPLAIN (FORMAT JSON) SELECT * FROM features.%I t '
                    'WHERE t.source_id = $1 AND t.ts >= $2 AND t.ts <= $3', v_tab)
       INTO v_plan USING p_source, p_from, p_to;
@@ -72,16 +72,17 @@ def test_a_later_stage_is_planned_on_statistics_of_the_earlier_stages_rows(
     assert [s["status"] for s in out["sources"]] == ["ok", "ok"]
     probes = _probe(db)
     assert {(p["source_id"], p["tab"]) for p in probes} == {
-        (s, t) for s in sources for t in ("kinematics", "relations")}
+        (s, "kinematics") for s in sources}
     for p in probes:
         assert p["actual"] > 1000, p
         # Without statistics the estimate is 0.5 % x 0.5 % of the rows (a handful).
         assert p["actual"] / 2 <= p["estimated"] <= p["actual"] * 2, p
-    # The tick reports what it analyzed: the kinematics and relations chunks, per source.
+    # The tick reports what it analyzed: the kinematics chunks, per source (pair rows are
+    # not stored: the candidates stage analyzes its own temporary table).
     chunks = db.execute(
         "SELECT hypertable_name AS tab, format('%I.%I', chunk_schema, chunk_name) AS chunk "
         "FROM timescaledb_information.chunks WHERE hypertable_schema = 'features'").fetchall()
-    assert {c["tab"] for c in chunks} == {"kinematics", "relations"}
+    assert {c["tab"] for c in chunks} == {"kinematics"}
     for s in out["sources"]:
         assert {c["chunk"] for c in chunks} <= set(s["analyzed"]), s["analyzed"]
         assert s["ms"]["analyze"] >= 0

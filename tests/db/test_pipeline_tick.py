@@ -10,6 +10,8 @@ import psycopg
 import pytest
 
 from tests.support.scene_loader import load_sim, project, run_tick
+from workers.rules import store
+from workers.rules.ontology import DEFAULT_PATH, load_ontology
 from workers.simulate import preset_config, simulate
 
 pytestmark = pytest.mark.db
@@ -97,7 +99,11 @@ def test_a_second_tick_returns_at_once_while_one_runs(
 
 def test_a_failing_stage_is_logged_and_rolled_back(db: psycopg.Connection[dict[str, Any]]) -> None:
     result = simulate(preset_config("corridor", seed=1, duration=20))
-    source = load_sim(db, project(db), result)
+    pid = project(db)
+    source = load_sim(db, pid, result)
+    # A zero pair radius divides by zero in the pair rows the candidates stage computes,
+    # after the feature stages have written their rows.
+    store.load(db, pid, load_ontology(DEFAULT_PATH))
     db.execute("UPDATE pipeline.settings SET value = '0' WHERE key = 'relation_radius_m'")
     db.commit()
     out = run_tick(db)

@@ -1,7 +1,9 @@
 """`secinf bench pipeline`: simulate a crowd at plaza density, ingest it, tick to completion.
 
-Reports points/s through the four feature stages (each stage timed inside the tick, see
-`ms` in pipeline.tick()'s result), per stage and for the whole tick (which also runs stages
+Reports points/s through the four features (the three stored stages timed inside the tick,
+see `ms` in pipeline.tick()'s result, plus the pair rows, which are not stored since 0013:
+features.pair_rows() over the source, timed after the tick, as the candidates stage computes
+them), per stage and for the whole tick (which also runs stages
 other concerns registered), the same kinematics computed by Polars in memory in the same
 run (and the ratio), and a scaling figure: the features time with twice the actors at the
 same density divided by the time at 1x (target ≤ 2.2). It also measures the write floor
@@ -34,7 +36,7 @@ import polars as pl
 import psycopg
 
 from workers import tenancy
-from workers.bench.real_scene import DATA_DIR, run_real_scene
+from workers.bench.real_scene import DATA_DIR, run_real_scene, time_pair_rows
 from workers.bench.scratch import scratch_database
 from workers.bench.write_floor import measure_write_floor
 from workers.cli.output import console, print_json
@@ -52,7 +54,8 @@ SEED = 1
 (0.053 to 0.135 over seeds 1-4 at the default size), which a scaling figure must not mix in."""
 WARM_UP_S = 10.0
 TARGET_POINTS_PER_S = 100_000
-FEATURES = ("kinematics", "zone_presence", "relations", "change_points")
+STAGES = ("kinematics", "zone_presence", "change_points")
+FEATURES = (*STAGES, "pairs")
 
 
 def _crowd(agents: int, seed: int) -> SimResult:
@@ -76,10 +79,11 @@ def _run(conn: psycopg.Connection[Any], project: str, result: SimResult, name: s
     report = tick(conn, until_idle=True)
     if report.errors:
         raise UserError(f"bench tick of {name} failed: {report.errors[0].error}")
-    stages = report.stage_seconds
-    missing = [s for s in FEATURES if s not in stages]
+    stages = dict(report.stage_seconds)
+    missing = [s for s in STAGES if s not in stages]
     if missing:
         raise UserError(f"bench tick ran no {', '.join(missing)} stage; check pipeline.stages")
+    stages["pairs"], pair_rows = time_pair_rows(conn, source_id)
     features_s = sum(stages[s] for s in FEATURES)
     return {"source_id": source_id, "points": report.points, "load_s": round(load_s, 3),
             "tick_s": round(report.seconds, 3), "features_s": round(features_s, 3),
@@ -88,13 +92,13 @@ def _run(conn: psycopg.Connection[Any], project: str, result: SimResult, name: s
             "stage_s": {k: round(v, 3) for k, v in stages.items()},
             "stage_points_per_s": {s: round(report.points / stages[s]) if stages[s] else None
                                    for s in FEATURES},
-            "rows": report.rows}
+            "rows": {**report.rows, "pairs": pair_rows}}
 
 
 def _empty(conn: psycopg.Connection[Any]) -> None:
     """Remove the previous pair's points, features and sources, so every pair meets the same
     (empty) tables."""
-    conn.execute("TRUNCATE ingest.track_points, features.kinematics, features.relations, "
+    conn.execute("TRUNCATE ingest.track_points, features.kinematics, "
                  "features.zone_presence, features.change_points")
     conn.execute("DELETE FROM ingest.sources")  # cascades to watermarks, batches, runs
     conn.commit()
@@ -195,8 +199,8 @@ def bench_pipeline(points: int, json_out: bool, repeat: int = 3, real: bool = Tr
         "agents": agents, "duration_s": DURATION, "seed": SEED, "repeat": repeat,
         "warm_up_s": warm_up_s,
         "relation_pairs_per_point": {
-            "one_x": round(first["rows"]["relations"] / 2 / first["points"], 4),
-            "two_x": round(second["rows"]["relations"] / 2 / second["points"], 4)},
+            "one_x": round(first["rows"]["pairs"] / 2 / first["points"], 4),
+            "two_x": round(second["rows"]["pairs"] / 2 / second["points"], 4)},
         "one_x": first, "two_x": second,
         "polars_kinematics_s": polars_s,
         "polars_points_per_s": round(first["points"] / polars_s) if polars_s else None,
@@ -233,7 +237,7 @@ def _print_summary(figures: dict[str, Any]) -> None:
     console.print(f"features: {first['points']} points in {first['features_s']} s "
                   f"(median of {figures['repeat']}; {first['features_s_min']} to "
                   f"{first['features_s_max']}) = {first['points_per_s']} points/s (all four "
-                  f"stages; whole tick {first['tick_s']} s = {first['tick_points_per_s']} "
+                  f"features; whole tick {first['tick_s']} s = {first['tick_points_per_s']} "
                   f"points/s)")
     for stage in FEATURES:
         console.print(f"  {stage}: {first['stage_s'][stage]} s "

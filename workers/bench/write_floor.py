@@ -2,7 +2,7 @@
 
 A stage's time is computing its rows plus writing them. The floor re-inserts the rows one
 source's tick wrote (copied to temporary tables beforehand, outside the timing) into empty
-twins of the four feature tables: same columns, same indexes, hypertables with the same chunk
+twins of the stored feature tables: same columns, same indexes, hypertables with the same chunk
 interval. No computation is left in it, so it bounds what any way of computing the same
 features could reach: points ÷ floor is the throughput if computing were free. The twins
 carry no row-level security (the tick's policies are `USING (true)` for its roles) and are
@@ -19,7 +19,8 @@ from psycopg import sql
 
 from workers.bench.scratch import settle
 
-TABLES = ("kinematics", "zone_presence", "relations", "change_points")
+TABLES = ("kinematics", "zone_presence", "change_points")
+"""The stored feature tables (pair rows are computed when read, not stored, since 0013)."""
 SCHEMA = "secinf_bench_floor"
 
 

@@ -23,8 +23,8 @@ from workers.db.queries import query
 from workers.errors import UserError
 from workers.pipeline.runner import tick
 from workers.pipeline.scene_copy import load_result
-from workers.rules.compile import compile_ontology
 from workers.rules.ontology import Ontology, dump_ontology, parse_ontology
+from workers.rules.store import write_compiled
 from workers.simulate import EVENT_TYPES, preset_config, simulate
 
 from .matching import TypeScore, match_events
@@ -117,11 +117,7 @@ def _score(conn: Conn, pid: str, data: dict[str, Any],
             "sha256": onto.sha256, "yaml": onto.text, "parsed": Jsonb(onto.data)}).fetchone()
         assert oid is not None
         ontology_id = int(oid["ontology_id"] if isinstance(oid, dict) else oid[0])
-        for r in compile_ontology(onto, ontology_id):
-            conn.execute(query("rules", "insert_compiled"), {
-                "ontology_id": ontology_id, "project_id": pid, "type": r.type, "kind": r.kind,
-                "position": r.position, "lookback_s": r.lookback_s, "sql": r.sql,
-                "sha256": r.sha256})
+        write_compiled(conn, pid, ontology_id, onto)
         conn.execute(query("rules", "activate"), {"ontology_id": ontology_id})
         for src, truth in scenes:
             conn.execute(query("rules", "run_rules"),

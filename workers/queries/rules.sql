@@ -21,6 +21,9 @@ INSERT INTO rules.compiled (ontology_id, project_id, type, kind, position, lookb
 VALUES (%(ontology_id)s, %(project_id)s, %(type)s, %(kind)s, %(position)s, %(lookback_s)s,
         %(sql)s, %(sha256)s);
 
+-- name: set_pair_rows_sql
+UPDATE rules.ontologies SET pair_rows_sql = %(sql)s WHERE ontology_id = %(ontology_id)s;
+
 -- name: deactivate
 UPDATE rules.ontologies SET active = false
 WHERE project_id = %(project_id)s AND active AND ontology_id <> %(ontology_id)s;

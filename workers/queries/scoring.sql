@@ -31,9 +31,8 @@ SELECT r.req, extract(epoch FROM p.ts)::float8 AS t, p.distance, p.approach_spee
        p.rel_speed, p.heading_diff, p.lon_offset, p.lat_offset
 FROM unnest(%(source)s::bigint[], %(track)s::text[], %(other)s::text[], %(lo)s::float8[],
             %(hi)s::float8[]) WITH ORDINALITY AS r (source_id, track_id, other_id, lo, hi, req)
-JOIN features.relations p
-  ON p.source_id = r.source_id AND p.track_id = r.track_id AND p.other_id = r.other_id
- AND p.ts BETWEEN to_timestamp(r.lo) AND to_timestamp(r.hi)
+CROSS JOIN LATERAL features.pair_track_rows(r.source_id, r.track_id, r.other_id,
+                                            to_timestamp(r.lo), to_timestamp(r.hi)) p
 ORDER BY r.req, p.ts;
 
 -- name: zones

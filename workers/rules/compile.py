@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from .compile_zones import route_choice, zone_stay, zone_transition
-from .context import CANONICAL_PAIR, CLOSE_MARGIN_S, Ctx, kin_cte, rel_cte
+from .context import CLOSE_MARGIN_S, Ctx, far_apart, kin_cte, rel_cte
 from .ontology import EventType, Ontology
 from .temporal import (
     closed,
@@ -59,13 +59,48 @@ def compile_ontology(onto: Ontology, ontology_id: int) -> list[CompiledRule]:
     return [compile_type(onto, t, ontology_id, pos) for pos, t in enumerate(onto.types.values())]
 
 
+def lookback_s(et: EventType) -> float:
+    """Seconds of history the type recomputes before p_from."""
+    return float(et.params.get("lookback_s", LOOKBACK_S[et.kind]))
+
+
 def compile_type(onto: Ontology, et: EventType, ontology_id: int, position: int) -> CompiledRule:
     """The statement of one type."""
-    lookback = float(et.params.get("lookback_s", LOOKBACK_S[et.kind]))
+    lookback = lookback_s(et)
     ctx = Ctx(onto, et, int(ontology_id))
     body = _KINDS[et.kind](ctx)
     sql = f"WITH {window_cte(lookback)},\n{body}"
     return CompiledRule(et.name, et.kind, position, lookback, sql)
+
+
+# Kinds whose rules read pair rows (pg_temp.pair_rows).
+PAIR_KINDS = frozenset({"pair_state", "pair_sequence", "encounter"})
+
+
+def compile_pair_rows(onto: Ontology, ontology_id: int) -> str | None:
+    """The candidates stage's fill statement (rules.ontologies.pair_rows_sql): the pair
+    rows of [p_from - the widest pair lookback, p_to] where at least one pair rule can use
+    the row (a state's or encounter's condition or hysteresis, a sequence's `during`), into
+    pg_temp.pair_rows. None when the ontology has no pair rule. Same parameters as the rules
+    ($1 project, $2 source, $3 p_from, $4 p_to)."""
+    needs: list[str] = []
+    lookback = 0.0
+    for et in onto.types.values():
+        if et.kind not in PAIR_KINDS:
+            continue
+        c = Ctx(onto, et, int(ontology_id))
+        need = c.pred("during", "r") if et.kind == "pair_sequence" else c.held("r")
+        if need not in needs:
+            needs.append(need)
+        lookback = max(lookback, lookback_s(et))
+    if not needs:
+        return None
+    keep = "\n   OR ".join(f"({n})" for n in needs)
+    return f"""INSERT INTO pg_temp.pair_rows
+SELECT r.*
+FROM features.pair_rows($2, greatest($3::timestamptz - {secs(lookback)},
+                                     '-infinity'::timestamptz), $4::timestamptz) r
+WHERE {keep}"""
 
 
 # ----------------------------------------------------------------------- state kinds
@@ -117,19 +152,25 @@ def _pair_state(c: Ctx) -> str:
 
 
 def _pair_sequence(c: Ctx) -> str:
+    """`first` then `then` over the pair's `during` rows (the only rows `rel` holds):
+    consecutive during rows at most max_gap_s apart, and during rows covering at least
+    min_during_share of the time from the first row to the then row (each row stands for one
+    sampling period, so missed or non-during frames count against the share)."""
     keys = "track_id, other_id"
     seq = sequence("rel", keys, c.pred("first"), c.pred("then"))
-    during_f, margin_f = c.pred("during", "f"), c.margin("during", "f")
+    margin_f = c.margin("during", "f")
     aggs = evidence_aggs(c.evidence)
     chk = f"""chk AS (
   SELECT s.track_id, s.other_id, s.ti, s.tj,
-         avg(CASE WHEN {during_f} THEN 1.0 ELSE 0.0 END) AS share,
+         LEAST(1.0, count(*) * win.step_s
+                    / ({duration_s('s.ti', 's.tj')} + win.step_s)) AS share,
          max(f.ts - f.prev_ts) FILTER (WHERE f.ts > s.ti) AS max_gap,
          avg({margin_f}) AS margin{', ' + aggs if aggs else ''}
   FROM rel_seq s
   JOIN rel f ON f.track_id = s.track_id AND f.other_id = s.other_id
             AND f.ts BETWEEN s.ti AND s.tj
-  GROUP BY s.track_id, s.other_id, s.ti, s.tj
+  CROSS JOIN win
+  GROUP BY s.track_id, s.other_id, s.ti, s.tj, win.step_s
 )"""
     dur = duration_s("i.ti", "i.tj")
     sel = c.select(c.actors("i.track_id", "i.other_id"), "i.ti", "i.tj",
@@ -140,7 +181,7 @@ def _pair_sequence(c: Ctx) -> str:
                    f"GREATEST({num(c.et.max_gap_s)}, 1.5 * win.step_s))"
                    f" AND {dur} <= {num(c.f('within_s'))}"
                    f" AND {closed('i.ti', 'i.tj', CLOSE_MARGIN_S)}")
-    rel = rel_cte(False, c.et.classes, pair_where=c.pred("during", "p"))
+    rel = rel_cte(False, c.et.classes, c.pred("during", "r"))
     return f"{rel},\n{seq},\n{chk},\n{upsert(sel)}"
 
 
@@ -155,31 +196,18 @@ def _encounter(c: Ctx) -> str:
     # the evidence and a handover's inner runs are all made of them.
     rel = rel_cte(True, c.et.classes, c.held("r"))
     # Approach and part (a frame farther than far_m before and after the close run) only
-    # where the type asks for them (handover); without far_m every close run counts. The
-    # far rows are aggregated straight from the table (no sort, no window).
-    if "far_m" in c.p:
-        far = num(c.f("far_m"))
-        far_cte = f"""far AS (
-  SELECT r.track_id, r.other_id, min(r.ts) AS first_far, max(r.ts) AS last_far
-  FROM features.relations r, win
-  WHERE r.source_id = $2 AND r.ts >= win.lo AND r.ts <= win.hi AND r.distance > {far}
-    AND {CANONICAL_PAIR}
-  GROUP BY r.track_id, r.other_id
-),
-"""
-        far_cols = """coalesce(f.first_far < i.t0, false) AS approach,
-         coalesce(f.last_far > i.t1, false) AS part
-  FROM rel_i i LEFT JOIN far f ON f.track_id = i.track_id AND f.other_id = i.other_id"""
-    else:
-        far_cte = ""
-        far_cols = "true AS approach, true AS part\n  FROM rel_i i"
-    enc = f"""{far_cte}enc AS MATERIALIZED (
-  SELECT i.*, {duration_s('i.t0', 'i.t1')} AS dur,
-         {far_cols}
+    # where the type asks for them (handover), checked from kinematics on the few runs that
+    # pass every other test; without far_m every close run counts.
+    far = "far_m" in c.p
+    enc = f"""enc AS MATERIALIZED (
+  SELECT i.*, {duration_s('i.t0', 'i.t1')} AS dur FROM rel_i i
 )"""
 
     if "inner" not in c.et.predicates:
         conds = [c.at_least("e.dur", c.f("min_close_s"))] if "min_close_s" in c.p else []
+        if far:
+            conds += [far_apart(c, "e.track_id", "e.other_id", before="e.t0"),
+                      far_apart(c, "e.track_id", "e.other_id", after="e.t1")]
         tier = c.tier("e.dur", c.f("min_close_s")) if "min_close_s" in c.p else None
         if "max_mean_speed" in c.p:
             conds += [f"e.mean_speed < {num(c.f('max_mean_speed'))}",
@@ -189,20 +217,19 @@ def _encounter(c: Ctx) -> str:
                        rule_score("e.margin", "e.dur", c.f("min_close_s")
                                   if "min_close_s" in c.p else 0.0),
                        evidence_object(c.evidence).replace("ev_", "e.ev_"),
-                       f"FROM enc e, win\n  WHERE e.approach AND e.part"
-                       f"{''.join(' AND ' + x for x in conds)}"
+                       f"FROM enc e, win\n  WHERE {' AND '.join(conds) or 'true'}"
                        f" AND {closed('e.h0', 'e.h1', CLOSE_MARGIN_S)}", tier=tier)
         return f"{rel},\n{isl},\n{enc},\n{upsert(sel, tier is not None)}"
     inner = f"""short AS MATERIALIZED (
   SELECT e.track_id, e.other_id, e.t0, e.t1 FROM enc e
-  WHERE e.approach AND e.part AND e.dur < {num(c.f('max_close_s'))}
+  WHERE e.dur < {num(c.f('max_close_s'))}
 ),
 inn AS (
-  SELECT r.*, e.t0 AS close_t0
+  SELECT r.*, e.t0 AS close_t0, e.t1 AS close_t1
   FROM short e JOIN rel r ON r.track_id = e.track_id AND r.other_id = e.other_id
                          AND r.ts BETWEEN e.t0 AND e.t1
 )"""
-    ikeys = "track_id, other_id, close_t0"
+    ikeys = "track_id, other_id, close_t0, close_t1"
     iisl = islands("inn", ikeys, c.pred("inner"), c.pred("inner"), c.margin("inner"),
                    c.et.max_gap_s, evidence_aggs(c.evidence))
     dur = duration_s("i.t0", "i.t1")
@@ -213,7 +240,10 @@ inn AS (
                    rule_score("i.margin", dur, min_inner),
                    evidence_object(c.evidence),
                    f"FROM inn_i i, win\n  WHERE {dur} BETWEEN {num(low)} AND "
-                   f"{num(c.f('max_inner_s'))} AND {closed('i.t0', 'i.t1', CLOSE_MARGIN_S)}",
+                   f"{num(c.f('max_inner_s'))} AND {closed('i.t0', 'i.t1', CLOSE_MARGIN_S)}"
+                   + (f"\n    AND {far_apart(c, 'i.track_id', 'i.other_id', before='i.close_t0')}"
+                      f"\n    AND {far_apart(c, 'i.track_id', 'i.other_id', after='i.close_t1')}"
+                      if far else ""),
                    tier=tier)
     return f"{rel},\n{isl},\n{enc},\n{inner},\n{iisl},\n{upsert(sel, tier is not None)}"
 

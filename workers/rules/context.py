@@ -102,34 +102,36 @@ def kin_cte(classes: tuple[str, ...] = (), where: str = "") -> str:
 CANONICAL_PAIR = "(length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)"
 
 
-def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "",
-            pair_where: str = "") -> str:
-    """The `rel` CTE; `where` (SQL over alias r) keeps only the rows a rule can use: a state
-    or encounter reads only rows where its predicates hold, so the window passes sort a
-    few per cent of a dense scene's relation rows instead of all of them. `pair_where`
-    (SQL over alias p) keeps only the pairs with at least one row where it holds (an
-    overtake needs a row where its `during` holds: pairs walking in opposite directions
-    never have one)."""
+def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "") -> str:
+    """The `rel` CTE over the range's pair rows (pg_temp.pair_rows, filled by the candidates
+    stage: candidates.fill_pair_rows); `where` (SQL over alias r) keeps only the rows the rule
+    can use: a state or encounter reads only rows where its predicates hold, a sequence its
+    `during` rows, so the window passes sort a few per cent of a dense scene's pair rows."""
     canon = f"\n    AND {CANONICAL_PAIR}" if symmetric else ""
     keep = ("\n    AND r.track_id NOT IN (SELECT o.track_id FROM cls_out o)"
             "\n    AND r.other_id NOT IN (SELECT o.track_id FROM cls_out o)" if classes else "")
     keep += f"\n    AND ({where})" if where else ""
-    pairs = ""
-    if pair_where:
-        keep += ("\n    AND (r.track_id, r.other_id) IN "
-                 "(SELECT q.track_id, q.other_id FROM rel_pairs q)")
-        pairs = f"""rel_pairs AS MATERIALIZED (
-  SELECT DISTINCT p.track_id, p.other_id
-  FROM features.relations p, win
-  WHERE p.source_id = $2 AND p.ts >= win.lo AND p.ts <= win.hi AND ({pair_where})
-),
-"""
-    return f"""{_other_classes(classes)}{pairs}rel AS (
+    return f"""{_other_classes(classes)}rel AS (
   SELECT r.track_id, r.other_id, r.frame, r.ts, {REL_COLS},
          lag(r.ts) OVER (PARTITION BY r.track_id, r.other_id ORDER BY r.ts) AS prev_ts
-  FROM features.relations r, win
-  WHERE r.source_id = $2 AND r.ts >= win.lo AND r.ts <= win.hi{canon}{keep}
+  FROM pg_temp.pair_rows r, win
+  WHERE r.ts >= win.lo AND r.ts <= win.hi{canon}{keep}
 )"""
+
+
+def far_apart(c: Ctx, track: str, other: str, after: str | None = None,
+              before: str | None = None) -> str:
+    """EXISTS: a frame in (after, before) of the window where both tracks were seen and
+    farther apart than the type's far_m (from kinematics, so also beyond the pair radius)."""
+    far = num(c.f("far_m"))
+    lo = f"fa.ts > {after}" if after else "fa.ts >= win.lo"
+    hi = f"fa.ts < {before}" if before else "fa.ts <= win.hi"
+    return f"""EXISTS (
+      SELECT 1 FROM features.kinematics fa
+      JOIN features.kinematics fb ON fb.source_id = fa.source_id AND fb.frame = fa.frame
+      WHERE fa.source_id = $2 AND fa.track_id = {track} AND fb.track_id = {other}
+        AND {lo} AND {hi} AND {lo.replace('fa.', 'fb.')} AND {hi.replace('fa.', 'fb.')}
+        AND (fb.x - fa.x) * (fb.x - fa.x) + (fb.y - fa.y) * (fb.y - fa.y) > {far} * {far})"""
 
 
 def kin_evidence(c: Ctx, t0: str, t1: str, track: str) -> tuple[str, str]:

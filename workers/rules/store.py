@@ -13,7 +13,7 @@ from psycopg.types.json import Jsonb
 from workers.db.queries import query
 from workers.errors import NotFound, UserError
 
-from .compile import compile_ontology
+from .compile import CompiledRule, compile_ontology, compile_pair_rows
 from .ontology import Ontology
 
 Conn = psycopg.Connection[Any]
@@ -58,6 +58,22 @@ def _first(row: Any) -> Any:
     return next(iter(row.values())) if isinstance(row, dict) else row[0]
 
 
+def write_compiled(conn: Conn, project_id: str, ontology_id: int,
+                   onto: Ontology) -> list[CompiledRule]:
+    """Compile the ontology's rules and its pair-rows fill statement into rules.compiled and
+    rules.ontologies (replacing what was there). Does not commit."""
+    rules = compile_ontology(onto, ontology_id)
+    conn.execute(query("rules", "delete_compiled"), {"ontology_id": ontology_id})
+    for r in rules:
+        conn.execute(query("rules", "insert_compiled"), {
+            "ontology_id": ontology_id, "project_id": project_id, "type": r.type,
+            "kind": r.kind, "position": r.position, "lookback_s": r.lookback_s,
+            "sql": r.sql, "sha256": r.sha256})
+    conn.execute(query("rules", "set_pair_rows_sql"), {
+        "ontology_id": ontology_id, "sql": compile_pair_rows(onto, ontology_id)})
+    return rules
+
+
 def load(conn: Conn, project_id: str, onto: Ontology) -> LoadResult:
     """Store a version (idempotent for identical text), compile its rules, write the features
     settings for the project and make it the active version. Commits."""
@@ -74,13 +90,7 @@ def load(conn: Conn, project_id: str, onto: Ontology) -> LoadResult:
         ontology_id = int(_first(conn.execute(query("rules", "insert_ontology"), {
             **key, "sha256": onto.sha256, "yaml": onto.text,
             "parsed": Jsonb(onto.data)}).fetchone()))
-    rules = compile_ontology(onto, ontology_id)
-    conn.execute(query("rules", "delete_compiled"), {"ontology_id": ontology_id})
-    for r in rules:
-        conn.execute(query("rules", "insert_compiled"), {
-            "ontology_id": ontology_id, "project_id": project_id, "type": r.type,
-            "kind": r.kind, "position": r.position, "lookback_s": r.lookback_s,
-            "sql": r.sql, "sha256": r.sha256})
+    rules = write_compiled(conn, project_id, ontology_id, onto)
     settings = onto.features
     for skey, value in settings.items():
         conn.execute(query("rules", "put_setting"),
