@@ -25,6 +25,10 @@ from workers.settings import load_settings
 _SETTINGS = load_settings()
 _ADMIN = conninfo_to_dict(_SETTINGS.conninfo(dbname="postgres"))
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The MEVA clips of the development set (../shared/data/labelled/meva/).
+MEVA_CLIPS = ["2018-03-11.11-15-08.11-20-08.hospital.G436",
+              "2018-03-11.16-15-08.16-20-08.hospital.G436",
+              "2018-03-15.15-45-00.15-50-00.school.G339"]
 
 
 def _load_schema(host: str, port: int, user: str, dbname: str, password: str | None,

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import shared_data
+from tests.conftest import MEVA_CLIPS, shared_data
 from workers.errors import UserError
 from workers.ingest.formats import detect_format, open_tracks
 from workers.ingest.kpf import (
@@ -242,11 +242,6 @@ def test_reader_marks_sky_pixels_and_bad_frames_missing(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- MEVA in place
-MEVA_CLIPS = ["2018-03-11.11-15-08.11-20-08.hospital.G436",
-              "2018-03-11.16-15-08.16-20-08.hospital.G436",
-              "2018-03-15.15-45-00.15-50-00.school.G339"]
-
-
 @pytest.mark.shared_data
 @pytest.mark.parametrize("clip", MEVA_CLIPS)
 def test_meva_geom_reproduces_the_shipped_tracks(clip: str) -> None:

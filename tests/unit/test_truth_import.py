@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import shared_data
+from tests.conftest import MEVA_CLIPS, shared_data
 from tests.unit.test_kpf_ingest import foot_box, geom_line
 from workers.cli.main import main
 from workers.errors import UserError
@@ -301,11 +301,6 @@ def test_eth_time_base_is_the_shipped_tracks(scene: str) -> None:
     for line in lines:
         _, frame, t, *_ = line.split(",")
         assert abs(base.seconds(int(frame)) - float(t)) <= TOL
-
-
-MEVA_CLIPS = ["2018-03-11.11-15-08.11-20-08.hospital.G436",
-              "2018-03-11.16-15-08.16-20-08.hospital.G436",
-              "2018-03-15.15-45-00.15-50-00.school.G339"]
 
 
 @pytest.mark.shared_data

@@ -19,6 +19,17 @@ def open_binary(path: Path) -> IO[bytes]:
                         "and its permissions") from exc
 
 
+def read_text(path: Path, what: str, name: str | None = None, fix: str | None = None) -> str:
+    """The whole file as UTF-8 text (small files only); a UserError `<name>: cannot read
+    <what> (<reason>)[; <fix>]` when that fails (name: the path unless given)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        tail = f"; {fix}" if fix else ""
+        raise UserError(f"{name or path}: cannot read {what} ({reason}){tail}") from exc
+
+
 def line_blocks(fh: IO[bytes], block_bytes: int) -> Iterator[bytes]:
     """Blocks of whole lines (the last may lack a newline)."""
     rest = b""

@@ -35,7 +35,7 @@ import polars as pl
 import yaml
 
 from workers.errors import UserError
-from workers.ingest.files import line_blocks, open_binary
+from workers.ingest.files import line_blocks, open_binary, read_text
 from workers.ingest.krtd import Camera, read_krtd
 
 KPF_FPS = 30.0
@@ -65,11 +65,7 @@ _G0 = (rf"\bg0\s*:\s*['\"]?(?P<x1>{_NUM})\s+(?P<y1>{_NUM})\s+(?P<x2>{_NUM})"
 # ---------------------------------------------------------------------------- small files
 def _load_yaml_records(path: Path, what: str) -> list[dict[str, Any]]:
     """A KPF file as its list of one-key records (small files only: types, activities)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UserError(f"{path}: cannot read the KPF {what} file ({reason})") from exc
+    text = read_text(path, f"the KPF {what} file")
     try:
         data = yaml.load(text, Loader=yaml.CSafeLoader)
     except yaml.YAMLError as exc:

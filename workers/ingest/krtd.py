@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from workers.errors import UserError
+from workers.ingest.files import read_text
 
 ORTHONORMAL_TOL = 1e-4
 """How far R^T·R may be from the identity (the files carry 12 significant digits)."""
@@ -131,12 +132,8 @@ def parse_krtd(text: str, name: str = "camera.krtd") -> Camera:
 
 def read_krtd(path: Path) -> Camera:
     """Read a `.krtd` file (see parse_krtd)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UserError(f"--camera {path}: cannot read the camera model ({reason}); give "
-                        "the clip's .krtd file") from exc
+    text = read_text(path, "the camera model", name=f"--camera {path}",
+                     fix="give the clip's .krtd file")
     camera = parse_krtd(text, str(path))
     if camera.centre[2] <= 0:
         raise UserError(f"{path}: the camera centre is at z = {camera.centre[2]:.2f} m, not "

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.errors import UserError
+from workers.ingest.files import read_text
 
 from .common import (
     DEFAULT_TIME_ORIGIN,
@@ -59,20 +60,12 @@ def resolve_inputs(inputs: list[Path]) -> tuple[Path, Path, str]:
     return tracks, groups, scene
 
 
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UserError(f"{path}: cannot read the {what} ({reason})") from exc
-
-
 def read_spans(path: Path) -> tuple[dict[str, tuple[float, float]], list[float]]:
     """{ped id: (first frame, last frame)} and the per-pedestrian frame steps."""
     spans: dict[str, tuple[float, float]] = {}
     last: dict[str, float] = {}
     steps: list[float] = []
-    for n, line in enumerate(_read_text(path, "tracks").splitlines(), start=1):
+    for n, line in enumerate(read_text(path, "the tracks").splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -94,7 +87,7 @@ def read_spans(path: Path) -> tuple[dict[str, tuple[float, float]], list[float]]
 def read_groups(path: Path) -> list[tuple[int, list[str]]]:
     """(line number, member ids) per non-empty line."""
     out = []
-    for n, line in enumerate(_read_text(path, "groups file").splitlines(), start=1):
+    for n, line in enumerate(read_text(path, "the groups file").splitlines(), start=1):
         ids = [norm_id(v) for v in line.replace(",", " ").split()]
         if ids:
             out.append((n, ids))

@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from workers.errors import UserError
+from workers.ingest.files import read_text
 from workers.settings import ONTOLOGIES_DIR
 
 LABEL_MAPS_DIR = ONTOLOGIES_DIR / "label_maps"
@@ -145,11 +146,7 @@ def parse_label_map(data: Any, name: str) -> LabelMap:
 def load_label_map(path: Path | None = None) -> LabelMap:
     """Read a label map (default: the MEVA map shipped in ontologies/label_maps/)."""
     p = path or MEVA_MAP
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise UserError(f"--map {p}: cannot read it ({reason})") from exc
+    text = read_text(p, "it", name=f"--map {p}")
     try:
         data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
