@@ -4,10 +4,11 @@
 -- Why not stored (docs/pipeline.md, "Pairs on demand"): a dense crowd has 16 close pairs
 -- per point within the 9 m radius, so a stored table wrote 1.29 M rows for UCY students001 +
 -- 003's 39,766 points (6.3 s of a 12.9 s tick), and every pair rule then scanned all of
--- them. The rules need a few per cent: the candidates stage now computes the pair rows of
--- its window once, keeps the rows some active pair rule can use (rules.ontologies.
+-- them. The rules need a fifth (21 % there): the candidates stage now computes the pair
+-- rows of its window once, keeps the rows some active pair rule can use (rules.ontologies.
 -- pair_rows_sql, generated from the rule predicates) in a temporary table, and every pair
--- rule reads that. Analysts and the scoring worker read the view features.relations.
+-- rule reads that. Analysts read the view features.relations; the scoring worker reads one
+-- pair at a time (features.pair_track_rows).
 
 -- The pair radius of a source: metres for metric sources, pixels for pixel sources.
 -- SECURITY DEFINER: the view below runs as its reader, who may not read pipeline.settings;
@@ -23,8 +24,8 @@ BEGIN
 END
 $$;
 
--- Every pair row of one source for ts in [p_from, p_to]: both orders of every pair of
--- tracks closer than the radius at the same frame.
+-- The pair rows of one source for ts in [p_from, p_to]: both orders of every pair of
+-- tracks closer than the radius at the same frame (of the tracks in p_tracks; NULL: all).
 --
 -- Candidate pairs come from a uniform grid (cell = radius): each point probes its own cell
 -- and the four "forward" neighbours (half the neighbourhood: every pair is matched once and
@@ -36,21 +37,17 @@ $$;
 -- for a planner to hash on alone.
 --
 -- LANGUAGE sql without SET clauses so that the planner inlines it: a caller's WHERE on the
--- output columns is pushed into both orders' scans and evaluated before their remaining
--- columns are computed (the candidates stage keeps a few per cent of the rows). Tables are
--- schema-qualified; operators and functions are pg_catalog's, which every search_path
--- searches first unless it names pg_catalog later itself. Order-free
--- quantities (distance, rel_speed, approach_speed, heading_diff) are computed once per
+-- output columns runs on the columns computed once per row in both_orders, before bearing,
+-- rel_speed and approach_speed are computed for the rows it keeps (the candidates stage
+-- keeps a fifth of a dense scene's rows). Tables are schema-qualified; operators and
+-- functions are pg_catalog's, which every search_path searches first unless it names
+-- pg_catalog later itself. Order-free quantities (distance, rel_speed, approach_speed, heading_diff) are computed once per
 -- unordered pair: swapping the order negates Δp and Δv exactly, so they are the same bits
 -- in both orders.
-CREATE OR REPLACE FUNCTION features.pair_rows(p_source bigint, p_from timestamptz,
-                                              p_to timestamptz)
-RETURNS TABLE (track_id text, other_id text, frame bigint, ts timestamptz,
-               distance double precision, bearing double precision,
-               lon_offset double precision, lat_offset double precision,
-               speed double precision, other_speed double precision,
-               rel_speed double precision, approach_speed double precision,
-               heading_diff double precision)
+-- With p_tracks, only those tracks' kinematics are read (through their index).
+CREATE OR REPLACE FUNCTION features.pair_rows_of(p_source bigint, p_from timestamptz,
+                                                 p_to timestamptz, p_tracks text[])
+RETURNS SETOF features.pair_row
 LANGUAGE sql STABLE
 AS $$
   WITH rad AS MATERIALIZED (
@@ -62,7 +59,8 @@ AS $$
                  cosd(k.heading) AS ch, sind(k.heading) AS sh, rad.r * rad.r AS r2,
                  floor(k.x / rad.r)::bigint AS cx, floor(k.y / rad.r)::bigint AS cy
           FROM features.kinematics k, rad
-          WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to) c
+          WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to
+            AND (p_tracks IS NULL OR k.track_id = ANY (p_tracks))) c
   ),
   -- Half the neighbourhood: the own cell and the four "forward" cells. Of two points in
   -- different neighbouring cells exactly one lies forward of the other; inside the own cell
@@ -113,10 +111,30 @@ AS $$
   FROM both_orders o
 $$;
 
--- What analysts and the scoring worker read: every pair row of every source, computed when
--- read (security_invoker: the reader's RLS on kinematics and sources applies). A filter on
--- source_id and ts bounds the kinematics each source's grid join reads; filters on the
--- pair columns are applied to its output.
+-- Every pair row of one source for ts in [p_from, p_to] (the candidates stage, the view).
+CREATE OR REPLACE FUNCTION features.pair_rows(p_source bigint, p_from timestamptz,
+                                              p_to timestamptz)
+RETURNS SETOF features.pair_row
+LANGUAGE sql STABLE
+AS $$ SELECT * FROM features.pair_rows_of(p_source, p_from, p_to, NULL) $$;
+
+-- The rows of one ordered pair (track, other) for ts in [p_from, p_to]: the scoring worker
+-- reads a candidate's pair over its window, and a grid over every track of the window
+-- would cost it the whole crowd per candidate.
+CREATE OR REPLACE FUNCTION features.pair_track_rows(p_source bigint, p_track text,
+                                                    p_other text, p_from timestamptz,
+                                                    p_to timestamptz)
+RETURNS SETOF features.pair_row
+LANGUAGE sql STABLE
+AS $$
+  SELECT r.* FROM features.pair_rows_of(p_source, p_from, p_to, ARRAY[p_track, p_other]) r
+  WHERE r.track_id = p_track AND r.other_id = p_other
+$$;
+
+-- What analysts read: every pair row of every source, computed when read (security_invoker:
+-- the reader's RLS on kinematics and sources applies). A filter on source_id picks the
+-- sources whose grid join runs; every other filter, ts included, applies to its output, so
+-- features.pair_rows(source, from, to) is the way to read one range of a source.
 CREATE OR REPLACE VIEW features.relations WITH (security_invoker = true) AS
 SELECT s.project_id, s.source_id, r.ts, r.frame, r.track_id, r.other_id, r.distance,
        r.bearing, r.lon_offset, r.lat_offset, r.speed, r.other_speed, r.rel_speed,
@@ -129,43 +147,3 @@ COMMENT ON VIEW features.relations IS
   'features.kinematics when read (docs/pipeline.md, "Relations"). For one source and a time '
   'range, features.pair_rows(source, from, to) reads only that range.';
 
--- The pair rows of one ordered pair (track, other) of a source for ts in [p_from, p_to]:
--- what features.pair_rows() returns for that pair, from the two tracks' kinematics alone
--- (the scoring worker reads a candidate's pair over its window; a grid over every track of
--- the window would cost the whole crowd per candidate). The same expressions in the same
--- order as above, so the values are the same bits (tests/db/test_pair_rows.py).
-CREATE OR REPLACE FUNCTION features.pair_track_rows(p_source bigint, p_track text,
-                                                    p_other text, p_from timestamptz,
-                                                    p_to timestamptz)
-RETURNS TABLE (track_id text, other_id text, frame bigint, ts timestamptz,
-               distance double precision, bearing double precision,
-               lon_offset double precision, lat_offset double precision,
-               speed double precision, other_speed double precision,
-               rel_speed double precision, approach_speed double precision,
-               heading_diff double precision)
-LANGUAGE sql STABLE
-AS $$
-  WITH o AS (
-    SELECT a.track_id, b.track_id AS other_id, a.frame, a.ts,
-           b.x - a.x AS dx, b.y - a.y AS dy, b.vx - a.vx AS rvx, b.vy - a.vy AS rvy,
-           sqrt((b.x - a.x) * (b.x - a.x) + (b.y - a.y) * (b.y - a.y)) AS distance,
-           (b.x - a.x) * cosd(a.heading) + (b.y - a.y) * sind(a.heading) AS lon_offset,
-           (b.y - a.y) * cosd(a.heading) - (b.x - a.x) * sind(a.heading) AS lat_offset,
-           a.speed, b.speed AS other_speed,
-           abs(features.wrap_deg(b.heading - a.heading)) AS heading_diff
-    FROM features.kinematics a
-    JOIN features.kinematics b ON b.source_id = a.source_id AND b.frame = a.frame
-    WHERE a.source_id = p_source AND a.track_id = p_track AND b.track_id = p_other
-      AND a.ts >= p_from AND a.ts <= p_to AND b.ts >= p_from AND b.ts <= p_to
-  )
-  SELECT o.track_id, o.other_id, o.frame, o.ts, o.distance,
-         CASE WHEN atan2d(o.lat_offset, o.lon_offset) = -180.0::float8 THEN 180.0::float8
-              ELSE atan2d(o.lat_offset, o.lon_offset) END,
-         o.lon_offset, o.lat_offset, o.speed, o.other_speed,
-         sqrt(o.rvx * o.rvx + o.rvy * o.rvy),
-         CASE WHEN o.dx <> 0 OR o.dy <> 0
-              THEN (o.dx * o.rvx + o.dy * o.rvy) / o.distance END,
-         o.heading_diff
-  FROM o, (SELECT features.relation_radius(p_source) AS r) rad
-  WHERE o.dx * o.dx + o.dy * o.dy < rad.r * rad.r
-$$;

@@ -27,12 +27,7 @@ AS $$
 DECLARE
   v_rows bigint;
 BEGIN
-  CREATE TEMP TABLE IF NOT EXISTS pair_rows (
-    track_id text, other_id text, frame bigint, ts timestamptz, distance double precision,
-    bearing double precision, lon_offset double precision, lat_offset double precision,
-    speed double precision, other_speed double precision, rel_speed double precision,
-    approach_speed double precision, heading_diff double precision
-  ) ON COMMIT DROP;
+  CREATE TEMP TABLE IF NOT EXISTS pair_rows OF features.pair_row ON COMMIT DROP;
   TRUNCATE pg_temp.pair_rows;
   EXECUTE p_sql USING p_project, p_source, p_from, p_to;
   GET DIAGNOSTICS v_rows = ROW_COUNT;

@@ -16,7 +16,8 @@ import pytest
 
 from tests.support.scene_loader import load_sim, project, run_tick
 from workers.rules import store
-from workers.rules.ontology import DEFAULT_PATH, load_ontology
+from workers.rules.compile import compile_pair_rows
+from workers.rules.ontology import DEFAULT_PATH, load_ontology, parse_ontology
 from workers.simulate import preset_config, simulate
 
 pytestmark = pytest.mark.db
@@ -133,9 +134,6 @@ def test_the_fill_keeps_every_row_a_pair_rule_reads(db: Conn, scene: tuple[str, 
 
 
 def test_an_ontology_without_pair_rules_has_no_fill(db: Conn) -> None:
-    from workers.rules.compile import compile_pair_rows
-    from workers.rules.ontology import parse_ontology
-
     onto = parse_ontology("""
 name: solo
 version: 1

@@ -27,6 +27,7 @@ from .temporal import (
     sequence,
     upsert,
     window_cte,
+    window_start,
 )
 
 # Seconds of history each kind recomputes before p_from (params.lookback_s overrides).
@@ -98,8 +99,7 @@ def compile_pair_rows(onto: Ontology, ontology_id: int) -> str | None:
     keep = "\n   OR ".join(f"({n})" for n in needs)
     return f"""INSERT INTO pg_temp.pair_rows
 SELECT r.*
-FROM features.pair_rows($2, greatest($3::timestamptz - {secs(lookback)},
-                                     '-infinity'::timestamptz), $4::timestamptz) r
+FROM features.pair_rows($2, {window_start(lookback)}, $4::timestamptz) r
 WHERE {keep}"""
 
 

@@ -124,13 +124,13 @@ def far_apart(c: Ctx, track: str, other: str, after: str | None = None,
     """EXISTS: a frame in (after, before) of the window where both tracks were seen and
     farther apart than the type's far_m (from kinematics, so also beyond the pair radius)."""
     far = num(c.f("far_m"))
-    lo = f"fa.ts > {after}" if after else "fa.ts >= win.lo"
-    hi = f"fa.ts < {before}" if before else "fa.ts <= win.hi"
+    lo = f"> {after}" if after else ">= win.lo"
+    hi = f"< {before}" if before else "<= win.hi"
     return f"""EXISTS (
       SELECT 1 FROM features.kinematics fa
       JOIN features.kinematics fb ON fb.source_id = fa.source_id AND fb.frame = fa.frame
       WHERE fa.source_id = $2 AND fa.track_id = {track} AND fb.track_id = {other}
-        AND {lo} AND {hi} AND {lo.replace('fa.', 'fb.')} AND {hi.replace('fa.', 'fb.')}
+        AND fa.ts {lo} AND fa.ts {hi} AND fb.ts {lo} AND fb.ts {hi}
         AND (fb.x - fa.x) * (fb.x - fa.x) + (fb.y - fa.y) * (fb.y - fa.y) > {far} * {far})"""
 
 

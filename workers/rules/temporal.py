@@ -48,6 +48,11 @@ def text_literal(value: str) -> str:
     return f"'{name(value)}'"
 
 
+def window_start(lookback_s: float) -> str:
+    """The recomputed range's start: $3 (p_from) less the lookback."""
+    return f"greatest($3::timestamptz - {secs(lookback_s)}, '-infinity'::timestamptz)"
+
+
 def window_cte(lookback_s: float) -> str:
     """The `win` CTE: the source, its fps and the recomputed range [lo, hi]."""
     return f"""win AS (
@@ -56,7 +61,7 @@ def window_cte(lookback_s: float) -> str:
          -- The sampling period (the median step between a track's points, not 1 / fps).
          coalesce(features.sampling_period_s(s.source_id, $4::timestamptz),
                   1.0 / coalesce(s.fps, 10.0)) AS step_s,
-         greatest($3::timestamptz - {secs(lookback_s)}, '-infinity'::timestamptz) AS lo,
+         {window_start(lookback_s)} AS lo,
          $4::timestamptz AS hi,
          NOT EXISTS (SELECT 1 FROM features.kinematics k0
                      WHERE k0.source_id = s.source_id
