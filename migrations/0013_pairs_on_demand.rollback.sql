@@ -6,8 +6,6 @@ SET statement_timeout = '5min';
 DROP VIEW IF EXISTS features.relations;
 DROP FUNCTION IF EXISTS features.pair_rows(bigint, timestamptz, timestamptz);
 DROP FUNCTION IF EXISTS features.pair_track_rows(bigint, text, text, timestamptz, timestamptz);
-DROP FUNCTION IF EXISTS features.pair_rows_of(bigint, timestamptz, timestamptz, text[]);
-DROP TYPE IF EXISTS features.pair_row;
 CREATE TABLE features.relations (
   project_id     uuid NOT NULL,
   source_id      bigint NOT NULL,

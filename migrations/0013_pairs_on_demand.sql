@@ -22,25 +22,6 @@ DROP FUNCTION IF EXISTS features.compute_relations(bigint, timestamptz, timestam
 -- squawk-ignore ban-drop-table
 DROP TABLE IF EXISTS features.relations;
 
--- One pair row (sql/40_features_relations.sql): what features.pair_rows() and its kin return
--- and what the candidates stage's temporary table pg_temp.pair_rows holds. The columns of
--- the stored table this migration drops, less project_id and source_id.
-CREATE TYPE features.pair_row AS (
-  track_id       text,
-  other_id       text,
-  frame          bigint,
-  ts             timestamptz,
-  distance       double precision,
-  bearing        double precision,        -- degrees of the other in my heading frame, + left
-  lon_offset     double precision,        -- + ahead
-  lat_offset     double precision,        -- + left
-  speed          double precision,
-  other_speed    double precision,
-  rel_speed      double precision,        -- |v_other - v_me|
-  approach_speed double precision,        -- d distance / dt, < 0 when closing
-  heading_diff   double precision         -- abs wrapped, [0, 180]
-);
-
 -- The fill statement of the candidates stage's pair rows (NULL: no pair rules). Written by
 -- `secinf rules load`; an ontology loaded before 0013 has NULL here and compiled rules that
 -- read the view, which are correct and slower until it is loaded again.
