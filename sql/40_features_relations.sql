@@ -24,8 +24,31 @@ BEGIN
 END
 $$;
 
+-- Whether a pair's order-free values lie in one box of features.pair_rows_of's p_boxes
+-- (four values from p_box[1]: max distance, max heading_diff, min of the lesser speed, min
+-- of the greater speed; ±Infinity: no bound, so a NULL value passes an unbounded test).
+-- NULL for a missing box. workers/rules/pair_bounds.py makes the boxes. Inlined (LANGUAGE
+-- sql, one expression): the array is a constant of the caller's statement.
+CREATE OR REPLACE FUNCTION features.pair_in_box(p_box double precision[],
+                                                p_distance double precision,
+                                                p_heading_diff double precision,
+                                                p_speed double precision,
+                                                p_other_speed double precision)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT (p_box[1] = 'Infinity'::float8 OR p_distance <= p_box[1])
+     AND (p_box[2] = 'Infinity'::float8 OR p_heading_diff <= p_box[2])
+     AND (p_box[3] = '-Infinity'::float8 OR least(p_speed, p_other_speed) >= p_box[3])
+     AND (p_box[4] = '-Infinity'::float8 OR greatest(p_speed, p_other_speed) >= p_box[4])
+$$;
+
 -- The pair rows of one source for ts in [p_from, p_to]: both orders of every pair of
--- tracks closer than the radius at the same frame (of the tracks in p_tracks; NULL: all).
+-- tracks closer than the radius at the same frame (of the tracks in p_tracks; NULL: all),
+-- of the pairs inside one of p_boxes (up to four boxes of four values, features.pair_in_box;
+-- NULL: every pair). The candidates stage passes the boxes of its pair rules' predicates:
+-- in a dense crowd three pairs in four fail them all and are dropped here, before both
+-- orders and their heading-frame offsets are made.
 --
 -- Candidate pairs come from a uniform grid (cell = radius): each point probes its own cell
 -- and the four "forward" neighbours (half the neighbourhood: every pair is matched once and
@@ -46,7 +69,8 @@ $$;
 -- in both orders.
 -- With p_tracks, only those tracks' kinematics are read (through their index).
 CREATE OR REPLACE FUNCTION features.pair_rows_of(p_source bigint, p_from timestamptz,
-                                                 p_to timestamptz, p_tracks text[])
+                                                 p_to timestamptz, p_tracks text[],
+                                                 p_boxes double precision[])
 RETURNS SETOF features.pair_row
 LANGUAGE sql STABLE
 AS $$
@@ -66,6 +90,7 @@ AS $$
   -- different neighbouring cells exactly one lies forward of the other; inside the own cell
   -- the track order ("C") picks one.
   pairs AS MATERIALIZED (
+    SELECT q.* FROM (
     SELECT a.frame, a.ts, a.track_id AS a_id, b.track_id AS b_id,
            a.speed AS a_speed, b.speed AS b_speed, a.ch AS a_ch, a.sh AS a_sh,
            b.ch AS b_ch, b.sh AS b_sh, b.x - a.x AS dx, b.y - a.y AS dy,
@@ -79,6 +104,12 @@ AS $$
     WHERE CASE WHEN d.dx = 0 AND d.dy = 0 THEN a.track_id COLLATE "C" < b.track_id COLLATE "C"
                ELSE a.track_id <> b.track_id END
       AND (b.x - a.x) * (b.x - a.x) + (b.y - a.y) * (b.y - a.y) < a.r2
+    OFFSET 0) q
+    WHERE p_boxes IS NULL
+       OR features.pair_in_box(p_boxes[1:4], q.distance, q.heading_diff, q.a_speed, q.b_speed)
+       OR features.pair_in_box(p_boxes[5:8], q.distance, q.heading_diff, q.a_speed, q.b_speed)
+       OR features.pair_in_box(p_boxes[9:12], q.distance, q.heading_diff, q.a_speed, q.b_speed)
+       OR features.pair_in_box(p_boxes[13:16], q.distance, q.heading_diff, q.a_speed, q.b_speed)
   ),
   -- Both orders: me, the other, the offset from me to the other in my heading frame
   -- (dx, dy, rvx, rvy stay a -> b: the order-free values below are the same bits). The
@@ -116,7 +147,7 @@ CREATE OR REPLACE FUNCTION features.pair_rows(p_source bigint, p_from timestampt
                                               p_to timestamptz)
 RETURNS SETOF features.pair_row
 LANGUAGE sql STABLE
-AS $$ SELECT * FROM features.pair_rows_of(p_source, p_from, p_to, NULL) $$;
+AS $$ SELECT * FROM features.pair_rows_of(p_source, p_from, p_to, NULL, NULL) $$;
 
 -- The rows of one ordered pair (track, other) for ts in [p_from, p_to]: the scoring worker
 -- reads a candidate's pair over its window, and a grid over every track of the window
@@ -127,7 +158,8 @@ CREATE OR REPLACE FUNCTION features.pair_track_rows(p_source bigint, p_track tex
 RETURNS SETOF features.pair_row
 LANGUAGE sql STABLE
 AS $$
-  SELECT r.* FROM features.pair_rows_of(p_source, p_from, p_to, ARRAY[p_track, p_other]) r
+  SELECT r.*
+  FROM features.pair_rows_of(p_source, p_from, p_to, ARRAY[p_track, p_other], NULL) r
   WHERE r.track_id = p_track AND r.other_id = p_other
 $$;
 

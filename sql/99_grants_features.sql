@@ -27,6 +27,8 @@ GRANT EXECUTE ON FUNCTION pipeline.tick(boolean), pipeline.watermark(bigint),
   TO pipeline;
 GRANT EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) TO pipeline;
 GRANT EXECUTE ON FUNCTION features.pair_rows(bigint, timestamptz, timestamptz),
-  features.pair_rows_of(bigint, timestamptz, timestamptz, text[]),
+  features.pair_rows_of(bigint, timestamptz, timestamptz, text[], double precision[]),
+  features.pair_in_box(double precision[], double precision, double precision,
+                       double precision, double precision),
   features.pair_track_rows(bigint, text, text, timestamptz, timestamptz),
   features.relation_radius(bigint), features.wrap_deg(double precision) TO pipeline, analyst;

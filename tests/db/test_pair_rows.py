@@ -9,6 +9,7 @@ are with every pair row kept.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import psycopg
@@ -16,8 +17,9 @@ import pytest
 
 from tests.support.scene_loader import load_sim, project, run_tick
 from workers.rules import store
-from workers.rules.compile import compile_pair_rows
+from workers.rules.compile import compile_pair_rows, pair_predicates
 from workers.rules.ontology import DEFAULT_PATH, load_ontology, parse_ontology
+from workers.rules.pair_bounds import boxes
 from workers.simulate import preset_config, simulate
 
 pytestmark = pytest.mark.db
@@ -152,3 +154,67 @@ types:
     row = db.execute("SELECT pair_rows_sql FROM rules.ontologies WHERE project_id = %s",
                      (pid,)).fetchone()
     assert row == {"pair_rows_sql": None}
+
+
+ODD_PAIRS = """
+name: odd-pairs
+version: 1
+types:
+  behind_slower:
+    family: interaction
+    kind: pair_state
+    roles: [a, b]
+    condition: 0.3 < speed and other_speed > speed and heading_diff <= 60
+    min_duration_s: 1.0
+    max_gap_s: 0.5
+  in_cone:
+    family: interaction
+    kind: pair_state
+    roles: [a, b]
+    condition: cone(4.0, 30) and not (rel_speed > 1.0)
+    min_duration_s: 1.0
+    max_gap_s: 0.5
+  boxed:
+    family: interaction
+    kind: pair_state
+    roles: [a, b]
+    condition: lat_offset between -1.0 and 2.0 and lon_offset >= -3 and lon_offset <= 3
+    hysteresis: abs(lat_offset) < 2.5 and abs(lon_offset) < 3.5 or distance < 1.0
+    min_duration_s: 1.0
+    max_gap_s: 0.5
+"""
+
+
+def _kept_rows(db: Conn, pid: str, source: int, fill: str) -> set[tuple[Any, ...]]:
+    """The rows the fill statement keeps over the whole source, rolled back."""
+    try:
+        db.execute("SELECT candidates.fill_pair_rows(%s, %s, %s, '-infinity', 'infinity')",
+                   (fill, pid, source))
+        return _set(db, f"SELECT {COLUMNS} FROM pg_temp.pair_rows", ())
+    finally:
+        db.rollback()
+
+
+@pytest.mark.parametrize("ontology", ["default", "odd"])
+def test_the_pair_boxes_drop_no_row_a_predicate_keeps(db: Conn, scene: tuple[str, int],
+                                                       ontology: str) -> None:
+    """The boxes the fill passes to features.pair_rows_of (workers/rules/pair_bounds.py) are
+    a necessary condition: the fill keeps the same rows without them."""
+    pid, source = scene
+    onto = load_ontology(DEFAULT_PATH) if ontology == "default" else parse_ontology(ODD_PAIRS)
+    fill = compile_pair_rows(onto, 1)
+    assert fill is not None and "ARRAY[" in fill
+    unboxed = re.sub(r"ARRAY\[[^\]]*\]::float8\[\]", "NULL::float8[]", fill)
+    assert unboxed != fill
+    boxed_rows = _kept_rows(db, pid, source, fill)
+    assert len(boxed_rows) > 100
+    assert boxed_rows == _kept_rows(db, pid, source, unboxed)
+    # and the boxes do drop pairs before both orders are made
+    n_boxed = db.execute("SELECT count(*) AS n FROM features.pair_rows_of(%s, '-infinity', "
+                         "'infinity', NULL, %s)",
+                         (source, [v for b in boxes(pair_predicates(onto)) for v in b.values()])
+                         ).fetchone()
+    n_all = db.execute("SELECT count(*) AS n FROM features.pair_rows(%s, '-infinity', "
+                       "'infinity')", (source,)).fetchone()
+    db.rollback()
+    assert n_boxed is not None and n_all is not None and n_boxed["n"] < n_all["n"]

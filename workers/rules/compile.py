@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from .compile_zones import route_choice, zone_stay, zone_transition
 from .context import CLOSE_MARGIN_S, Ctx, far_apart, kin_cte, rel_cte
 from .ontology import EventType, Ontology
+from .pair_bounds import boxes, boxes_sql
+from .predicates import Predicate, parse_predicate
 from .temporal import (
     closed,
     duration_s,
@@ -97,10 +99,24 @@ def compile_pair_rows(onto: Ontology, ontology_id: int) -> str | None:
     if not needs:
         return None
     keep = "\n   OR ".join(f"({n})" for n in needs)
+    # The pairs outside every box of these predicates are dropped inside the grid join.
     return f"""INSERT INTO pg_temp.pair_rows
 SELECT r.*
-FROM features.pair_rows($2, {window_start(lookback)}, $4::timestamptz) r
+FROM features.pair_rows_of($2, {window_start(lookback)}, $4::timestamptz, NULL,
+                           {boxes_sql(boxes(pair_predicates(onto)))}) r
 WHERE {keep}"""
+
+
+def pair_predicates(onto: Ontology) -> list[Predicate]:
+    """The predicates that decide which pair rows the fill keeps: a sequence's `during`,
+    a state's or encounter's condition and hysteresis."""
+    used: list[Predicate] = []
+    for et in onto.types.values():
+        if et.kind in PAIR_KINDS:
+            fields = ("during",) if et.kind == "pair_sequence" else ("condition", "hysteresis")
+            used += [parse_predicate(et.predicates[f], et.table or "relations")
+                     for f in fields if f in et.predicates]
+    return used
 
 
 # ----------------------------------------------------------------------- state kinds
@@ -181,7 +197,7 @@ def _pair_sequence(c: Ctx) -> str:
                    f"GREATEST({num(c.et.max_gap_s)}, 1.5 * win.step_s))"
                    f" AND {dur} <= {num(c.f('within_s'))}"
                    f" AND {closed('i.ti', 'i.tj', CLOSE_MARGIN_S)}")
-    rel = rel_cte(False, c.et.classes, c.pred("during", "r"))
+    rel = rel_cte(False, c.et.classes, c.pred("during", "r"), prev_ts=True)
     return f"{rel},\n{seq},\n{chk},\n{upsert(sel)}"
 
 

@@ -102,18 +102,23 @@ def kin_cte(classes: tuple[str, ...] = (), where: str = "") -> str:
 CANONICAL_PAIR = "(length(r.track_id), r.track_id) < (length(r.other_id), r.other_id)"
 
 
-def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "") -> str:
+def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "",
+            prev_ts: bool = False) -> str:
     """The `rel` CTE over the range's pair rows (pg_temp.pair_rows, filled by the candidates
     stage: candidates.fill_pair_rows); `where` (SQL over alias r) keeps only the rows the rule
     can use: a state or encounter reads only rows where its predicates hold, a sequence its
-    `during` rows, so the window passes sort a few per cent of a dense scene's pair rows."""
+    `during` rows, so the window passes sort a few per cent of a dense scene's pair rows.
+    With `prev_ts`, each row also carries the pair's previous row time (a sequence's gaps):
+    a sort and a window pass that a rule reading `rel` twice (a handover) would otherwise
+    pay for nothing, since a CTE read twice is materialized whole."""
     canon = f"\n    AND {CANONICAL_PAIR}" if symmetric else ""
     keep = ("\n    AND r.track_id NOT IN (SELECT o.track_id FROM cls_out o)"
             "\n    AND r.other_id NOT IN (SELECT o.track_id FROM cls_out o)" if classes else "")
     keep += f"\n    AND ({where})" if where else ""
+    prev = (",\n         lag(r.ts) OVER (PARTITION BY r.track_id, r.other_id ORDER BY r.ts)"
+            " AS prev_ts" if prev_ts else "")
     return f"""{_other_classes(classes)}rel AS (
-  SELECT r.track_id, r.other_id, r.frame, r.ts, {REL_COLS},
-         lag(r.ts) OVER (PARTITION BY r.track_id, r.other_id ORDER BY r.ts) AS prev_ts
+  SELECT r.track_id, r.other_id, r.frame, r.ts, {REL_COLS}{prev}
   FROM pg_temp.pair_rows r, win
   WHERE r.ts >= win.lo AND r.ts <= win.hi{canon}{keep}
 )"""
