@@ -19,7 +19,7 @@ from tests.support.scene_loader import load_sim, project, run_tick
 from workers.rules import store
 from workers.rules.compile import compile_pair_rows, pair_predicates
 from workers.rules.ontology import DEFAULT_PATH, load_ontology, parse_ontology
-from workers.rules.pair_bounds import boxes
+from workers.rules.pair_bounds import box_values, boxes
 from workers.simulate import preset_config, simulate
 
 pytestmark = pytest.mark.db
@@ -212,8 +212,7 @@ def test_the_pair_boxes_drop_no_row_a_predicate_keeps(db: Conn, scene: tuple[str
     # and the boxes do drop pairs before both orders are made
     n_boxed = db.execute("SELECT count(*) AS n FROM features.pair_rows_of(%s, '-infinity', "
                          "'infinity', NULL, %s)",
-                         (source, [v for b in boxes(pair_predicates(onto)) for v in b.values()])
-                         ).fetchone()
+                         (source, box_values(boxes(pair_predicates(onto))))).fetchone()
     n_all = db.execute("SELECT count(*) AS n FROM features.pair_rows(%s, '-infinity', "
                        "'infinity')", (source,)).fetchone()
     db.rollback()

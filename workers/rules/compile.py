@@ -92,7 +92,7 @@ def compile_pair_rows(onto: Ontology, ontology_id: int) -> str | None:
         if et.kind not in PAIR_KINDS:
             continue
         c = Ctx(onto, et, int(ontology_id))
-        need = c.pred("during", "r") if et.kind == "pair_sequence" else c.held("r")
+        need = c.held("r") if "condition" in _fill_fields(et) else c.pred("during", "r")
         if need not in needs:
             needs.append(need)
         lookback = max(lookback, lookback_s(et))
@@ -107,16 +107,17 @@ FROM features.pair_rows_of($2, {window_start(lookback)}, $4::timestamptz, NULL,
 WHERE {keep}"""
 
 
+def _fill_fields(et: EventType) -> tuple[str, ...]:
+    """The predicates of a pair type whose rows the fill keeps: a sequence's `during`, a
+    state's or encounter's condition and hysteresis."""
+    return ("during",) if et.kind == "pair_sequence" else ("condition", "hysteresis")
+
+
 def pair_predicates(onto: Ontology) -> list[Predicate]:
-    """The predicates that decide which pair rows the fill keeps: a sequence's `during`,
-    a state's or encounter's condition and hysteresis."""
-    used: list[Predicate] = []
-    for et in onto.types.values():
-        if et.kind in PAIR_KINDS:
-            fields = ("during",) if et.kind == "pair_sequence" else ("condition", "hysteresis")
-            used += [parse_predicate(et.predicates[f], et.table or "relations")
-                     for f in fields if f in et.predicates]
-    return used
+    """The predicates that decide which pair rows the fill keeps (`_fill_fields`)."""
+    return [parse_predicate(et.predicates[f], et.table or "relations")
+            for et in onto.types.values() if et.kind in PAIR_KINDS
+            for f in _fill_fields(et) if f in et.predicates]
 
 
 # ----------------------------------------------------------------------- state kinds

@@ -193,13 +193,17 @@ def boxes(predicates: list[Predicate]) -> list[Box]:
     return kept
 
 
+def box_values(found: list[Box]) -> list[float]:
+    """The boxes as features.pair_rows_of's p_boxes: four values per box."""
+    return [v for b in found for v in b.values()]
+
+
 def boxes_sql(found: list[Box]) -> str:
-    """The p_boxes argument of features.pair_rows_of: NULL (every pair) or a float8 array of
-    four values per box."""
+    """The p_boxes argument of features.pair_rows_of as SQL: NULL (every pair) or a float8
+    array (`box_values`)."""
     if not found or any(b == EVERY_PAIR for b in found):
         return "NULL::float8[]"
-    values = [v for b in found for v in b.values()]
-    return "ARRAY[" + ", ".join(_float(v) for v in values) + "]::float8[]"
+    return "ARRAY[" + ", ".join(_float(v) for v in box_values(found)) + "]::float8[]"
 
 
 def _float(v: float) -> str:
