@@ -67,7 +67,10 @@ $$;
 -- pg_catalog later itself. Order-free quantities (distance, rel_speed, approach_speed, heading_diff) are computed once per
 -- unordered pair: swapping the order negates Δp and Δv exactly, so they are the same bits
 -- in both orders.
--- With p_tracks, only those tracks' kinematics are read (through their index).
+-- With p_tracks, only those tracks' kinematics are read (through their index). pair_key
+-- numbers the ordered pair within this call only (tracks by dense rank): the pair rules
+-- partition, sort and group by one bigint instead of two text columns (a fifth less time in
+-- meet on a dense crowd); it means nothing across calls.
 CREATE OR REPLACE FUNCTION features.pair_rows_of(p_source bigint, p_from timestamptz,
                                                  p_to timestamptz, p_tracks text[],
                                                  p_boxes double precision[])
@@ -80,6 +83,8 @@ AS $$
   k AS MATERIALIZED (
     SELECT c.*, (c.frame << 22) | ((c.cx & 2047) << 11) | (c.cy & 2047) AS cell
     FROM (SELECT k.track_id, k.frame, k.ts, k.x, k.y, k.vx, k.vy, k.speed, k.heading,
+                 -- the track's number in this call: pair_key = (me << 32) | other
+                 dense_rank() OVER (ORDER BY k.track_id) AS track_no,
                  cosd(k.heading) AS ch, sind(k.heading) AS sh, rad.r * rad.r AS r2,
                  floor(k.x / rad.r)::bigint AS cx, floor(k.y / rad.r)::bigint AS cy
           FROM features.kinematics k, rad
@@ -88,11 +93,12 @@ AS $$
   ),
   -- Half the neighbourhood: the own cell and the four "forward" cells. Of two points in
   -- different neighbouring cells exactly one lies forward of the other; inside the own cell
-  -- the track order ("C") picks one.
+  -- the track number picks one (which one is a does not change a row: both orders are made
+  -- and the order-free values are the same bits either way).
   pairs AS MATERIALIZED (
     SELECT q.* FROM (
     SELECT a.frame, a.ts, a.track_id AS a_id, b.track_id AS b_id,
-           a.speed AS a_speed, b.speed AS b_speed, a.ch AS a_ch, a.sh AS a_sh,
+           a.track_no AS a_no, b.track_no AS b_no, a.speed AS a_speed, b.speed AS b_speed, a.ch AS a_ch, a.sh AS a_sh,
            b.ch AS b_ch, b.sh AS b_sh, b.x - a.x AS dx, b.y - a.y AS dy,
            b.vx - a.vx AS rvx, b.vy - a.vy AS rvy,
            sqrt((b.x - a.x) * (b.x - a.x) + (b.y - a.y) * (b.y - a.y)) AS distance,
@@ -101,8 +107,8 @@ AS $$
     CROSS JOIN (VALUES (0::bigint, 0::bigint), (0, 1), (1, -1), (1, 0), (1, 1)) AS d (dx, dy)
     JOIN k b ON b.cell = (a.frame << 22) | (((a.cx + d.dx) & 2047) << 11)
                          | ((a.cy + d.dy) & 2047)
-    WHERE CASE WHEN d.dx = 0 AND d.dy = 0 THEN a.track_id COLLATE "C" < b.track_id COLLATE "C"
-               ELSE a.track_id <> b.track_id END
+    WHERE CASE WHEN d.dx = 0 AND d.dy = 0 THEN a.track_no < b.track_no
+               ELSE a.track_no <> b.track_no END
       AND (b.x - a.x) * (b.x - a.x) + (b.y - a.y) * (b.y - a.y) < a.r2
     OFFSET 0) q
     WHERE p_boxes IS NULL
@@ -121,13 +127,14 @@ AS $$
       SELECT p.a_id AS track_id, p.b_id AS other_id, p.frame, p.ts, p.dx, p.dy, p.rvx, p.rvy,
              p.distance, p.dx * p.a_ch + p.dy * p.a_sh AS lon_offset,
              p.dy * p.a_ch - p.dx * p.a_sh AS lat_offset,
-             p.a_speed AS speed, p.b_speed AS other_speed, p.heading_diff
+             p.a_speed AS speed, p.b_speed AS other_speed, p.heading_diff,
+             (p.a_no << 32) | p.b_no AS pair_key
       FROM pairs p
       UNION ALL
       SELECT p.b_id, p.a_id, p.frame, p.ts, p.dx, p.dy, p.rvx, p.rvy, p.distance,
              (-p.dx) * p.b_ch + (-p.dy) * p.b_sh,
              (-p.dy) * p.b_ch - (-p.dx) * p.b_sh,
-             p.b_speed, p.a_speed, p.heading_diff
+             p.b_speed, p.a_speed, p.heading_diff, (p.b_no << 32) | p.a_no
       FROM pairs p
       OFFSET 0) o
   )
@@ -138,7 +145,7 @@ AS $$
          sqrt(o.rvx * o.rvx + o.rvy * o.rvy),
          CASE WHEN o.dx <> 0 OR o.dy <> 0
               THEN (o.dx * o.rvx + o.dy * o.rvy) / o.distance END,
-         o.heading_diff
+         o.heading_diff, o.pair_key
   FROM both_orders o
 $$;
 

@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 
 from .compile_zones import route_choice, zone_stay, zone_transition
-from .context import CLOSE_MARGIN_S, Ctx, far_apart, kin_cte, rel_cte
+from .context import CANONICAL_PAIR, CLOSE_MARGIN_S, Ctx, far_apart, kin_cte, rel_cte
 from .ontology import EventType, Ontology
 from .pair_bounds import boxes, boxes_sql
 from .predicates import Predicate, parse_predicate
@@ -83,9 +83,10 @@ PAIR_KINDS = frozenset({"pair_state", "pair_sequence", "encounter"})
 def compile_pair_rows(onto: Ontology, ontology_id: int) -> str | None:
     """The candidates stage's fill statement (rules.ontologies.pair_rows_sql): the pair
     rows of [p_from - the widest pair lookback, p_to] where at least one pair rule can use
-    the row (a state's or encounter's condition or hysteresis, a sequence's `during`), into
-    pg_temp.pair_rows. None when the ontology has no pair rule. Same parameters as the rules
-    ($1 project, $2 source, $3 p_from, $4 p_to)."""
+    the row (a state's or encounter's condition or hysteresis, a sequence's `during`; of a
+    symmetric type, only in the one order its `rel` reads), into pg_temp.pair_rows. None
+    when the ontology has no pair rule. Parameters as the rules' ($1 project, $2 source,
+    $3 p_from, $4 p_to; it does not read the rules' $5, the sampling period)."""
     needs: list[str] = []
     lookback = 0.0
     for et in onto.types.values():
@@ -93,6 +94,9 @@ def compile_pair_rows(onto: Ontology, ontology_id: int) -> str | None:
             continue
         c = Ctx(onto, et, int(ontology_id))
         need = c.held("r") if "condition" in _fill_fields(et) else c.pred("during", "r")
+        if et.symmetric:
+            # its rel reads one order of each pair: the other is kept only for another rule
+            need = f"({need}) AND {CANONICAL_PAIR}"
         if need not in needs:
             needs.append(need)
         lookback = max(lookback, lookback_s(et))
@@ -121,7 +125,7 @@ def pair_predicates(onto: Ontology) -> list[Predicate]:
 
 
 # ----------------------------------------------------------------------- state kinds
-def _state(c: Ctx, src: str, keys: tuple[str, ...]) -> str:
+def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> str:
     """"Holds for >= D with gaps <= eps" over CTE `src`, one candidate per interval.
 
     With a recall tier: intervals of >= recall_factor * D (shorter than D: tier recall),
@@ -131,7 +135,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...]) -> str:
     hold = c.hold()
     core, margin, aggs = c.pred("condition"), c.margin("condition"), evidence_aggs(c.evidence)
     cols = ", ".join(keys)
-    isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs)
+    isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs, by)
     dur, mind = duration_s("i.t0", "i.t1"), c.et.min_duration_s
     actors = c.actors(*(f"i.{k}" for k in keys))
     where = (f"{c.at_least(dur, mind)} AND {closed('i.h0', 'i.h1', CLOSE_MARGIN_S)}")
@@ -142,7 +146,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...]) -> str:
     merged = f"{src}_m"
     same = " AND ".join(f"s.{k} = i.{k}" for k in (*keys, "t0", "t1"))
     gap_m = c.et.max_gap_s / c.recall
-    isl_m = islands(merged, cols, core, hold, margin, gap_m, aggs)
+    isl_m = islands(merged, cols, core, hold, margin, gap_m, aggs, by)
     # closed once it ended longer ago than the wider gap (rows that extend it come sooner)
     where_m = (f"{c.at_least(dur, mind)} AND "
                f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1))}")
@@ -165,7 +169,7 @@ def _track_state(c: Ctx) -> str:
 
 def _pair_state(c: Ctx) -> str:
     rel = rel_cte(c.et.symmetric, c.et.classes, c.held("r"))
-    return f"{rel},\n{_state(c, 'rel', ('track_id', 'other_id'))}"
+    return f"{rel},\n{_state(c, 'rel', ('track_id', 'other_id'), 'pair_key')}"
 
 
 def _pair_sequence(c: Ctx) -> str:
@@ -174,7 +178,7 @@ def _pair_sequence(c: Ctx) -> str:
     min_during_share of the time from the first row to the then row (each row stands for one
     sampling period, so missed or non-during frames count against the share)."""
     keys = "track_id, other_id"
-    seq = sequence("rel", keys, c.pred("first"), c.pred("then"))
+    seq = sequence("rel", keys, c.pred("first"), c.pred("then"), "pair_key")
     margin_f = c.margin("during", "f")
     aggs = evidence_aggs(c.evidence)
     chk = f"""chk AS (
@@ -206,9 +210,13 @@ def _encounter(c: Ctx) -> str:
     keys = "track_id, other_id"
     cond = c.pred("condition")
     aggs = evidence_aggs(c.evidence)
+    # With inner runs (a handover) the close runs only bound them: the evidence and the
+    # mean speeds come from the inner rows, so the close runs' aggregates are not computed.
+    outer_aggs = "" if "inner" in c.et.predicates else (
+        "avg(f.speed) AS mean_speed, avg(f.other_speed) AS mean_other_speed"
+        + (f",\n         {aggs}" if aggs else ""))
     isl = islands("rel", keys, cond, c.hold(), c.margin("condition"), c.et.max_gap_s,
-                  "avg(f.speed) AS mean_speed, avg(f.other_speed) AS mean_other_speed"
-                  + (f",\n         {aggs}" if aggs else ""))
+                  outer_aggs, "pair_key")
     # `rel` holds only the rows where the condition (or its hysteresis) holds: the islands,
     # the evidence and a handover's inner runs are all made of them.
     rel = rel_cte(True, c.et.classes, c.held("r"))
@@ -248,7 +256,7 @@ inn AS (
 )"""
     ikeys = "track_id, other_id, close_t0, close_t1"
     iisl = islands("inn", ikeys, c.pred("inner"), c.pred("inner"), c.margin("inner"),
-                   c.et.max_gap_s, evidence_aggs(c.evidence))
+                   c.et.max_gap_s, evidence_aggs(c.evidence), "pair_key, close_t0, close_t1")
     dur = duration_s("i.t0", "i.t1")
     min_inner = c.f("min_inner_s")
     low = min_inner if c.recall is None else c.recall * min_inner

@@ -110,15 +110,16 @@ def rel_cte(symmetric: bool, classes: tuple[str, ...] = (), where: str = "",
     `during` rows, so the window passes sort a few per cent of a dense scene's pair rows.
     With `prev_ts`, each row also carries the pair's previous row time (a sequence's gaps):
     a sort and a window pass that a rule reading `rel` twice (a handover) would otherwise
-    pay for nothing, since a CTE read twice is materialized whole."""
+    pay for nothing, since a CTE read twice is materialized whole. Rows carry pair_key, the
+    one bigint the rules partition by (features.pair_rows_of)."""
     canon = f"\n    AND {CANONICAL_PAIR}" if symmetric else ""
     keep = ("\n    AND r.track_id NOT IN (SELECT o.track_id FROM cls_out o)"
             "\n    AND r.other_id NOT IN (SELECT o.track_id FROM cls_out o)" if classes else "")
     keep += f"\n    AND ({where})" if where else ""
-    prev = (",\n         lag(r.ts) OVER (PARTITION BY r.track_id, r.other_id ORDER BY r.ts)"
+    prev = (",\n         lag(r.ts) OVER (PARTITION BY r.pair_key ORDER BY r.ts)"
             " AS prev_ts" if prev_ts else "")
     return f"""{_other_classes(classes)}rel AS (
-  SELECT r.track_id, r.other_id, r.frame, r.ts, {REL_COLS}{prev}
+  SELECT r.pair_key, r.track_id, r.other_id, r.frame, r.ts, {REL_COLS}{prev}
   FROM pg_temp.pair_rows r, win
   WHERE r.ts >= win.lo AND r.ts <= win.hi{canon}{keep}
 )"""

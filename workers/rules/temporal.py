@@ -58,9 +58,9 @@ def window_cte(lookback_s: float) -> str:
     return f"""win AS (
   SELECT s.project_id, s.source_id, s.time_origin,
          coalesce(s.fps, 10.0) AS fps,
-         -- The sampling period (the median step between a track's points, not 1 / fps).
-         coalesce(features.sampling_period_s(s.source_id, $4::timestamptz),
-                  1.0 / coalesce(s.fps, 10.0)) AS step_s,
+         -- The sampling period (the median step between a track's points, not 1 / fps):
+         -- $5, features.sampling_period_s once per range (candidates.run_rules).
+         coalesce($5::float8, 1.0 / coalesce(s.fps, 10.0)) AS step_s,
          {window_start(lookback_s)} AS lo,
          $4::timestamptz AS hi,
          NOT EXISTS (SELECT 1 FROM features.kinematics k0
@@ -72,42 +72,49 @@ def window_cte(lookback_s: float) -> str:
 
 
 def islands(src: str, keys: str, core: str, hold: str, margin: str, gap_s: float,
-            extra_aggs: str = "") -> str:
+            extra_aggs: str = "", by: str | None = None) -> str:
     """CTEs `<src>_f`, `<src>_g`, `<src>_i` over rows of CTE `src` (with ts, frame, keys).
 
-    `<src>_i` has one row per interval: keys, t0/t1 (first/last core row), f0/f1 frames,
-    n rows, mean margin over core rows, and `extra_aggs` (SQL aggregate list, may be '').
+    `<src>_i` has one row per interval: keys, t0/t1 (first/last core row), h0/h1 (first/last
+    row, hysteresis included), mean margin over core rows, and `extra_aggs` (SQL aggregate
+    list, may be '').
+    `by` partitions instead of `keys` where one column identifies them (a pair row's
+    pair_key: one bigint to sort and compare instead of two texts); the groups are the same.
     """
     extra = f",\n         {extra_aggs}" if extra_aggs else ""
+    part = by or keys
+    group = f"{by}, {keys}" if by else keys
     return f"""{src}_f AS (
   SELECT b.*, ({core}) AS core, ({margin}) AS margin
   FROM {src} b WHERE ({hold}) OR ({core})
 ),
 {src}_g AS (
+  -- the gap limit is one value per statement (an InitPlan), not a join with win per row
   SELECT f.*, sum(CASE WHEN f.isl_prev IS NULL OR f.ts - f.isl_prev >
-                            make_interval(secs => GREATEST({num(gap_s)}, 1.5 * win.step_s))
+                            (SELECT make_interval(secs => GREATEST({num(gap_s)}, 1.5 * w.step_s))
+                             FROM win w)
                        THEN 1 ELSE 0 END)
-                OVER (PARTITION BY {keys} ORDER BY f.ts ROWS UNBOUNDED PRECEDING) AS run
-  FROM (SELECT f.*, lag(f.ts) OVER (PARTITION BY {keys} ORDER BY f.ts) AS isl_prev
-        FROM {src}_f f) f, win
+                OVER (PARTITION BY {part} ORDER BY f.ts ROWS UNBOUNDED PRECEDING) AS run
+  FROM (SELECT f.*, lag(f.ts) OVER (PARTITION BY {part} ORDER BY f.ts) AS isl_prev
+        FROM {src}_f f) f
 ),
 {src}_i AS (
   SELECT {keys}, run,
          min(ts) FILTER (WHERE core) AS t0, max(ts) FILTER (WHERE core) AS t1,
-         min(frame) FILTER (WHERE core) AS f0, max(frame) FILTER (WHERE core) AS f1,
-         min(ts) AS h0, max(ts) AS h1, count(*) AS n,
+         min(ts) AS h0, max(ts) AS h1,
          avg(margin) FILTER (WHERE core) AS margin{extra}
   FROM {src}_g f
-  GROUP BY {keys}, run
+  GROUP BY {group}, run
   HAVING bool_or(core)
 )"""
 
 
-def sequence(src: str, keys: str, first: str, then: str) -> str:
+def sequence(src: str, keys: str, first: str, then: str, by: str | None = None) -> str:
     """CTE `<src>_seq`: (keys, ti, tj) for every first-row -> then-row transition.
 
     Rows of `src` are labelled 1 (first), 2 (then) or 0 (neither); a transition is a
-    label-2 row whose previous labelled row has label 1 (any label-0 rows between).
+    label-2 row whose previous labelled row has label 1 (any label-0 rows between). `by`
+    as in islands().
     """
     return f"""{src}_lab AS (
   SELECT b.*, CASE WHEN ({first}) THEN 1 WHEN ({then}) THEN 2 ELSE 0 END AS lab
@@ -116,7 +123,7 @@ def sequence(src: str, keys: str, first: str, then: str) -> str:
 {src}_nz AS (
   SELECT l.*, lag(l.lab) OVER w AS prev_lab, lag(l.ts) OVER w AS prev_lab_ts
   FROM {src}_lab l WHERE l.lab > 0
-  WINDOW w AS (PARTITION BY {keys} ORDER BY l.ts)
+  WINDOW w AS (PARTITION BY {by or keys} ORDER BY l.ts)
 ),
 {src}_seq AS (
   SELECT {keys}, n.prev_lab_ts AS ti, n.ts AS tj
