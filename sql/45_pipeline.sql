@@ -85,16 +85,33 @@ SELECT pipeline.register_stage('change_points',
 -- and the handover rule joined them in a nested loop for over 5 minutes (1.4 s planned on
 -- statistics). ANALYZE may run in a transaction and samples the transaction's own rows.
 
--- Analyze every table this backend has written (pg_stat_xact_user_tables: this
--- transaction, plus earlier ones whose counts are not flushed yet) that the planner would
--- misjudge: never analyzed and at least 16 pages, or grown since its last analysis by at
--- least 256 pages or a tenth of its size (at least 16 pages). Growth is counted in pages,
--- so a table analyzed earlier in the same tick is analyzed again only for what was written
--- since (a second source in the same chunk, say). Target 10 (3,000 sampled rows) is enough
--- for the estimates that matter here (rows per source, per range) and keeps a large chunk
--- to a few tens of ms; the commit leaves the rows counted as modified, so autovacuum
--- analyzes again at the full target afterwards. Returns the tables analyzed.
-CREATE OR REPLACE FUNCTION pipeline.analyze_written() RETURNS text[]
+-- Rows inserted or updated per table by this backend so far (pg_stat_xact_user_tables: this
+-- transaction, plus earlier ones whose counts are not flushed yet), {relid: rows}: what a
+-- stage wrote is the difference across its call (pipeline.tick_stage).
+CREATE OR REPLACE FUNCTION pipeline.written_counts() RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(jsonb_object_agg(t.relid::text, t.n_tup_ins + t.n_tup_upd), '{}')
+  FROM pg_stat_xact_user_tables t WHERE t.n_tup_ins + t.n_tup_upd > 0
+$$;
+
+-- Analyze every table this backend has written that the planner would misjudge: never
+-- analyzed and at least 16 pages, or grown since its last analysis by at least 256 pages
+-- or a tenth of its size (at least 16 pages), or, given p_before (written_counts() before
+-- a stage), written by that stage for at least a tenth of its analysed rows (at least
+-- 1,000). Growth is counted in pages, so a table analyzed earlier in the same tick is
+-- analyzed again only for what was written since (a second source in the same chunk, say).
+-- The rows test is for parallel lanes: another lane's ANALYZE of a shared chunk counts the
+-- pages this lane filled but not its rows (uncommitted), so pages alone would leave this
+-- lane planning on statistics without its source (a nested loop for minutes). Target 10
+-- (3,000 sampled rows) is enough for the estimates that matter here (rows per source, per
+-- range) and keeps a large chunk to a few tens of ms; the commit leaves the rows counted as
+-- modified, so autovacuum analyzes again at the full target afterwards. Returns the tables
+-- analyzed.
+DROP FUNCTION IF EXISTS pipeline.analyze_written();
+CREATE OR REPLACE FUNCTION pipeline.analyze_written(p_before jsonb DEFAULT NULL)
+RETURNS text[]
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET default_statistics_target = 10
@@ -111,8 +128,12 @@ BEGIN
                                  / current_setting('block_size')::bigint AS pages) n
     WHERE t.n_tup_ins + t.n_tup_upd > 0
       AND pg_has_role(c.relowner, 'USAGE')        -- ANALYZE skips what we do not own
-      AND n.pages - CASE WHEN c.reltuples < 0 THEN 0 ELSE c.relpages END
-          >= greatest(16, least(256, c.relpages / 10))
+      AND c.relpersistence <> 't'   -- a stage's temporary tables are its own affair
+      AND (n.pages - CASE WHEN c.reltuples < 0 THEN 0 ELSE c.relpages END
+             >= greatest(16, least(256, c.relpages / 10))
+           OR (p_before IS NOT NULL
+               AND t.n_tup_ins + t.n_tup_upd - coalesce((p_before ->> t.relid::text)::bigint, 0)
+                   >= greatest(1000, c.reltuples / 10)))
     ORDER BY t.relid
   LOOP
     EXECUTE format('ANALYZE %I.%I', r.schemaname, r.relname);
@@ -135,15 +156,23 @@ AS $$
   WHERE st.enabled
 $$;
 
--- One source: run every enabled stage over its range, consume dirty ranges, advance the
--- watermarks, log the run. Returns NULL when there is nothing to do.
-CREATE OR REPLACE FUNCTION pipeline.tick_source(p_source bigint, p_until_idle boolean)
+-- A source's range is worked in three steps, each a function: tick_plan (what to do),
+-- tick_stage (one stage over the planned range; its outputs and its watermark), tick_finish
+-- (consume the dirty ranges the plan saw, log the run). pipeline.tick_source runs all three
+-- in one transaction; parallel lanes (workers/pipeline/lanes.py) commit after each step, so
+-- that two sources sharing a chunk never wait for each other's whole range (docs/pipeline.md,
+-- "Parallel lanes"). Every stage keeps its own watermark, so a range stopped between stages
+-- resumes at the next stage on the next tick.
+
+-- The plan of one source's range: NULL when there is nothing to do, else {source_id,
+-- project_id, started, to, target, low_wm, dirty (range ids), dirty_lo}. Writes nothing.
+-- The steps after it take the project from the source, not from the plan.
+CREATE OR REPLACE FUNCTION pipeline.tick_plan(p_source bigint, p_until_idle boolean)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_started  timestamptz := clock_timestamp();
   v_project  uuid;
   v_newest   timestamptz;
   v_oldest   timestamptz;
@@ -153,18 +182,6 @@ DECLARE
   v_to       timestamptz;
   v_dirty    bigint[];
   v_dirty_lo timestamptz;
-  v_margin   interval;
-  v_from     timestamptz;
-  v_min_from timestamptz := 'infinity';
-  v_stats    jsonb := '{}';
-  v_ms       jsonb := '{}';
-  v_stage_t0 timestamptz;
-  v_points   bigint;
-  v_rows     bigint;
-  v_ran      boolean := false;   -- a stage has written in this tick: analyze before the next
-  v_analyzed text[] := '{}';
-  v_anal_ms  numeric := 0;
-  st         record;
 BEGIN
   SELECT s.project_id INTO v_project FROM ingest.sources s WHERE s.source_id = p_source;
   SELECT max(p.ts), min(p.ts) INTO v_newest, v_oldest
@@ -190,50 +207,183 @@ BEGIN
   IF v_to IS NULL OR (v_dirty IS NULL AND v_low_wm IS NOT NULL AND v_to <= v_low_wm) THEN
     RETURN NULL;
   END IF;
+  RETURN jsonb_build_object('source_id', p_source, 'project_id', v_project,
+                            'started', clock_timestamp(), 'to', v_to, 'target', v_target,
+                            'low_wm', v_low_wm, 'dirty', coalesce(to_jsonb(v_dirty), '[]'),
+                            'dirty_lo', v_dirty_lo);
+END
+$$;
 
-  v_margin := make_interval(secs => pipeline.overlap_s(p_source));
-  FOR st IN SELECT s.name, s.function FROM pipeline.stages s WHERE s.enabled ORDER BY s.position LOOP
-    SELECT w.watermark INTO v_from
-    FROM features.watermarks w WHERE w.source_id = p_source AND w.stage = st.name;
-    CONTINUE WHEN v_from IS NOT NULL AND v_from >= v_to AND v_dirty IS NULL;
-    v_from := least(coalesce(v_from, '-infinity'), v_dirty_lo) - v_margin;
-    v_min_from := least(v_min_from, v_from);
-    -- Every stage is planned on statistics that include what the earlier ones wrote.
-    IF v_ran THEN
-      v_stage_t0 := clock_timestamp();
-      v_analyzed := v_analyzed || pipeline.analyze_written();
-      v_anal_ms := v_anal_ms + (extract(epoch FROM clock_timestamp() - v_stage_t0) * 1000)::numeric;
-    END IF;
-    v_ran := true;
-    v_stage_t0 := clock_timestamp();
-    EXECUTE format('SELECT %s($1, $2, $3)', st.function::regproc) INTO v_rows
-      USING p_source, v_from, v_to;
-    v_stats := v_stats || jsonb_build_object(st.name, v_rows);
-    v_ms := v_ms || jsonb_build_object(
-      st.name, round((extract(epoch FROM clock_timestamp() - v_stage_t0) * 1000)::numeric, 1));
-    INSERT INTO features.watermarks AS w (project_id, source_id, stage, watermark, updated_at)
-    VALUES (v_project, p_source, st.name, v_to, clock_timestamp())
-    ON CONFLICT (source_id, stage)
-      DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at;
+-- One stage of a planned range: run it over [its watermark (or the oldest dirty range) less
+-- the overlap, the plan's to], advance its watermark, then analyze what this transaction
+-- wrote when a later stage will read it (p_analyze: pipeline.analyze_written; every stage
+-- is planned on statistics that include what the earlier ones wrote). Returns {stage,
+-- rows, ms, from, analyzed, analyze_ms}, or {stage, skipped: true} when the stage is
+-- already past the range.
+CREATE OR REPLACE FUNCTION pipeline.tick_stage(p_plan jsonb, p_stage text, p_analyze boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET work_mem = '256MB'
+-- The stage statements are costed far above jit_above_cost (no statistics yet, disabled
+-- join methods); compiling them costs more than running them.
+SET jit = off
+AS $$
+DECLARE
+  v_source   bigint := (p_plan ->> 'source_id')::bigint;
+  v_to       timestamptz := (p_plan ->> 'to')::timestamptz;
+  v_dirty_lo timestamptz := (p_plan ->> 'dirty_lo')::timestamptz;
+  v_function regprocedure;
+  v_from     timestamptz;
+  v_rows     bigint;
+  v_t0       timestamptz;
+  v_ms       numeric;
+  v_analyzed text[] := '{}';
+  v_before   jsonb;
+BEGIN
+  SELECT s.function INTO v_function FROM pipeline.stages s WHERE s.name = p_stage AND s.enabled;
+  IF v_function IS NULL THEN
+    RAISE EXCEPTION 'pipeline stage % is not registered or not enabled', p_stage;
+  END IF;
+  SELECT w.watermark INTO v_from
+  FROM features.watermarks w WHERE w.source_id = v_source AND w.stage = p_stage;
+  IF v_from IS NOT NULL AND v_from >= v_to AND v_dirty_lo IS NULL THEN
+    RETURN jsonb_build_object('stage', p_stage, 'skipped', true);
+  END IF;
+  v_from := least(coalesce(v_from, '-infinity'), v_dirty_lo)
+            - make_interval(secs => pipeline.overlap_s(v_source));
+  v_before := pipeline.written_counts();
+  v_t0 := clock_timestamp();
+  EXECUTE format('SELECT %s($1, $2, $3)', v_function::regproc) INTO v_rows
+    USING v_source, v_from, v_to;
+  v_ms := round((extract(epoch FROM clock_timestamp() - v_t0) * 1000)::numeric, 1);
+  INSERT INTO features.watermarks AS w (project_id, source_id, stage, watermark, updated_at)
+  SELECT s.project_id, v_source, p_stage, v_to, clock_timestamp()
+  FROM ingest.sources s WHERE s.source_id = v_source
+  ON CONFLICT (source_id, stage)
+    DO UPDATE SET watermark = excluded.watermark, updated_at = excluded.updated_at;
+  v_t0 := clock_timestamp();
+  IF p_analyze THEN
+    v_analyzed := pipeline.analyze_written(v_before);
+  END IF;
+  RETURN jsonb_build_object(
+    'stage', p_stage, 'rows', v_rows, 'ms', v_ms, 'from', v_from,
+    'analyzed', to_jsonb(v_analyzed),
+    'analyze_ms', round((extract(epoch FROM clock_timestamp() - v_t0) * 1000)::numeric, 1));
+END
+$$;
+
+-- The end of a planned range: the dirty ranges the plan saw are consumed (ranges that
+-- arrived since wait for the next tick), the run is logged. p_stages: tick_stage's results
+-- in order. Returns what pipeline.tick reports per source.
+CREATE OR REPLACE FUNCTION pipeline.tick_finish(p_plan jsonb, p_stages jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_source   bigint := (p_plan ->> 'source_id')::bigint;
+  v_to       timestamptz := (p_plan ->> 'to')::timestamptz;
+  v_low_wm   timestamptz := (p_plan ->> 'low_wm')::timestamptz;
+  v_dirty    bigint[] := ARRAY(SELECT e::bigint FROM jsonb_array_elements_text(
+                           CASE jsonb_typeof(p_plan -> 'dirty') WHEN 'array'
+                                THEN p_plan -> 'dirty' ELSE '[]' END) e);
+  v_stats    jsonb := '{}';
+  v_ms       jsonb := '{}';
+  v_analyzed text[] := '{}';
+  v_min_from timestamptz;
+  v_anal_ms  numeric := 0;
+  v_points   bigint;
+  st         jsonb;
+BEGIN
+  FOR st IN SELECT e FROM jsonb_array_elements(coalesce(p_stages, '[]')) e LOOP
+    CONTINUE WHEN (st ->> 'skipped')::boolean IS TRUE;
+    v_stats := v_stats || jsonb_build_object(st ->> 'stage', (st ->> 'rows')::bigint);
+    v_ms := v_ms || jsonb_build_object(st ->> 'stage', (st ->> 'ms')::numeric);
+    v_analyzed := v_analyzed || ARRAY(SELECT jsonb_array_elements_text(st -> 'analyzed'));
+    v_anal_ms := v_anal_ms + coalesce((st ->> 'analyze_ms')::numeric, 0);
+    v_min_from := least(v_min_from, (st ->> 'from')::timestamptz);
   END LOOP;
-
-  IF v_ran THEN
+  IF v_ms <> '{}' THEN
     -- Not a stage: the tick's own ANALYZE of what the stages wrote (pipeline.analyze_written).
     v_ms := v_ms || jsonb_build_object('analyze', round(v_anal_ms, 1));
   END IF;
   DELETE FROM ingest.dirty_ranges d WHERE d.range_id = ANY (v_dirty);
   SELECT count(*) INTO v_points FROM ingest.track_points p
-  WHERE p.source_id = p_source AND p.ts > coalesce(v_low_wm, '-infinity') AND p.ts <= v_to;
+  WHERE p.source_id = v_source AND p.ts > coalesce(v_low_wm, '-infinity') AND p.ts <= v_to;
   INSERT INTO pipeline.runs (project_id, source_id, started_at, from_ts, to_ts, points, dirty,
                              status, stats)
-  VALUES (v_project, p_source, v_started, v_min_from, v_to, v_points,
-          coalesce(cardinality(v_dirty), 0), 'ok',
-          v_stats || jsonb_build_object('ms', v_ms, 'analyzed', to_jsonb(v_analyzed)));
-  RETURN jsonb_build_object('source_id', p_source, 'status', 'ok', 'from', v_min_from,
+  SELECT s.project_id, v_source, (p_plan ->> 'started')::timestamptz,
+         v_min_from, v_to, v_points, cardinality(v_dirty), 'ok',
+         v_stats || jsonb_build_object('ms', v_ms, 'analyzed', to_jsonb(v_analyzed))
+  FROM ingest.sources s WHERE s.source_id = v_source;
+  RETURN jsonb_build_object('source_id', v_source, 'status', 'ok', 'from', v_min_from,
                             'to', v_to, 'points', v_points,
-                            'dirty', coalesce(cardinality(v_dirty), 0), 'rows', v_stats,
+                            'dirty', cardinality(v_dirty), 'rows', v_stats,
                             'ms', v_ms, 'analyzed', to_jsonb(v_analyzed),
-                            'more', v_to < v_target);
+                            'more', v_to < (p_plan ->> 'target')::timestamptz);
+END
+$$;
+
+-- The advisory lock of one source's range (class 388128: secinf's pipeline, one key per
+-- source). pipeline.tick takes it for its transaction; a lane holds it for its session
+-- across the steps of a range, so one backend at a time works a source.
+CREATE OR REPLACE FUNCTION pipeline.source_lock_key(p_source bigint) RETURNS integer
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (p_source % 2147483647)::integer $$;
+
+-- A lane's claim on a source for one step's transaction: the source row FOR UPDATE, which
+-- conflicts with the KEY SHARE lock an open ingest batch holds (as pipeline.tick's loop
+-- does), so a step never sees half a batch. False: a batch is open, try later.
+CREATE OR REPLACE FUNCTION pipeline.claim_source(p_source bigint) RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- a tick is redoable work (see pipeline.tick): this transaction only
+  PERFORM set_config('synchronous_commit', 'off', true);
+  PERFORM 1 FROM ingest.sources s WHERE s.source_id = p_source FOR UPDATE SKIP LOCKED;
+  RETURN FOUND;
+END
+$$;
+
+-- A lane's failed step, logged as pipeline.tick logs a failing source (its own
+-- transaction: the failed step was rolled back).
+CREATE OR REPLACE FUNCTION pipeline.tick_failed(p_source bigint, p_error text) RETURNS jsonb
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO pipeline.runs (project_id, source_id, started_at, status, error)
+  SELECT s.project_id, s.source_id, clock_timestamp(), 'error', p_error
+  FROM ingest.sources s WHERE s.source_id = p_source;
+  SELECT jsonb_build_object('source_id', p_source, 'status', 'error', 'error', p_error,
+                            'more', false)
+$$;
+
+-- One source, one transaction: plan, every enabled stage, finish. Returns NULL when there
+-- is nothing to do.
+CREATE OR REPLACE FUNCTION pipeline.tick_source(p_source bigint, p_until_idle boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_plan   jsonb := pipeline.tick_plan(p_source, p_until_idle);
+  v_stages jsonb := '[]';
+  v_last   integer;
+  st       record;
+BEGIN
+  IF v_plan IS NULL THEN
+    RETURN NULL;
+  END IF;
+  SELECT max(s.position) INTO v_last FROM pipeline.stages s WHERE s.enabled;
+  FOR st IN SELECT s.name, s.position FROM pipeline.stages s WHERE s.enabled
+            ORDER BY s.position LOOP
+    v_stages := v_stages || jsonb_build_array(
+      pipeline.tick_stage(v_plan, st.name, st.position < v_last));
+  END LOOP;
+  RETURN pipeline.tick_finish(v_plan, v_stages);
 END
 $$;
 
@@ -267,6 +417,8 @@ BEGIN
   -- batch is never half seen and ingest reads the watermark only after the tick commits.
   FOR s IN SELECT src.source_id, src.project_id FROM ingest.sources src
            ORDER BY src.source_id FOR UPDATE SKIP LOCKED LOOP
+    -- a parallel lane is working this source's range: the next tick gets it
+    CONTINUE WHEN NOT pg_try_advisory_xact_lock(388128, pipeline.source_lock_key(s.source_id));
     BEGIN
       v_one := pipeline.tick_source(s.source_id, p_until_idle);
     EXCEPTION WHEN OTHERS THEN

@@ -26,6 +26,11 @@ GRANT EXECUTE ON FUNCTION pipeline.tick(boolean), pipeline.watermark(bigint),
   pipeline.setting(uuid, text), pipeline.setting_float(uuid, text), pipeline.setting_int(uuid, text)
   TO pipeline;
 GRANT EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) TO pipeline;
+-- Parallel lanes (workers/pipeline/lanes.py) work a range step by step.
+GRANT EXECUTE ON FUNCTION pipeline.tick_plan(bigint, boolean),
+  pipeline.tick_stage(jsonb, text, boolean), pipeline.tick_finish(jsonb, jsonb),
+  pipeline.claim_source(bigint), pipeline.tick_failed(bigint, text),
+  pipeline.source_lock_key(bigint) TO pipeline;
 GRANT EXECUTE ON FUNCTION features.pair_rows(bigint, timestamptz, timestamptz),
   features.pair_rows_of(bigint, timestamptz, timestamptz, text[], double precision[]),
   features.pair_in_box(double precision[], double precision, double precision,

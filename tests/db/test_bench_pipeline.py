@@ -107,3 +107,9 @@ def test_bench_pipeline_real_scene_on_a_cut_of_the_ucy_files(
     assert real["candidates_in_tick_over_alone"] == pytest.approx(
         real["candidates_in_tick_s"] / real["candidates_alone_s"], abs=0.01)
     assert real["target_in_tick_over_alone"] == 2.0
+    # The same cut on two parallel lanes in a second project: every point, the same
+    # candidates as one transaction.
+    lanes = real["parallel"]
+    assert lanes["lanes"] == 2 and lanes["same_candidates_as_one_lane"] is True
+    assert lanes["tick_points_per_s"] == pytest.approx(800 / lanes["tick_s"], rel=0.01)
+    assert {"kinematics", "candidates"} <= set(lanes["stage_s"])

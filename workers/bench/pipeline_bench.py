@@ -156,8 +156,8 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def bench_pipeline(points: int, json_out: bool, repeat: int = 3, real: bool = True,
-                   real_points: int | None = None,
-                   data_dir: Path = DATA_DIR) -> dict[str, Any]:
+                   real_points: int | None = None, data_dir: Path = DATA_DIR,
+                   real_lanes: int = 2) -> dict[str, Any]:
     """Run the benchmark `repeat` times (pairs of 1x and 2x ticks in alternating order,
     medians reported), then the real scene (`real`; each file cut to its first
     `real_points` lines if given); prints a summary (or JSON) and returns the figures."""
@@ -186,7 +186,7 @@ def bench_pipeline(points: int, json_out: bool, repeat: int = 3, real: bool = Tr
             floor = measure_write_floor(conn, pairs[-1]["one_x"]["source_id"])
             if real:
                 _empty(conn)
-                real_scene = run_real_scene(conn, data_dir, real_points)
+                real_scene = run_real_scene(conn, data_dir, real_points, real_lanes)
             else:
                 real_scene = {"skipped": "not asked for (--no-real)"}
     first = _median_run([p["one_x"] for p in pairs])
@@ -281,3 +281,8 @@ def _print_real(real: dict[str, Any], first: dict[str, Any]) -> None:
     console.print(f"  candidates alone afterwards: {real['candidates_alone_s']} s; in-tick ÷ "
                   f"alone = {real['candidates_in_tick_over_alone']} (target ≤ "
                   f"{real['target_in_tick_over_alone']:g})")
+    lanes = real.get("parallel")
+    if lanes:
+        same = "the same" if lanes["same_candidates_as_one_lane"] else "DIFFERENT"
+        console.print(f"  on {lanes['lanes']} parallel lanes: whole tick {lanes['tick_s']} s = "
+                      f"{lanes['tick_points_per_s']} points/s, {same} candidates")

@@ -21,7 +21,7 @@ import psycopg
 from workers import tenancy
 from workers.errors import UserError
 from workers.ingest import IngestRequest, ingest
-from workers.pipeline.runner import tick
+from workers.pipeline import tick
 from workers.rules import store
 from workers.rules.ontology import load_ontology
 from workers.settings import ONTOLOGIES_DIR, REPO_ROOT
@@ -94,23 +94,56 @@ def _candidates_alone(conn: psycopg.Connection[Any], project_id: str) -> float:
     return seconds
 
 
-def run_real_scene(conn: psycopg.Connection[Any], data_dir: Path = DATA_DIR,
-                   points: int | None = None) -> dict[str, Any]:
-    """Ingest the two files (each cut to its first `points` lines if given) into a fresh
-    project with the default ontology, tick until idle, time the candidates alone."""
-    reason = missing_reason(data_dir)
-    if reason is not None:
-        return {"skipped": reason}
-    project = tenancy.create_project(conn, "bench-org", "students")
+def _ingested(conn: psycopg.Connection[Any], slug: str, data_dir: Path,
+              points: int | None) -> str:
+    """A fresh project with the default ontology and the two files; its id."""
+    project = tenancy.create_project(conn, "bench-org", slug)
     project_id = str(project["project_id"])
     conn.commit()
-    ontology = load_ontology(ONTOLOGIES_DIR / "default.yaml")
-    store.load(conn, project_id, ontology)
+    store.load(conn, project_id, load_ontology(ONTOLOGIES_DIR / "default.yaml"))
     with tempfile.TemporaryDirectory(prefix="secinf-bench-real-") as tmp:
         for name in FILES:
             ingest(conn, IngestRequest(project=f"{project['org']}/{project['slug']}",
                                        source=name.removesuffix(".txt"), fmt="eth",
                                        path=_cut(data_dir / name, points, Path(tmp))))
+    return project_id
+
+
+def _candidate_rows(conn: psycopg.Connection[Any], project_id: str) -> list[tuple[Any, ...]]:
+    rows = conn.execute(
+        "SELECT s.name, c.type, c.actors::text, c.start_ts, c.end_ts, c.rule_score, "
+        "c.evidence::text, c.tier FROM candidates.candidates c JOIN ingest.sources s "
+        "USING (source_id) WHERE c.project_id = %s ORDER BY 1, 2, 3, 4, 5",
+        (project_id,)).fetchall()
+    conn.commit()
+    return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
+
+
+def _lanes(conn: psycopg.Connection[Any], data_dir: Path, points: int | None, lanes: int,
+           serial: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """The same scene in a second project, ticked on `lanes` parallel lanes."""
+    project_id = _ingested(conn, "students-lanes", data_dir, points)
+    report = tick(conn, until_idle=True, parallel=lanes)
+    if report.errors:
+        raise UserError(f"bench tick of the real scene on {lanes} lanes failed: "
+                        f"{report.errors[0].error}")
+    return {"lanes": lanes, "tick_s": round(report.seconds, 3),
+            "tick_points_per_s": round(report.points / report.seconds)
+            if report.seconds else None,
+            "stage_s": {k: round(v, 3) for k, v in report.stage_seconds.items()},
+            "same_candidates_as_one_lane": _candidate_rows(conn, project_id) == serial}
+
+
+def run_real_scene(conn: psycopg.Connection[Any], data_dir: Path = DATA_DIR,
+                   points: int | None = None, lanes: int = 2) -> dict[str, Any]:
+    """Ingest the two files (each cut to its first `points` lines if given) into a fresh
+    project with the default ontology, tick until idle, time the candidates alone; then the
+    same on `lanes` parallel lanes in a second project (1: not)."""
+    reason = missing_reason(data_dir)
+    if reason is not None:
+        return {"skipped": reason}
+    project_id = _ingested(conn, "students", data_dir, points)
+    ontology = load_ontology(ONTOLOGIES_DIR / "default.yaml")
     report = tick(conn, until_idle=True)
     if report.errors:
         raise UserError(f"bench tick of the real scene failed: {report.errors[0].error}")
@@ -137,4 +170,6 @@ def run_real_scene(conn: psycopg.Connection[Any], data_dir: Path = DATA_DIR,
         "candidates_alone_s": round(alone_s, 3),
         "candidates_in_tick_over_alone": round(in_tick_s / alone_s, 2) if alone_s else None,
         "target_in_tick_over_alone": TARGET_IN_TICK_OVER_ALONE,
+        "parallel": (_lanes(conn, data_dir, points, lanes, _candidate_rows(conn, project_id))
+                     if lanes > 1 else None),
     }

@@ -33,13 +33,18 @@ def bench_pipeline_command(
                               help="Also tick the dense real scene (UCY students001 + 003)."),
     real_points: int | None = typer.Option(None, "--real-points", min=100,
                                            help="Cut each real file to its first N points."),
+    real_lanes: int = typer.Option(2, "--real-lanes", min=1,
+                                   help="Tick the real scene again on N parallel lanes in a "
+                                        "second project (1: not)."),
 ) -> None:
     """Simulate, ingest and tick to completion: features points/s, Polars ratio, 2x scaling,
     the write floor against the 100k points/s budget; then the dense real scene's whole
-    tick (rules included) and its candidates stage in the tick ÷ alone."""
+    tick (rules included), its candidates stage in the tick ÷ alone, and the same scene on
+    parallel lanes."""
     from workers.bench.pipeline_bench import bench_pipeline
 
-    bench_pipeline(points, json_out, repeat, real=real, real_points=real_points)
+    bench_pipeline(points, json_out, repeat, real=real, real_points=real_points,
+                   real_lanes=real_lanes)
 
 
 bench_app.command("scoring")(bench_scoring)

@@ -23,18 +23,23 @@ def tick_command(
     until_idle: bool = typer.Option(False, "--until-idle",
                                     help="Process every point (no settle margin) and repeat "
                                          "until no source has work left."),
+    parallel: int = typer.Option(1, "--parallel", min=1,
+                                 help="Work this many sources at once, one connection each, "
+                                      "committing after every stage (docs/pipeline.md, "
+                                      "\"Parallel lanes\"); 1: pipeline.tick(), one "
+                                      "transaction per tick."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run pipeline.tick() now (what pg_cron runs every minute)."""
     with connect() as conn:
         if json_out:
-            report = tick(conn, until_idle=until_idle)
+            report = tick(conn, until_idle=until_idle, parallel=parallel)
         else:
             with console.status("ticking…") as status:
                 def progress(r: TickReport) -> None:
                     status.update(f"tick {r.ticks}: {r.points} points, {r.seconds:.1f} s")
 
-                report = tick(conn, until_idle=until_idle, on_tick=progress)
+                report = tick(conn, until_idle=until_idle, on_tick=progress, parallel=parallel)
     if json_out:
         print_json(report.as_dict())
     elif report.busy:

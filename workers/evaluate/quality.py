@@ -24,7 +24,7 @@ from workers.bench.scratch import scratch_database
 from workers.db.connect import connect
 from workers.errors import UserError
 from workers.ingest import IngestRequest, ingest
-from workers.pipeline.runner import TickReport, tick
+from workers.pipeline import TickReport, tick
 from workers.rules import store
 from workers.rules.ontology import Ontology, load_ontology
 from workers.settings import ONTOLOGIES_DIR, REPO_ROOT

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -14,63 +13,26 @@ from psycopg.rows import dict_row
 from workers.db.queries import query
 from workers.errors import SecinfError
 
-
-@dataclass
-class SourceResult:
-    """What one tick did to one source."""
-
-    source_id: int
-    status: str
-    points: int = 0
-    dirty: int = 0
-    rows: dict[str, int] = field(default_factory=dict)
-    ms: dict[str, float] = field(default_factory=dict)
-    error: str | None = None
-
-
-@dataclass
-class TickReport:
-    """The sum of one or more ticks."""
-
-    ticks: int = 0
-    busy: bool = False
-    points: int = 0
-    dirty: int = 0
-    rows: dict[str, int] = field(default_factory=dict)
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    """Time spent in each stage function (measured inside the tick), summed."""
-    errors: list[SourceResult] = field(default_factory=list)
-    seconds: float = 0.0
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    """{source_id, source, code, message} per warning of a ticked source, read after the
-    last commit (sql/46_pipeline_checks.sql; not counted in `seconds`)."""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"ticks": self.ticks, "busy": self.busy, "points": self.points,
-                "dirty": self.dirty, "rows": self.rows, "seconds": round(self.seconds, 3),
-                "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-                "errors": [{"source_id": e.source_id, "error": e.error} for e in self.errors],
-                "warnings": self.warnings}
-
-
-def _parse(source: dict[str, Any]) -> SourceResult:
-    return SourceResult(source_id=int(source["source_id"]), status=str(source["status"]),
-                        points=int(source.get("points") or 0), dirty=int(source.get("dirty") or 0),
-                        rows={k: int(v) for k, v in (source.get("rows") or {}).items()},
-                        ms={k: float(v) for k, v in (source.get("ms") or {}).items()},
-                        error=source.get("error"))
+from .lanes import tick_lanes
+from .report import TickReport, add_source, parse_source
 
 
 def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
          on_tick: Callable[[TickReport], None] | None = None,
-         checks: bool = True) -> TickReport:
+         checks: bool = True, parallel: int = 1) -> TickReport:
     """Run `pipeline.tick()` as role `pipeline`, committing each call.
 
     Without `until_idle` this is one scheduled tick (the newest `settle_s` seconds wait).
     With it, every point is processed and ticks repeat until no source has work left.
-    With `checks`, the warnings of every source a tick processed go into
-    `report.warnings`.
+    With `parallel` > 1, the sources are worked on that many lanes at once instead, each
+    range step by step (workers/pipeline/lanes.py). With `checks`, the warnings of every
+    source a tick processed go into `report.warnings`.
     """
+    if parallel != 1:
+        report, worked = tick_lanes(conn, parallel, until_idle, on_tick)
+        if checks and worked:
+            report.warnings = _checked(conn, worked)
+        return report
     report = TickReport()
     started = time.perf_counter()
     ticked: set[int] = set()
@@ -83,17 +45,10 @@ def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
             result: dict[str, Any] = row["result"] if isinstance(row, dict) else row[0]
             report.ticks += 1
             report.busy = bool(result["busy"])
-            sources = [_parse(s) for s in result["sources"]]
+            sources = [parse_source(s) for s in result["sources"]]
             ticked.update(s.source_id for s in sources)
             for s in sources:
-                report.points += s.points
-                report.dirty += s.dirty
-                for stage, n in s.rows.items():
-                    report.rows[stage] = report.rows.get(stage, 0) + n
-                for stage, ms in s.ms.items():
-                    report.stage_seconds[stage] = report.stage_seconds.get(stage, 0.0) + ms / 1000
-                if s.status == "error":
-                    report.errors.append(s)
+                add_source(report, s)
             report.seconds = time.perf_counter() - started
             if on_tick is not None:
                 on_tick(report)
