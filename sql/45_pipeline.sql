@@ -439,6 +439,109 @@ BEGIN
 END
 $$;
 
+-- One parallel lane: every source in turn that no other backend holds (its advisory lock,
+-- for this session), each range worked step by step with a COMMIT after every step: claim
+-- and plan, each enabled stage, finish. Several lanes at once share the sources out by
+-- their locks (secinf tick --parallel N runs N; pg_cron may run several). A failing step
+-- is rolled back and logged (pipeline.tick_failed), and only its source stops; a source
+-- held by an open ingest batch is left for the next tick. With p_until_idle, a source is
+-- worked until it has no more; p_budget_s (NULL: none) stops the lane between sources. A
+-- source that has a run logged since p_since (default: the lane's start) was worked by
+-- another lane of the same set and is left alone, a failing one included.
+-- p_results: what pipeline.tick reports per source, one element per range. SECURITY
+-- INVOKER and no SET clause: a procedure with either cannot COMMIT; run it as `pipeline`.
+CREATE OR REPLACE PROCEDURE pipeline.run_lane(p_until_idle boolean DEFAULT false,
+                                              p_budget_s double precision DEFAULT 50,
+                                              p_since timestamptz DEFAULT NULL,
+                                              INOUT p_results jsonb DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_deadline timestamptz := clock_timestamp() + make_interval(secs => coalesce(p_budget_s, 1e9));
+  v_since    timestamptz := coalesce(p_since, clock_timestamp());
+  v_sources  bigint[];
+  v_names    text[];
+  v_pos      integer[];
+  v_max      integer;
+  v_source   bigint;
+  v_plan     jsonb;
+  v_done     jsonb;
+  v_one      jsonb;
+  v_error    text;
+  v_go       boolean;
+  i          integer;
+BEGIN
+  p_results := '[]';
+  SELECT array_agg(s.source_id ORDER BY s.source_id) INTO v_sources FROM ingest.sources s;
+  COMMIT;
+  FOREACH v_source IN ARRAY coalesce(v_sources, '{}') LOOP
+    EXIT WHEN clock_timestamp() > v_deadline;
+    CONTINUE WHEN NOT pg_catalog.pg_try_advisory_lock(388128,
+                                                      pipeline.source_lock_key(v_source));
+    -- another lane of the same set (started at p_since) has worked it already
+    IF EXISTS (SELECT 1 FROM pipeline.runs r
+               WHERE r.source_id = v_source AND r.finished_at >= v_since) THEN
+      PERFORM pg_catalog.pg_advisory_unlock(388128, pipeline.source_lock_key(v_source));
+      CONTINUE;
+    END IF;
+    LOOP
+      v_one := NULL;
+      v_go := true;
+      BEGIN
+        v_plan := CASE WHEN pipeline.claim_source(v_source)
+                       THEN pipeline.tick_plan(v_source, p_until_idle) END;
+        SELECT array_agg(s.name ORDER BY s.position), array_agg(s.position ORDER BY s.position),
+               max(s.position)
+          INTO v_names, v_pos, v_max
+        FROM pipeline.stages s WHERE s.enabled;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+        v_one := pipeline.tick_failed(v_source, v_error);
+      END;
+      COMMIT;
+      IF v_one IS NOT NULL THEN
+        p_results := p_results || jsonb_build_array(v_one);
+        EXIT;
+      END IF;
+      EXIT WHEN v_plan IS NULL;
+      v_done := '[]';
+      FOR i IN 1 .. coalesce(cardinality(v_names), 0) LOOP
+        BEGIN
+          IF pipeline.claim_source(v_source) THEN
+            v_done := v_done || jsonb_build_array(
+              pipeline.tick_stage(v_plan, v_names[i], v_pos[i] < v_max));
+          ELSE
+            v_go := false;               -- an ingest batch is open: the next tick goes on
+          END IF;
+        EXCEPTION WHEN OTHERS THEN
+          GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+          v_one := pipeline.tick_failed(v_source, v_error);
+        END;
+        COMMIT;
+        EXIT WHEN v_one IS NOT NULL OR NOT v_go;
+      END LOOP;
+      IF v_one IS NULL AND v_go THEN
+        BEGIN
+          v_one := CASE WHEN pipeline.claim_source(v_source)
+                        THEN pipeline.tick_finish(v_plan, v_done) END;
+        EXCEPTION WHEN OTHERS THEN
+          GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
+          v_one := pipeline.tick_failed(v_source, v_error);
+        END;
+        COMMIT;
+      END IF;
+      IF v_one IS NOT NULL THEN
+        p_results := p_results || jsonb_build_array(v_one);
+      END IF;
+      EXIT WHEN v_one IS NULL OR v_one ->> 'status' <> 'ok' OR NOT p_until_idle
+                OR NOT (v_one ->> 'more')::boolean;
+    END LOOP;
+    PERFORM pg_catalog.pg_advisory_unlock(388128, pipeline.source_lock_key(v_source));
+    COMMIT;
+  END LOOP;
+END
+$$;
+
 -- What pg_cron calls every minute: ticks (each its own transaction) until idle or 50 s
 -- have passed, then fails loudly, after committing the run log, if any source failed.
 -- (No SET clause: a procedure with one cannot COMMIT; every name is schema-qualified.)

@@ -5,6 +5,7 @@
 -- ---------------------------------------------------------------- functions: none by default
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA features, pipeline FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) FROM PUBLIC;
+REVOKE EXECUTE ON PROCEDURE pipeline.run_lane(boolean, double precision, timestamptz, jsonb) FROM PUBLIC;
 
 -- ---------------------------------------------------------------- schemas
 GRANT USAGE ON SCHEMA features TO pipeline, analyst;
@@ -31,6 +32,7 @@ GRANT EXECUTE ON FUNCTION pipeline.tick_plan(bigint, boolean),
   pipeline.tick_stage(jsonb, text, boolean), pipeline.tick_finish(jsonb, jsonb),
   pipeline.claim_source(bigint), pipeline.tick_failed(bigint, text),
   pipeline.source_lock_key(bigint) TO pipeline;
+GRANT EXECUTE ON PROCEDURE pipeline.run_lane(boolean, double precision, timestamptz, jsonb) TO pipeline;
 GRANT EXECUTE ON FUNCTION features.pair_rows(bigint, timestamptz, timestamptz),
   features.pair_rows_of(bigint, timestamptz, timestamptz, text[], double precision[]),
   features.pair_in_box(double precision[], double precision, double precision,

@@ -128,3 +128,17 @@ def test_a_failing_source_stops_alone_and_resumes_at_its_stage(db: Conn) -> None
     done = db.execute("SELECT count(*) AS n FROM features.watermarks WHERE source_id = %s "
                       "AND stage = 'candidates'", (bad_source,)).fetchone()
     assert done == {"n": 1}
+
+
+def test_a_lane_is_one_call_as_a_cron_job_would_make_it(dsn: str, db: Conn) -> None:
+    source = load_sim(db, project(db), _scenes()[1])
+    with psycopg.connect(dsn, autocommit=True) as cron:   # a job: role pipeline, no budget
+        cron.execute("SET ROLE pipeline")
+        row = cron.execute("CALL pipeline.run_lane()").fetchone()
+    assert row is not None
+    (results,) = row
+    assert [(r["source_id"], r["status"]) for r in results] == [(source, "ok")]
+    # a scheduled lane leaves the settle margin, as pipeline.tick does
+    lag = db.execute("SELECT newest - watermark AS lag FROM pipeline.status "
+                     "WHERE source_id = %s", (source,)).fetchone()
+    assert lag is not None and lag["lag"].total_seconds() == pytest.approx(2.0)
