@@ -165,8 +165,8 @@ $$;
 -- resumes at the next stage on the next tick.
 
 -- The plan of one source's range: NULL when there is nothing to do, else {source_id,
--- project_id, started, to, target, low_wm, dirty (range ids), dirty_lo}. Writes nothing.
--- The steps after it take the project from the source, not from the plan.
+-- started, to, target, low_wm, dirty (range ids), dirty_lo}. Writes nothing. The steps
+-- after it take the project from the source.
 CREATE OR REPLACE FUNCTION pipeline.tick_plan(p_source bigint, p_until_idle boolean)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -207,8 +207,7 @@ BEGIN
   IF v_to IS NULL OR (v_dirty IS NULL AND v_low_wm IS NOT NULL AND v_to <= v_low_wm) THEN
     RETURN NULL;
   END IF;
-  RETURN jsonb_build_object('source_id', p_source, 'project_id', v_project,
-                            'started', clock_timestamp(), 'to', v_to, 'target', v_target,
+  RETURN jsonb_build_object('source_id', p_source, 'started', clock_timestamp(), 'to', v_to, 'target', v_target,
                             'low_wm', v_low_wm, 'dirty', coalesce(to_jsonb(v_dirty), '[]'),
                             'dirty_lo', v_dirty_lo);
 END
@@ -348,8 +347,8 @@ BEGIN
 END
 $$;
 
--- A lane's failed step, logged as pipeline.tick logs a failing source (its own
--- transaction: the failed step was rolled back).
+-- A failed source, logged in pipeline.runs after its work was rolled back (pipeline.tick's
+-- savepoint, a lane's step); returns what pipeline.tick reports for it.
 CREATE OR REPLACE FUNCTION pipeline.tick_failed(p_source bigint, p_error text) RETURNS jsonb
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -423,10 +422,7 @@ BEGIN
       v_one := pipeline.tick_source(s.source_id, p_until_idle);
     EXCEPTION WHEN OTHERS THEN
       GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
-      INSERT INTO pipeline.runs (project_id, source_id, started_at, status, error)
-      VALUES (s.project_id, s.source_id, clock_timestamp(), 'error', v_error);
-      v_one := jsonb_build_object('source_id', s.source_id, 'status', 'error', 'error', v_error,
-                                  'more', false);
+      v_one := pipeline.tick_failed(s.source_id, v_error);
     END;
     IF v_one IS NOT NULL THEN
       v_results := v_results || jsonb_build_array(v_one);

@@ -23,7 +23,7 @@ from workers.errors import UserError
 from workers.ingest import IngestRequest, ingest
 from workers.pipeline import tick
 from workers.rules import store
-from workers.rules.ontology import load_ontology
+from workers.rules.ontology import Ontology, load_ontology
 from workers.settings import ONTOLOGIES_DIR, REPO_ROOT
 
 FILES = ("students001.txt", "students003.txt")
@@ -94,13 +94,13 @@ def _candidates_alone(conn: psycopg.Connection[Any], project_id: str) -> float:
     return seconds
 
 
-def _ingested(conn: psycopg.Connection[Any], slug: str, data_dir: Path,
+def _ingested(conn: psycopg.Connection[Any], slug: str, ontology: Ontology, data_dir: Path,
               points: int | None) -> str:
-    """A fresh project with the default ontology and the two files; its id."""
+    """A fresh project with the ontology and the two files; its id."""
     project = tenancy.create_project(conn, "bench-org", slug)
     project_id = str(project["project_id"])
     conn.commit()
-    store.load(conn, project_id, load_ontology(ONTOLOGIES_DIR / "default.yaml"))
+    store.load(conn, project_id, ontology)
     with tempfile.TemporaryDirectory(prefix="secinf-bench-real-") as tmp:
         for name in FILES:
             ingest(conn, IngestRequest(project=f"{project['org']}/{project['slug']}",
@@ -119,10 +119,10 @@ def _candidate_rows(conn: psycopg.Connection[Any], project_id: str) -> list[tupl
     return [tuple(r.values()) if isinstance(r, dict) else tuple(r) for r in rows]
 
 
-def _lanes(conn: psycopg.Connection[Any], data_dir: Path, points: int | None, lanes: int,
-           serial: list[tuple[Any, ...]]) -> dict[str, Any]:
+def _lanes(conn: psycopg.Connection[Any], ontology: Ontology, data_dir: Path,
+           points: int | None, lanes: int, serial: list[tuple[Any, ...]]) -> dict[str, Any]:
     """The same scene in a second project, ticked on `lanes` parallel lanes."""
-    project_id = _ingested(conn, "students-lanes", data_dir, points)
+    project_id = _ingested(conn, "students-lanes", ontology, data_dir, points)
     report = tick(conn, until_idle=True, parallel=lanes)
     if report.errors:
         raise UserError(f"bench tick of the real scene on {lanes} lanes failed: "
@@ -142,8 +142,8 @@ def run_real_scene(conn: psycopg.Connection[Any], data_dir: Path = DATA_DIR,
     reason = missing_reason(data_dir)
     if reason is not None:
         return {"skipped": reason}
-    project_id = _ingested(conn, "students", data_dir, points)
     ontology = load_ontology(ONTOLOGIES_DIR / "default.yaml")
+    project_id = _ingested(conn, "students", ontology, data_dir, points)
     report = tick(conn, until_idle=True)
     if report.errors:
         raise UserError(f"bench tick of the real scene failed: {report.errors[0].error}")
@@ -170,6 +170,7 @@ def run_real_scene(conn: psycopg.Connection[Any], data_dir: Path = DATA_DIR,
         "candidates_alone_s": round(alone_s, 3),
         "candidates_in_tick_over_alone": round(in_tick_s / alone_s, 2) if alone_s else None,
         "target_in_tick_over_alone": TARGET_IN_TICK_OVER_ALONE,
-        "parallel": (_lanes(conn, data_dir, points, lanes, _candidate_rows(conn, project_id))
+        "parallel": (_lanes(conn, ontology, data_dir, points, lanes,
+                            _candidate_rows(conn, project_id))
                      if lanes > 1 else None),
     }
