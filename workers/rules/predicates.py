@@ -79,7 +79,8 @@ def parse_predicate(text: str, table: str) -> Predicate:
         raise PredicateError(f"condition is longer than {MAX_LENGTH} characters")
     try:
         trees = sqlglot.parse(text, read="postgres")
-    except SqlglotError as exc:
+    # sqlglot raises ValueError on some statements it half parses (`GRANT` alone)
+    except (SqlglotError, ValueError) as exc:
         raise PredicateError(f"cannot parse condition {text!r}: {_first_line(exc)}") from exc
     found = [t for t in trees if t is not None]
     if len(found) != 1:
