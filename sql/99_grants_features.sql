@@ -24,7 +24,8 @@ GRANT INSERT, UPDATE, DELETE ON pipeline.settings TO pipeline;
 
 -- ---------------------------------------------------------------- functions
 GRANT EXECUTE ON FUNCTION pipeline.tick(boolean), pipeline.watermark(bigint),
-  pipeline.setting(uuid, text), pipeline.setting_float(uuid, text), pipeline.setting_int(uuid, text)
+  pipeline.setting(uuid, text), pipeline.setting_float(uuid, text), pipeline.setting_int(uuid, text),
+  pipeline.source_setting_float(bigint, text)
   TO pipeline;
 GRANT EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) TO pipeline;
 -- Parallel lanes (workers/pipeline/lanes.py) work a range step by step.

@@ -118,6 +118,12 @@ def _review_rows(db: Conn, project_id: str, tag: str, source_id: int) -> None:
         db.execute(call, (ids[0],))
     db.execute("SELECT set_config('request.jwt.claims', '', true)")
     db.execute("SELECT events.promote(%s)", (project_id,))
+    if _exists(db, "scoring.examples"):
+        # The agreed decision as a training example (the project's own sync), and a
+        # recorded change of the project's model (back to the global one).
+        db.execute("SELECT scoring.sync_review_examples(%s)", (project_id,))
+        db.execute("INSERT INTO scoring.activations (project_id, version, action, reason)"
+                   " VALUES (%s, NULL, 'rollback', 'isolation fixture')", (project_id,))
 
 def populate_pipeline(db: Conn, project_id: str, tag: str, tmp: Path) -> None:
     """Run the real product over a short scene for the project: ontology, ingest, pipeline.

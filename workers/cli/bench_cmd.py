@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from workers.bench.ingest_bench import bench_ingest
+from workers.cli.output import console, err_console, print_json, print_table
 from workers.cli.quality_cmd import quality_command
 from workers.cli.scoring_cmd import bench_scoring
 
@@ -63,3 +66,33 @@ def bench_review_command(
     bench_review(points, json_out)
 
 bench_app.command("quality")(quality_command)
+
+
+@bench_app.command("learning")
+def bench_learning_command(
+    labelled: Path | None = typer.Option(None, "--labelled", help="Labelled scenes (default "
+                                         "../shared/data/labelled)."),
+    sim_scenes: int = typer.Option(6, min=2, max=48, help="Simulated scenes of the global "
+                                                         "model."),
+    epochs: int = typer.Option(20, min=1, max=500, help="Fine-tuning epochs (scratch: +10)."),
+    time_examples: int = typer.Option(0, min=0, max=100_000, help="Also time training on "
+                                      "this many examples (e.g. 5000)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Leave one labelled scene out: AP of rule_score, the simulation-trained model, a model
+    from the other scenes' labels, and the simulation model fine-tuned on them."""
+    from workers.bench.learning_bench import run_learning_bench
+
+    with err_console.status("learning bench…") as status:
+        report = run_learning_bench(labelled, sim_scenes, epochs, time_examples,
+                                    say=lambda m: status.update(m))
+    if json_out:
+        print_json(report)
+        return
+    print_table(report["scenes"], title="held-out scene: AP by score (candidates of judged types)")
+    print_table(report["summary"], title="mean over held-out scenes")
+    if "timing" in report:
+        t = report["timing"]
+        console.print(f"training from scratch on {t['examples']} examples, {t['epochs']} "
+                      f"epochs: {t['minutes']} min (target < {t['target_minutes']})",
+                      highlight=False)

@@ -14,6 +14,7 @@ from workers.cli import (
     datasets_cmd,
     db_cmd,
     jobs_cmd,
+    models_cmd,
     review_cmd,
     rules_cmd,
     tenancy_cmd,
@@ -51,6 +52,7 @@ app.command("evaluate")(rules_cmd.evaluate_command)
 app.command("tune")(rules_cmd.tune_command)
 app.add_typer(truth_cmd.app, name="truth")
 app.command("train")(train_command)
+app.add_typer(models_cmd.app, name="models")
 app.command("worker")(worker_command)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("export")(datasets_cmd.export_command)

@@ -26,11 +26,22 @@ def train_command(
     out: Path | None = typer.Option(None, "--out", help="Also write model.pt and model.json "
                                     "into this directory."),
     list_: bool = typer.Option(False, "--list", help="List registered models and exit."),
+    project: str | None = typer.Option(None, "--project", "-p", help="Train this project "
+                                       "its own model from its review decisions and imported "
+                                       "labels instead (docs/scoring.md, Project models)."),
+    mode: str = typer.Option("auto", help="--project: auto, fine-tune or scratch."),
+    holdout: float = typer.Option(0.25, help="--project: share of examples held out, by "
+                                             "source."),
     json_out: bool = JSON,
 ) -> None:
-    """Train the scoring model on simulated scenes and register it (scoring.models)."""
+    """Train the scoring model on simulated scenes and register it (scoring.models); with
+    --project, a project's own model from what its people decided."""
     from workers.scoring.training import run_training
 
+    if project is not None and not list_:
+        train_project_command(project, mode, holdout, seed,
+                              None if epochs == 30 else epochs, json_out)
+        return
     with connect() as conn:
         if list_:
             from workers.scoring.registry import list_models
@@ -68,6 +79,45 @@ def train_command(
              "share taken": m["headroom_taken"]}
             for name, m in report["metrics"].items() if isinstance(m, dict)]
     print_table(rows, title="model_score vs rule_score on held-out scenes")
+
+
+def train_project_command(project: str, mode: str, holdout: float, seed: int,
+                          epochs: int | None, json_out: bool) -> None:
+    """`secinf train --project P`: examples → split by source → train → compare → publish."""
+    from workers import tenancy
+    from workers.scoring.project_training import ProjectTrainConfig, publish, train_project
+
+    cfg = ProjectTrainConfig(epochs=epochs, seed=seed, mode=mode, holdout=holdout)
+    with connect() as conn:
+        pid = tenancy.resolve_project(conn, project)
+        with Progress(console=err_console, transient=True, disable=json_out) as progress:
+            task = progress.add_task("examples", total=None)
+
+            def on_progress(p: dict[str, Any]) -> None:
+                if p.get("phase") == "train":
+                    progress.update(task, description=f"train (loss {p['loss']:.3f})",
+                                    total=p["epochs"], completed=p["epoch"])
+                else:
+                    progress.update(task, description=str(p.get("phase")))
+
+            pm = train_project(conn, pid, cfg, on_progress)
+            report = publish(conn, pm)
+    if json_out:
+        print_json(report)
+        return
+    console.print(f"model [bold]{report['version']}[/] ({report['mode']}): {report['verdict']}",
+                  highlight=False)
+    rows = []
+    for name, m in report["metrics"].items():
+        if not name.startswith("held_out") or not isinstance(m, dict):
+            continue
+        rows.append({"held-out set": name, "n": m["n"], "positives": m["positives"],
+                     "model AP": m["model"]["ap"],
+                     "in charge AP": (m.get("in_charge") or {}).get("ap"),
+                     "rule AP": m["rule_score"]["ap"], "gain over rule": m["ap_gain"],
+                     "headroom": m["ap_headroom"]})
+    held = ", ".join(report["training"]["held_out_sources"])
+    print_table(rows, title=f"held-out sources: {held}")
 
 
 def bench_scoring(

@@ -103,3 +103,46 @@ SELECT type, pairs, kappa, mean_iou FROM api.agreement_by_type() ORDER BY type;
 -- name: project_metrics
 SELECT api.project_metrics(p_from => %(from)s::timestamptz, p_to => %(to)s::timestamptz,
                            p_source_ids => %(source_ids)s::bigint[]) AS metrics;
+
+-- ---------------------------------------------------------------- scoring models
+-- The Model page reads the project's scoring tables themselves, through the column grants
+-- of sql/99_grants_scoring.sql (never the weights, never the stored windows); RLS keeps
+-- other projects' rows and the global models (project_id NULL) out of sight, so none of
+-- these queries names a project.
+
+-- name: project_models
+SELECT m.model_id, m.version, m.active, m.parent_version, m.metrics, m.training,
+       m.activated_at, m.created_by, m.created_at
+FROM scoring.models m
+ORDER BY m.created_at DESC, m.model_id DESC;
+
+-- name: model_activations
+SELECT a.activation_id, a.activated_at, a.action, a.version, a.previous_version, a.reason,
+       a.actor
+FROM scoring.activations a
+ORDER BY a.activated_at DESC, a.activation_id DESC;
+
+-- name: example_counts
+-- Per origin ('review' | 'truth'): valid and invalid examples, and the valid positives.
+SELECT e.origin,
+       count(*) FILTER (WHERE e.invalid_reason IS NULL) AS valid,
+       count(*) FILTER (WHERE e.invalid_reason IS NOT NULL) AS invalid,
+       count(*) FILTER (WHERE e.invalid_reason IS NULL AND e.label) AS positives
+FROM scoring.examples e
+GROUP BY e.origin
+ORDER BY e.origin;
+
+-- name: example_invalid_reasons
+SELECT e.invalid_reason AS reason, e.origin, count(*) AS examples,
+       max(e.invalidated_at) AS latest
+FROM scoring.examples e
+WHERE e.invalid_reason IS NOT NULL
+GROUP BY e.invalid_reason, e.origin
+ORDER BY examples DESC, reason, origin;
+
+-- name: blind_candidates
+-- Candidates the caller judges blind (a second opinion still open, first decided by someone
+-- else), as api.candidate_detail decides it: the page hides their labels.
+SELECT so.candidate_id
+FROM review.second_opinions so
+WHERE so.decision_id IS NULL AND so.first_reviewer <> auth.subject();

@@ -53,9 +53,9 @@ SELECT scoring.write_scores(%(job_id)s, %(attempt)s, %(ids)s::bigint[], %(scores
 
 -- name: insert_model
 INSERT INTO scoring.models (project_id, version, sha256, weights, config, normalisation,
-                            training, metrics)
+                            training, metrics, parent_version, active)
 VALUES (%(project_id)s, %(version)s, %(sha256)s, %(weights)s, %(config)s, %(normalisation)s,
-        %(training)s, %(metrics)s)
+        %(training)s, %(metrics)s, %(parent_version)s, %(active)s)
 ON CONFLICT (version) DO NOTHING
 RETURNING model_id;
 
@@ -74,8 +74,10 @@ LIMIT 1;
 
 -- name: list_models
 SELECT model_id, coalesce(project_id::text, 'global') AS scope, version, sha256, active,
-       metrics, training, created_at
-FROM scoring.models ORDER BY created_at DESC, model_id DESC;
+       parent_version, metrics, training, created_at
+FROM scoring.models
+WHERE %(project_id)s::uuid IS NULL OR project_id = %(project_id)s::uuid
+ORDER BY created_at DESC, model_id DESC;
 
 -- name: queue_unscored
 SELECT scoring.queue_unscored(%(source_id)s, %(project_id)s::uuid) AS queued;

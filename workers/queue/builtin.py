@@ -1,5 +1,6 @@
-"""Built-in job kinds: `noop` and `echo` (smoke tests, drills) and the declaration of
-`score_candidates`, whose handler the scoring worker attaches (see docs/queue.md)."""
+"""Built-in job kinds: `noop` and `echo` (smoke tests, drills) and the declarations of
+`score_candidates` and `train_model`, whose handlers the scoring worker attaches (see
+docs/queue.md)."""
 
 from __future__ import annotations
 
@@ -67,8 +68,24 @@ class ScoreCandidatesPayload(BaseModel):
 
 SCORE_CANDIDATES = "score_candidates"
 
+
+class TrainModelPayload(BaseModel):
+    """Train the job's project a model of its own from its examples (docs/scoring.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=500)
+    mode: str = Field("auto", pattern="^(auto|fine-tune|scratch)$")
+    epochs: int | None = Field(None, ge=1, le=500)
+    seed: int = 0
+
+
+TRAIN_MODEL = "train_model"
+
 register_kind("noop", NoopPayload, run_noop, timeout_s=30, description="does nothing")
 register_kind("echo", EchoPayload, run_echo, timeout_s=120,
               description="echoes a message; plants faults for drills")
 register_kind(SCORE_CANDIDATES, ScoreCandidatesPayload, None, timeout_s=600,
               description="model scores for rule candidates (handler: workers.scoring.jobs)")
+register_kind(TRAIN_MODEL, TrainModelPayload, None, timeout_s=3600,
+              description="a project's own scoring model from its review decisions and "
+                          "imported labels (handler: workers.scoring.jobs)")

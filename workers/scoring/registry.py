@@ -17,7 +17,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from workers.db.queries import query
-from workers.errors import NotFound, SecinfError
+from workers.errors import NotFound, SecinfError, UserError
 from workers.scoring.model import ModelConfig, ScoringModel, load_weights, weights_bytes
 from workers.scoring.windows import NormStats
 
@@ -47,17 +47,23 @@ def make_version(sha256: str, seed: int) -> str:
 
 def register(conn: Conn, model: ScoringModel, norm: NormStats, *, seed: int,
              training: dict[str, Any], metrics: dict[str, Any],
-             project_id: str | None = None) -> tuple[str, str, bool]:
+             project_id: str | None = None, parent_version: str | None = None,
+             commit: bool = True) -> tuple[str, str, bool]:
     """Store the model; returns (version, sha256, created). Registering identical weights
-    again is a no-op. Commits."""
+    again is a no-op. A project model is registered inactive (`activate` decides). Commits
+    unless told not to (a job registers inside its fenced write-back)."""
     data = weights_bytes(model)
     sha = hashlib.sha256(data).hexdigest()
     version = make_version(sha, seed)
+    if project_id is not None:
+        version = f"p{project_id.replace('-', '')[:8]}-{version}"
     row = conn.execute(query("scoring", "insert_model"), {
         "project_id": project_id, "version": version, "sha256": sha, "weights": data,
         "config": Jsonb(model.config.to_json()), "normalisation": Jsonb(norm.to_json()),
-        "training": Jsonb(training), "metrics": Jsonb(metrics)}).fetchone()
-    conn.commit()
+        "training": Jsonb(training), "metrics": Jsonb(metrics),
+        "parent_version": parent_version, "active": project_id is None}).fetchone()
+    if commit:
+        conn.commit()
     return version, sha, row is not None
 
 
@@ -101,6 +107,53 @@ def load_model(conn: Conn, *, version: str | None = None,
     return loaded
 
 
-def list_models(conn: Conn) -> list[dict[str, Any]]:
-    """Every registered model, newest first (without weights)."""
-    return [dict(r) for r in conn.execute(query("scoring", "list_models")).fetchall()]
+def list_models(conn: Conn, project_id: str | None = None) -> list[dict[str, Any]]:
+    """Every registered model (or one project's), newest first (without weights)."""
+    return [dict(r) for r in conn.execute(query("scoring", "list_models"),
+                                          {"project_id": project_id}).fetchall()]
+
+
+def model_in_charge(conn: Conn, project_id: str) -> str | None:
+    """The version the project's candidates are scored with now (its own active model,
+    else the newest active global one); None when there is none."""
+    row = conn.execute(query("training", "model_in_charge"), {"project_id": project_id}
+                       ).fetchone()
+    return None if row is None or row["version"] is None else str(row["version"])
+
+
+def _refused(exc: psycopg.Error) -> SecinfError:
+    diag = exc.diag
+    hint = f" ({diag.message_hint})" if diag.message_hint else ""
+    if exc.sqlstate == "P0002":
+        return NotFound(f"{diag.message_primary}{hint}")
+    return UserError(f"{diag.message_primary}{hint}")
+
+
+def activate(conn: Conn, version: str, reason: str, commit: bool = True) -> dict[str, Any]:
+    """Make a project model its project's active one and queue the project's open
+    candidates for rescoring with it (scoring.activate_model)."""
+    try:
+        row = conn.execute(query("training", "activate_model"),
+                           {"version": version, "reason": reason}).fetchone()
+    except (psycopg.errors.NoDataFound, psycopg.errors.InvalidParameterValue) as exc:
+        conn.rollback()
+        raise _refused(exc) from exc
+    assert row is not None
+    if commit:
+        assert row is not None
+    conn.commit()
+    return dict(row["result"])
+
+
+def rollback(conn: Conn, project_id: str, reason: str) -> dict[str, Any]:
+    """Go back to the model that was active before the current one (or to the global
+    model), recorded, with the open candidates queued for rescoring. Commits."""
+    try:
+        row = conn.execute(query("training", "rollback_model"),
+                           {"project_id": project_id, "reason": reason}).fetchone()
+    except psycopg.errors.InvalidParameterValue as exc:
+        conn.rollback()
+        raise _refused(exc) from exc
+    assert row is not None
+    conn.commit()
+    return dict(row["result"])

@@ -127,18 +127,26 @@ class Trained:
 
 def train_model(data: Dataset, config: ModelConfig | None = None,
                 train: TrainConfig | None = None,
-                on_epoch: Callable[[int, float], None] | None = None) -> Trained:
-    """Fit normalisation and the model on `data` (CPU); deterministic for train.seed."""
+                on_epoch: Callable[[int, float], None] | None = None,
+                init: tuple[ScoringModel, NormStats] | None = None) -> Trained:
+    """Fit normalisation and the model on `data` (CPU); deterministic for train.seed.
+    With `init` (a model and its normalisation), fine-tune a copy of that model instead:
+    its normalisation is kept, so the windows mean what they meant to it."""
     tc = train or TrainConfig()
     if len(data) == 0:
         raise ValueError("no training windows")
     torch.manual_seed(tc.seed)
     rng = np.random.default_rng(tc.seed)
-    norm = NormStats.fit(data.windows)
+    if init is None:
+        norm = NormStats.fit(data.windows)
+        model = ScoringModel(config)
+    else:
+        base, norm = init
+        model = ScoringModel(base.config)
+        model.load_state_dict(base.state_dict())
     x = torch.from_numpy(norm.apply(data.windows))
     t = torch.from_numpy(data.types.astype(np.int64))
     y = torch.from_numpy(data.labels.astype(np.float32))
-    model = ScoringModel(config)
     n_types = model.config.n_types
     aux = nn.Linear(model.config.embed_dim, 2 * n_types)
     params = [*model.parameters(), *aux.parameters()]

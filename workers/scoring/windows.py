@@ -9,6 +9,7 @@ which is which.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,11 @@ _GLOBAL = ("in_span", "trigger", "rule_score", "log_duration")
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"a0_{n}" for n in _ACTOR), *(f"a1_{n}" for n in _ACTOR), *_PAIR, *_GLOBAL)
 N_FEATURES = len(FEATURE_NAMES)
+WINDOW_VERSION = "w1-" + hashlib.sha256(
+    repr((FEATURE_NAMES, PRESENCE_GAP_S, TRIGGER_HALF_WIDTH_S)).encode()).hexdigest()[:10]
+"""The window definition: stored with every training example's window (scoring.examples),
+so that a window built by another definition is refused rather than mixed in. Change it by
+changing what it hashes; a change of how a feature is computed must bump the "w1" prefix."""
 _FLAGS = frozenset(i for i, n in enumerate(FEATURE_NAMES)
                    if n.endswith(("present", "in_zone")) or n in ("in_span", "trigger"))
 """0/1 features: left as they are by normalisation."""
