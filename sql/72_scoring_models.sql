@@ -5,8 +5,9 @@
 
 -- ======================================================================= rescoring
 -- Queue score_candidates jobs (payload model NULL: the project's model at run time) for
--- the project's open candidates (status new or scored, no live decision) whose score is
--- not from p_version. Returns the number queued.
+-- the project's candidates that no person has decided (no live decision: new, scored, in
+-- review, or accepted by a machine) whose score is not from p_version. Returns the number
+-- queued.
 CREATE OR REPLACE FUNCTION scoring.queue_rescore(p_project uuid, p_version text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -24,7 +25,7 @@ BEGIN
                / greatest(coalesce(pipeline.setting_int(p_project, 'scoring_batch'), 256), 1)
                AS batch
       FROM candidates.candidates c
-      WHERE c.project_id = p_project AND c.status IN ('new', 'scored')
+      WHERE c.project_id = p_project
         AND c.model_version IS DISTINCT FROM p_version
         AND NOT EXISTS (SELECT FROM review.current rc WHERE rc.candidate_id = c.candidate_id)
     )

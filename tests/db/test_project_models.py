@@ -22,6 +22,7 @@ from workers.pipeline.scene_copy import load_result
 from workers.queue import client
 from workers.queue.worker import WorkerConfig
 from workers.scoring import examples as ex
+from workers.scoring.collect import HARD_NOISE
 from workers.scoring.handler import configure
 from workers.scoring.model import ScoringModel
 from workers.scoring.project_training import ProjectTrainConfig, publish, train_project
@@ -222,7 +223,8 @@ def test_train_model_job_learns_from_imported_labels(db: Conn, dsn: str, tmp_pat
     store.load(db, pid, load_ontology(ONTOLOGIES_DIR / "default.yaml"))
     glob = _model(db, 0)
     for seed in (1, 2):
-        result = simulate(preset_config("plaza", seed=seed, duration=40.0))
+        # Hard noise: false tracks and id switches give false candidates to label 0.
+        result = simulate(preset_config("plaza", seed=seed, duration=40.0, noise=HARD_NOISE))
         load_result(db, pid, result, name=f"plaza-{seed}")
         tick(db, until_idle=True)
         done = ex.import_truth(db, "learn-org/scenes", f"plaza-{seed}",
@@ -231,6 +233,11 @@ def test_train_model_job_learns_from_imported_labels(db: Conn, dsn: str, tmp_pat
     n = db.execute("SELECT count(*) AS n FROM scoring.examples WHERE project_id = %s",
                    (pid,)).fetchone()
     assert n is not None and n["n"] >= 20   # the job's default floor
+    # Zone events match their truth only with the zone compared: they are labelled true.
+    zoned = db.execute("SELECT count(*) FILTER (WHERE label) AS t, count(*) AS n "
+                       "FROM scoring.examples WHERE project_id = %s AND type IN "
+                       "('enter', 'exit', 'dwell')", (pid,)).fetchone()
+    assert zoned is not None and zoned["n"] > 0 and zoned["t"] >= zoned["n"] / 2, zoned
     job = client.enqueue(db, pid, "train_model", {"reason": "test", "epochs": 2})
     db.commit()
     with ThreadWorker(dsn, WorkerConfig(mode="until_idle", poll_s=0.2, concurrency=1,

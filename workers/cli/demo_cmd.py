@@ -143,6 +143,12 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
             events = delivery.verify_events(conn, ref, pid)
             analytics_ms = delivery.refresh_analytics(conn)
             dataset = delivery.publish_dataset(conn, ref, pid)
+        with console.status("learning loop: a reviewer's decisions, a retrain, the queue "
+                            "re-ranked…"):
+            from workers.cli.demo_learning import learning_loop  # torch, like ensure_model
+
+            learning = learning_loop(conn, settings, pid, ref, DEMO_SOURCE, files["truth"],
+                                     out_dir, DEMO_SEED)
         reviewer = tenancy.create_key(conn, ref, "reviewer", "30d", "demo-reviewer")
     app_db = AppDB.from_settings(settings)
     try:
@@ -159,6 +165,7 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
         "score_histogram": score_histogram(scores, out_dir / "model_scores.png"),
         "scores": len(scores), "events": events, "analytics_refresh_ms": round(analytics_ms),
         "dataset": dataset, "reviewer_key": reviewer["api_key"], "api_query": api_rows,
+        "learning": learning,
     }
 
 
@@ -215,6 +222,12 @@ def demo_command(
                      for k, v in ds["by_split"].items()], title="dataset splits (by source)")
         console.print(f"  manifest: {ds['path']}/manifest.json · verify: "
                       f"secinf datasets verify {ds['version']} -p demo/plaza")
+    ln = res["learning"]
+    console.print(f"learning loop: a scripted reviewer decided {ln['decisions']['accept']} "
+                  f"accept / {ln['decisions']['reject']} reject on two scenes; secinf train "
+                  f"--project → {ln['model'] or 'no model'}: {ln['verdict']}", highlight=False)
+    print_table(ln["queue_before"], title="review queue head (uncertain order) before the retrain")
+    print_table(ln["queue_after"], title="... and after (rescored by the model in charge)")
     if res["api_query"]:
         print_table(res["api_query"], title="api.query_events(p_limit => 5) as the demo "
                                             "customer (the PostgREST request model)")

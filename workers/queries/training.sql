@@ -15,7 +15,8 @@ SELECT scoring.examples_status(%(project_id)s::uuid) AS status;
 -- name: source_labelled_candidates
 -- A source's candidates of the active ontology (both tiers), times in seconds since the
 -- time origin, with their actors' classes (for the judged classes of a truth file).
-SELECT c.candidate_id, c.type, c.actors, c.tier, c.rule_score, c.ontology_id,
+SELECT c.candidate_id, c.type, c.actors, c.zone, c.route, c.trigger, c.tier, c.rule_score,
+       c.ontology_id,
        c.ontology_version, c.start_ts, c.end_ts,
        extract(epoch FROM c.start_ts - s.time_origin)::float8 AS start_s,
        extract(epoch FROM c.end_ts - s.time_origin)::float8 AS end_s

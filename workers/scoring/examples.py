@@ -122,7 +122,9 @@ def import_truth(conn: Conn, project: str, source: str, truth_path: Path,
 
     rows = [r for r in rows if is_judged(r)]
     cands = [Event(str(r["type"]), {str(k): str(v) for k, v in r["actors"].items()},
-                   float(r["start_s"]), float(r["end_s"]), {}) for r in rows]
+                   float(r["start_s"]), float(r["end_s"]),
+                   {k: r[k] for k in ("zone", "route", "trigger") if r[k] is not None})
+             for r in rows]
     kept_truth = [e for e in truth if e.type in judged]
     result = match_events(kept_truth, cands, types={t: () for t in judged})
     spans: dict[int, Event] = {j: kept_truth[i] for i, j, _ in result.pairs}
