@@ -3,10 +3,10 @@
 A second demo scene gives the project two sources (training holds one out). A **scripted
 reviewer** stands in for a person: it decides the first undecided candidates (auto-accepted
 ones included) in the review queue's `uncertain` order through `api.decide`, as a member of
-the project, accepting those that match the scene's planted truth and rejecting the others (a person would look at the
-tracks; the simulator's truth is what they would see). Then `secinf train --project` runs,
-and if the new model beats the one in charge the worker rescores the open candidates and
-the queue's head changes.
+the project, accepting those that match the scene's planted truth and rejecting the others
+(a person would look at the tracks; the simulator's truth is what they would see). Then
+`secinf train --project` runs, and if the new model beats the one in charge the worker
+rescores the undecided candidates and the queue's head changes.
 """
 
 from __future__ import annotations
