@@ -83,6 +83,10 @@ def test_a_source_is_worked_by_one_backend_at_a_time(db: Conn, dsn: str) -> None
                             "GROUP BY 1 ORDER BY 1").fetchall()
         db.commit()
         assert counts == [{"source_id": free, "n": report.rows["kinematics"]}]
+        # Release before closing: a closed connection's backend drops its session locks
+        # only when it exits, which the next statement here may not wait for.
+        other.execute("SELECT pg_advisory_unlock(388128, pipeline.source_lock_key(%s))",
+                      (held,))
     # released: the next tick works it
     assert [int(s["source_id"]) for s in run_tick(db)["sources"]] == [held]
 
