@@ -12,20 +12,6 @@ SELECT scoring.refresh_examples(%(project_id)s::uuid) AS readmitted;
 -- name: examples_status
 SELECT scoring.examples_status(%(project_id)s::uuid) AS status;
 
--- name: source_labelled_candidates
--- A source's candidates of the active ontology (both tiers), times in seconds since the
--- time origin, with their actors' classes (for the judged classes of a truth file).
-SELECT c.candidate_id, c.type, c.actors, c.zone, c.route, c.trigger, c.tier, c.rule_score,
-       c.ontology_id,
-       c.ontology_version, c.start_ts, c.end_ts,
-       extract(epoch FROM c.start_ts - s.time_origin)::float8 AS start_s,
-       extract(epoch FROM c.end_ts - s.time_origin)::float8 AS end_s
-FROM candidates.candidates c
-JOIN ingest.sources s ON s.source_id = c.source_id
-JOIN rules.ontologies o ON o.ontology_id = c.ontology_id AND o.active
-WHERE c.source_id = %(source_id)s
-ORDER BY c.candidate_id;
-
 -- name: track_classes
 SELECT track_id, max(class) AS class FROM ingest.track_points
 WHERE source_id = %(source_id)s GROUP BY track_id;

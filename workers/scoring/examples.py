@@ -108,7 +108,7 @@ def import_truth(conn: Conn, project: str, source: str, truth_path: Path,
     judged = judged_classes(truth, classes, types)
     if not judged:
         raise UserError(f"{truth_path}: no events to learn from (and no --type given)")
-    rows = conn.execute(query("training", "source_labelled_candidates"),
+    rows = conn.execute(query("scoring", "source_candidates"),
                         {"source_id": src.source_id}).fetchall()
     if not rows:
         raise UserError(f"source {source!r} has no candidates yet: run `secinf tick "
