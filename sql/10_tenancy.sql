@@ -64,8 +64,11 @@ $$;
 -- ---------------------------------------------------------------- API keys
 -- Create a key: 'sik_' + 12 hex (lookup prefix, stored) + '_' + 32 random bytes base64url.
 -- The whole key is returned once; only its SHA-256 is kept.
+-- p_owner: the account the key acts for in reviews (a member of the project), or NULL.
+DROP FUNCTION IF EXISTS core.create_api_key(uuid, text, timestamptz, text);  -- gained p_owner
 CREATE OR REPLACE FUNCTION core.create_api_key(
-  p_project uuid, p_role text, p_expires_at timestamptz DEFAULT NULL, p_label text DEFAULT NULL
+  p_project uuid, p_role text, p_expires_at timestamptz DEFAULT NULL, p_label text DEFAULT NULL,
+  p_owner text DEFAULT NULL
 ) RETURNS TABLE (key_id uuid, api_key text, lookup_prefix text, expires_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -84,17 +87,28 @@ BEGIN
   IF p_expires_at IS NOT NULL AND p_expires_at <= now() THEN
     RAISE EXCEPTION 'expiry % is in the past', p_expires_at USING ERRCODE = '22023';
   END IF;
-  INSERT INTO core.api_keys (project_id, role, lookup_prefix, key_hash, label, created_by, expires_at)
+  IF p_owner IS NOT NULL AND NOT EXISTS (
+       SELECT FROM core.memberships m JOIN core.accounts a ON a.username = m.member
+       WHERE m.project_id = p_project AND m.kind = 'user' AND m.member = p_owner) THEN
+    RAISE EXCEPTION 'key owner "%" is not an account of this project', p_owner
+      USING ERRCODE = '22023',
+            HINT = 'Name the user name of a member (secinf accounts add-member), or no owner.';
+  END IF;
+  INSERT INTO core.api_keys (project_id, role, lookup_prefix, key_hash, label, created_by,
+                             expires_at, owner)
   VALUES (p_project, p_role, v_prefix, public.digest(v_key, 'sha256'), p_label, auth.subject(),
-          p_expires_at)
+          p_expires_at, p_owner)
   RETURNING core.api_keys.key_id INTO v_id;
   PERFORM audit.record(p_project, 'api_key.create', v_prefix,
-                       jsonb_build_object('role', p_role, 'expires_at', p_expires_at));
+                       jsonb_build_object('role', p_role, 'expires_at', p_expires_at,
+                                          'owner', p_owner));
   RETURN QUERY SELECT v_id, v_key, v_prefix, p_expires_at;
 END
 $$;
 
 -- Revoke by lookup prefix (or the whole key). Idempotent; returns whether a key was found.
+-- Another project's key is "not found": the answer never names a project the caller is
+-- not in.
 CREATE OR REPLACE FUNCTION core.revoke_api_key(p_prefix text) RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -104,7 +118,7 @@ DECLARE
 BEGIN
   SELECT * INTO v_key FROM core.api_keys k
   WHERE k.lookup_prefix = substring(p_prefix FROM '^(sik_[0-9a-f]{12})');
-  IF v_key.key_id IS NULL THEN
+  IF v_key.key_id IS NULL OR NOT auth.can_access(v_key.project_id) THEN
     RETURN false;
   END IF;
   PERFORM auth.require(v_key.project_id, ARRAY['project_admin']);
@@ -115,8 +129,10 @@ END
 $$;
 
 -- Exchange a key for claims and a signed JWT. One message for every failure, so the
--- answer never tells which keys exist.
-CREATE OR REPLACE FUNCTION core.exchange_api_key(p_key text, p_ttl interval DEFAULT '1 hour')
+-- answer never tells which keys exist. The token lives auth.token_ttl(role, 'key'), never
+-- past the key's own expiry: the caller has no say.
+DROP FUNCTION IF EXISTS core.exchange_api_key(text, interval);  -- callers chose the lifetime
+CREATE OR REPLACE FUNCTION core.exchange_api_key(p_key text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -142,7 +158,7 @@ BEGIN
       HINT = 'Run `secinf db migrate`, which creates one.';
   END IF;
   SELECT org_id INTO v_org FROM core.projects WHERE project_id = v_key.project_id;
-  v_exp := least(now() + p_ttl, coalesce(v_key.expires_at, 'infinity'));
+  v_exp := least(now() + auth.token_ttl(v_key.role, 'key'), coalesce(v_key.expires_at, 'infinity'));
   v_claims := jsonb_build_object(
     'role', v_key.role, 'project_id', v_key.project_id, 'org_id', v_org,
     'key_id', v_key.key_id, 'sub', 'key:' || v_key.lookup_prefix,
@@ -150,7 +166,7 @@ BEGIN
     'exp', floor(extract(epoch FROM v_exp))::bigint);
   UPDATE core.api_keys SET last_used_at = now() WHERE key_id = v_key.key_id;
   RETURN jsonb_build_object('token', auth.sign_jwt(v_claims, v_secret), 'claims', v_claims,
-                            'expires_at', v_exp);
+                            'expires_at', v_exp, 'person', v_key.owner);
 END
 $$;
 

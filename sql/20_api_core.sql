@@ -20,10 +20,18 @@ BEGIN
     RAISE EXCEPTION 'account disabled' USING ERRCODE = 'PT401',
       HINT = 'Ask an administrator to re-enable it (secinf accounts).';
   END IF;
+  -- ... and with its membership: a removed member or a changed role signs in again
+  -- (auth.project_ids() sees no project for such a token either).
+  IF c ? 'project_id' AND cardinality(auth.project_ids()) = 0 THEN
+    RAISE EXCEPTION 'your access to this project has changed since you signed in'
+      USING ERRCODE = 'PT401',
+            HINT = 'Sign in again (or exchange your API key again) for your current role.';
+  END IF;
 END
 $$;
 COMMENT ON FUNCTION api.pre_request() IS
-  'Checks, before every request, that the API key or account behind the token is still valid.';
+  'Checks, before every request, that the API key or account behind the token is still valid '
+  'and still has the token''s project and role.';
 
 -- ---------------------------------------------------------------- authentication
 CREATE OR REPLACE FUNCTION api.exchange_key(api_key text) RETURNS jsonb
@@ -53,21 +61,26 @@ COMMENT ON VIEW api.projects IS 'The projects the caller belongs to.';
 CREATE OR REPLACE VIEW api.api_keys WITH (security_invoker = true) AS
   SELECT key_id, project_id, role, lookup_prefix, label, created_by, created_at, expires_at,
          revoked_at, last_used_at,
-         (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS live
+         (revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())) AS live, owner
   FROM core.api_keys;
 COMMENT ON VIEW api.api_keys IS
   'API keys of the caller''s project (project admins only); never the key or its hash.';
 
+DROP FUNCTION IF EXISTS api.create_api_key(text, timestamptz, text);  -- gained `owner`
 CREATE OR REPLACE FUNCTION api.create_api_key(
-  role text, expires_at timestamptz DEFAULT NULL, label text DEFAULT NULL
+  role text, expires_at timestamptz DEFAULT NULL, label text DEFAULT NULL,
+  owner text DEFAULT NULL
 ) RETURNS jsonb
 LANGUAGE sql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT to_jsonb(k) FROM core.create_api_key((auth.project_ids())[1], role, expires_at, label) k
+  SELECT to_jsonb(k)
+  FROM core.create_api_key((auth.project_ids())[1], role, expires_at, label, owner) k
 $$;
-COMMENT ON FUNCTION api.create_api_key(text, timestamptz, text) IS
-  'Create an API key in the caller''s project (project admins). The key is shown only in this answer.';
+COMMENT ON FUNCTION api.create_api_key(text, timestamptz, text, text) IS
+  'Create an API key in the caller''s project (project admins). The key is shown only in this '
+  'answer. owner: the account (a member of the project) the key acts for in reviews; a key '
+  'without one cannot decide candidates.';
 
 CREATE OR REPLACE FUNCTION api.revoke_api_key(lookup_prefix text) RETURNS boolean
 LANGUAGE sql VOLATILE

@@ -63,10 +63,13 @@ SELECT e.event_id, e.project_id, e.source_id, s.name AS source_name, e.type, e.a
        e.verified_by, e.candidate_id, e.ontology_version, e.model_version, e.created_at,
        e.updated_at
 FROM events.events e
-JOIN ingest.sources s ON s.source_id = e.source_id;
+JOIN ingest.sources s ON s.source_id = e.source_id
+-- A reviewer owing a blind second opinion does not see the first decision's event.
+WHERE (e.candidate_id = ANY ((SELECT review.blind_candidates())::bigint[])) IS NOT TRUE;
 COMMENT ON VIEW api.events IS
   'Verified events of the caller''s projects (one per accepted candidate). For filtered, '
-  'paginated reads use POST /rpc/query_events.';
+  'paginated reads use POST /rpc/query_events. Hidden from a reviewer while they owe a '
+  'blind second opinion on the candidate.';
 COMMENT ON COLUMN api.events.actors IS
   'The event''s actors as {role: track_id}, track ids as written in the ingested file.';
 COMMENT ON COLUMN api.events.verification IS
@@ -110,6 +113,7 @@ DECLARE
   v_after_id bigint := 0;
   v_bad text[];
   v_where text[];
+  v_blind bigint[] := review.blind_candidates();
 BEGIN
   IF p_limit IS NULL OR p_limit < 1 OR p_limit > events.page_cap() THEN
     RAISE EXCEPTION 'p_limit % is outside 1..%', coalesce(p_limit::text, 'NULL'),
@@ -150,7 +154,10 @@ BEGIN
     CASE WHEN p_source_ids IS NOT NULL THEN 'ev.source_id = ANY ($6)' END,
     CASE WHEN p_actors IS NOT NULL THEN 'jsonb_path_query_array(ev.actors, ''$.*'') ?| $7' END,
     CASE WHEN p_min_confidence IS NOT NULL THEN 'ev.confidence >= $8' END,
-    CASE WHEN p_verification IS NOT NULL THEN 'ev.source = ANY ($9)' END], NULL);
+    CASE WHEN p_verification IS NOT NULL THEN 'ev.source = ANY ($9)' END,
+    -- events of candidates the caller judges blind (review.blind_candidates)
+    CASE WHEN cardinality(v_blind) > 0 THEN '(ev.candidate_id = ANY ($11)) IS NOT TRUE' END],
+    NULL);
   -- One ordered index walk per project (events_project_ts_idx), merged: the first rows of
   -- each project after the cursor, then the first p_limit of those.
   RETURN QUERY EXECUTE format($q$
@@ -170,7 +177,7 @@ BEGIN
     ORDER BY e.start_ts, e.event_id
     LIMIT $10$q$, (SELECT string_agg(' AND ' || w, '') FROM unnest(v_where) w))
   USING v_after_ts, v_after_id, p_from, p_to, p_types, p_source_ids, p_actors,
-        p_min_confidence, p_verification, p_limit;
+        p_min_confidence, p_verification, p_limit, v_blind;
 END
 $$;
 COMMENT ON FUNCTION api.query_events(text[], timestamptz, timestamptz, bigint[], text[],

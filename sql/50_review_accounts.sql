@@ -98,9 +98,10 @@ $$;
 -- exactly one project. One message for every credential failure (unknown user, wrong
 -- password, disabled account, no membership), so the answer never tells which accounts
 -- exist; an unknown user still pays for one bcrypt comparison.
+-- The token lives auth.token_ttl(role, 'login'): the server decides, not the caller.
+DROP FUNCTION IF EXISTS core.login_account(text, text, text, interval);  -- caller-chosen ttl
 CREATE OR REPLACE FUNCTION core.login_account(p_username text, p_password text,
-                                              p_project text DEFAULT NULL,
-                                              p_ttl interval DEFAULT '8 hours')
+                                              p_project text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -111,7 +112,7 @@ DECLARE
   v_ok boolean;
   v_choices jsonb;
   v_member record;
-  v_exp timestamptz := now() + p_ttl;
+  v_exp timestamptz;
   v_claims jsonb;
   v_secret text := auth.active_secret();
 BEGIN
@@ -161,6 +162,7 @@ BEGIN
       HINT = 'Run `secinf db migrate`, which creates one.';
   END IF;
 
+  v_exp := now() + auth.token_ttl(v_member.role, 'login');
   v_claims := jsonb_build_object(
     'role', v_member.role, 'project_id', v_member.project_id, 'org_id', v_member.org_id,
     'sub', v_account.username, 'account', true,
@@ -170,7 +172,8 @@ BEGIN
   INSERT INTO audit.log (project_id, actor, action, target)
   VALUES (v_member.project_id, v_account.username, 'account.login', v_member.ref);
   RETURN jsonb_build_object('token', auth.sign_jwt(v_claims, v_secret), 'claims', v_claims,
-                            'expires_at', v_exp, 'projects', v_choices);
+                            'expires_at', v_exp, 'projects', v_choices,
+                            'person', v_account.username);
 END
 $$;
 

@@ -97,6 +97,12 @@ AS $$
 DECLARE
   v review.current;
 BEGIN
+  -- A blind second reviewer learns nothing of the first decision, not even who made it.
+  IF p_candidate = ANY (review.blind_candidates()) THEN
+    RAISE EXCEPTION 'candidate % is waiting for a second opinion', p_candidate
+      USING ERRCODE = 'PT409',
+            HINT = 'Answer it with give_second_opinion (see second_opinions_for_me).';
+  END IF;
   SELECT * INTO v FROM review.current r WHERE r.candidate_id = p_candidate;
   RAISE EXCEPTION 'candidate % was already decided by % at %', p_candidate,
     coalesce(v.reviewer, 'another reviewer'),
@@ -117,7 +123,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_me text := auth.subject();
+  v_me text;
   c candidates.candidates;
   v_start timestamptz;
   v_end timestamptz;
@@ -130,6 +136,7 @@ DECLARE
 BEGIN
   -- The row lock orders us after a concurrent decider or promote of the same candidate.
   c := review.candidate_for(p_candidate_id, ARRAY['reviewer', 'project_admin'], true);
+  v_me := review.require_person();  -- one person, one reviewer (15_review_identity.sql)
   PERFORM review.check_decision(p_decision, p_reason);
   IF EXISTS (SELECT FROM review.current r WHERE r.candidate_id = c.candidate_id) THEN
     PERFORM review.refuse_decided(c.candidate_id);
@@ -209,7 +216,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_me text := auth.subject();
+  v_me text := review.require_person();
   d review.decisions;
   c candidates.candidates;
   v_undo bigint;
@@ -273,8 +280,8 @@ AS $$
   JOIN candidates.candidates c ON c.candidate_id = so.candidate_id
   JOIN ingest.sources s ON s.source_id = c.source_id
   WHERE so.decision_id IS NULL
-    AND so.first_reviewer <> auth.subject()
-    AND (so.assigned_to = auth.subject() OR so.assigned_to IS NULL)
+    AND so.first_reviewer IS DISTINCT FROM review.person()
+    AND (so.assigned_to = review.person() OR so.assigned_to IS NULL)
   ORDER BY so.assigned_to IS NULL, so.requested_at, so.candidate_id
   LIMIT least(greatest(coalesce(p_limit, 50), 1), 200)
 $$;
@@ -291,7 +298,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_me text := auth.subject();
+  v_me text;
   c candidates.candidates;
   so review.second_opinions;
   v_start timestamptz;
@@ -300,6 +307,7 @@ DECLARE
   v_decision bigint;
 BEGIN
   c := review.candidate_for(p_candidate_id, ARRAY['reviewer', 'project_admin'], false);
+  v_me := review.require_person();  -- a key and an account of one person are one reviewer
   PERFORM review.check_decision(p_decision, p_reason);
   SELECT * INTO so FROM review.second_opinions s WHERE s.candidate_id = c.candidate_id
   FOR UPDATE;

@@ -68,7 +68,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_me text := auth.subject();
+  v_me text := review.person();
   c candidates.candidates := review.candidate_for(p_candidate_id,
                                                   ARRAY['reviewer', 'project_admin', 'analyst']);
   s ingest.sources;
@@ -83,7 +83,7 @@ BEGIN
   SELECT * INTO so FROM review.second_opinions x WHERE x.candidate_id = c.candidate_id;
   -- Someone asked for a second opinion judges blind: no first decision, status or event.
   v_blind := so.candidate_id IS NOT NULL AND so.decision_id IS NULL
-             AND so.first_reviewer <> v_me;
+             AND so.first_reviewer IS DISTINCT FROM v_me;
   RETURN jsonb_build_object(
     'candidate', jsonb_build_object(
       'candidate_id', c.candidate_id, 'project_id', c.project_id, 'source_id', c.source_id,

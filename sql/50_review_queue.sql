@@ -61,6 +61,17 @@ AS $$
     CASE WHEN p_to IS NOT NULL THEN format('c.start_ts < %L::timestamptz', p_to) END)
 $$;
 
+-- ' AND …' leaving out the candidates the caller judges blind (review.blind_candidates:
+-- their first decision shows in the status), or '' when there are none.
+CREATE OR REPLACE FUNCTION review.blind_filter() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN cardinality(b) > 0
+              THEN format(' AND NOT (c.candidate_id = ANY (%L::bigint[]))', b) ELSE '' END
+  FROM (SELECT review.blind_candidates() AS b) x
+$$;
+
 -- The statuses a queue shows: those asked for, else the undecided ones.
 CREATE OR REPLACE FUNCTION review.queue_statuses(p_statuses text[]) RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE
@@ -104,7 +115,7 @@ DECLARE
   k record := review.queue_key(v_order);
   v_dir text := CASE WHEN k.descending THEN 'DESC' ELSE 'ASC' END;
   v_filters text := review.queue_filters(p_types, p_source_ids, p_min_score, p_max_score,
-                                         p_from, p_to);
+                                         p_from, p_to) || review.blind_filter();
   v_limit integer := least(greatest(coalesce(p_limit, 50), 1), 200);
   -- A page row, as every branch (and the empty page) selects it.
   v_select text := format(
@@ -208,7 +219,7 @@ BEGIN
     WITH g AS (
       SELECT c.type, c.status, c.source_id, count(*) AS n
       FROM candidates.candidates c
-      WHERE c.project_id = ANY (auth.project_ids()) AND %s
+      WHERE c.project_id = ANY (auth.project_ids()) AND %s%s
       GROUP BY c.type, c.status, c.source_id
     ), m AS (
       SELECT g.type, g.status, g.source_id, g.n,
@@ -234,6 +245,7 @@ BEGIN
                                              WHERE m.type_ok AND m.status_ok)))
     $q$,
     review.queue_filters(NULL, NULL, p_min_score, p_max_score, p_from, p_to),
+    review.blind_filter(),
     CASE WHEN p_types IS NULL THEN 'true' ELSE format('g.type = ANY (%L::text[])', p_types) END,
     v_statuses,
     CASE WHEN p_source_ids IS NULL THEN 'true'

@@ -396,14 +396,17 @@ END
 $$;
 
 -- ======================================================================= wake-ups
--- Tell listening workers that a job is due: {"type": "job", "id": …, "kind": …}.
+-- Tell listening workers that a job of a kind is due: {"type": "job", "kind": …}. The
+-- channel's name is secret (auth.channel: anyone may LISTEN on a name they know) and the
+-- payload names no project and no job, so a listener learns only that some job is due.
+-- SECURITY DEFINER: the inserting role (an API role's job) need not read the channel.
 CREATE OR REPLACE FUNCTION jobs.notify_queued() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-  PERFORM pg_notify('jobs_queued',
-                    json_build_object('type', 'job', 'id', NEW.job_id, 'kind', NEW.kind)::text);
+  PERFORM pg_notify(auth.channel('jobs'),
+                    json_build_object('type', 'job', 'kind', NEW.kind)::text);
   RETURN NULL;
 END
 $$;

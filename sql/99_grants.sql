@@ -23,20 +23,28 @@ GRANT SELECT ON core.organizations, core.projects, core.plans
 GRANT SELECT ON core.memberships TO project_admin, pipeline;
 -- Never the key hash: column privileges leave it out.
 GRANT SELECT (key_id, project_id, role, lookup_prefix, label, created_by, created_at,
-              expires_at, revoked_at, last_used_at) ON core.api_keys TO project_admin;
+              expires_at, revoked_at, last_used_at, owner) ON core.api_keys TO project_admin;
 GRANT SELECT ON audit.log TO project_admin;
 
 -- ---------------------------------------------------------------- api
 GRANT EXECUTE ON FUNCTION api.pre_request(), core.key_is_live(uuid)
   TO anon, customer, reviewer, analyst, project_admin;
-GRANT EXECUTE ON FUNCTION api.exchange_key(text), core.exchange_api_key(text, interval)
+GRANT EXECUTE ON FUNCTION api.exchange_key(text), core.exchange_api_key(text)
   TO anon, customer, reviewer, analyst, project_admin;
 GRANT EXECUTE ON FUNCTION api.me() TO customer, reviewer, analyst, project_admin;
 GRANT SELECT ON api.projects TO customer, reviewer, analyst, project_admin;
 GRANT SELECT ON api.api_keys TO project_admin;
 GRANT EXECUTE ON FUNCTION
-  api.create_api_key(text, timestamptz, text), core.create_api_key(uuid, text, timestamptz, text),
+  api.create_api_key(text, timestamptz, text, text),
+  core.create_api_key(uuid, text, timestamptz, text, text),
   api.revoke_api_key(text), core.revoke_api_key(text)
   TO project_admin;
-GRANT EXECUTE ON FUNCTION core.resolve_project(text), audit.record(uuid, text, text, jsonb)
+GRANT EXECUTE ON FUNCTION core.resolve_project(text)
   TO customer, reviewer, analyst, project_admin, pipeline;
+-- The audit log is written by the owner's functions (which have checked the caller) and by
+-- the pipeline; never by an API role naming a project of its choice.
+REVOKE EXECUTE ON FUNCTION audit.record(uuid, text, text, jsonb)
+  FROM customer, reviewer, analyst, project_admin;
+GRANT EXECUTE ON FUNCTION audit.record(uuid, text, text, jsonb) TO pipeline;
+-- The worker reads the secret channel names it listens on (auth.notify_channels, 0018).
+GRANT EXECUTE ON FUNCTION auth.channel(text) TO pipeline;

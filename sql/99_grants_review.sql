@@ -13,9 +13,16 @@ GRANT SELECT ON review.decisions, review.current, review.second_opinions, review
                 events.events
   TO reviewer, project_admin, pipeline;
 
+-- ---------------------------------------------------------------- identity and blindness
+-- Customers read api.events, which asks review.blind_candidates (functions only: no table).
+GRANT USAGE ON SCHEMA review TO customer;
+GRANT EXECUTE ON FUNCTION review.person(), review.require_person(), review.blind_candidates(),
+                          review.blind_filter()
+  TO customer, reviewer, analyst, project_admin, pipeline;
+
 -- ---------------------------------------------------------------- sign-in
 GRANT EXECUTE ON FUNCTION api.login(text, text, text),
-                          core.login_account(text, text, text, interval),
+                          core.login_account(text, text, text),
                           core.account_is_live(text)
   TO anon, customer, reviewer, analyst, project_admin;
 

@@ -19,4 +19,6 @@ GRANT EXECUTE ON FUNCTION
 -- Analysts, reviewers and project admins read. Nobody but the owner (the `secinf rules
 -- load` CLI, an admin connection) writes rules.compiled: the candidates stage EXECUTEs it.
 GRANT SELECT ON rules.ontologies, candidates.candidates TO analyst, reviewer, project_admin;
-GRANT UPDATE (status, updated_at) ON candidates.candidates TO reviewer;
+-- No role writes a candidate's status directly: api.decide and friends do, with a decision
+-- and an audit entry (an UPDATE grant here would bypass both).
+REVOKE UPDATE ON candidates.candidates FROM reviewer, project_admin, customer, analyst;

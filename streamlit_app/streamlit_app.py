@@ -49,7 +49,7 @@ if who is None:
         _sign_in(lambda db: db.sign_in_account(username, password, project or None))
     st.stop()
 
-st.success(f"Signed in as **{who.subject}**, role **{who.role}**, project "
+st.success(f"Signed in as **{who.person}**, role **{who.role}**, project "
            f"**{st.session_state.get('project_label', '')}**.")
 if who.expires_at is not None:
     st.caption(f"This session ends at {who.expires_at:%Y-%m-%d %H:%M:%S %Z}; "

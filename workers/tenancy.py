@@ -86,7 +86,8 @@ def list_projects(conn: Conn) -> list[dict[str, Any]]:
 
 
 def create_key(conn: Conn, project_ref: str, role: str, expires: str | None = None,
-               label: str | None = None) -> dict[str, Any]:
+               label: str | None = None, owner: str | None = None) -> dict[str, Any]:
+    """A new API key (shown once). `owner`: the account the key acts for in reviews."""
     if role not in KEY_ROLES:
         raise UserError(f"--role {role!r} is not a key role: use one of {', '.join(KEY_ROLES)}")
     project_id = resolve_project(conn, project_ref)
@@ -94,7 +95,7 @@ def create_key(conn: Conn, project_ref: str, role: str, expires: str | None = No
         row = conn.execute(
             query("tenancy", "create_api_key"),
             {"project_id": project_id, "role": role, "expires_at": parse_expiry(expires),
-             "label": label},
+             "label": label, "owner": owner},
         ).fetchone()
     except psycopg.Error as exc:
         conn.rollback()

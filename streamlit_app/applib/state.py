@@ -84,7 +84,7 @@ def signed_in() -> Identity:
         st.page_link(HOME, label="Sign in", icon=":material/login:")
         st.stop()
     with st.sidebar:
-        st.caption(f"Signed in as **{who.subject}** ({who.role}) · "
+        st.caption(f"Signed in as **{who.person}** ({who.role}) · "
                    f"{st.session_state.get('project_label', '')}")
     return who
 

@@ -39,7 +39,7 @@ agreement = agreement_frame(state.guarded(lambda: app_api.agreement_by_type(db, 
 if stats.empty:
     st.info("No decisions yet in this project.")
 else:
-    me = stats[stats["reviewer"] == who.subject]
+    me = stats[stats["reviewer"] == who.person]
     if not me.empty:
         cols = st.columns(4)
         for col, (label, column) in zip(cols, (

@@ -20,7 +20,7 @@ from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from tests.support.factories import make_key, make_project
+from tests.support.factories import make_person_key, make_project
 from tests.support.tenant_data import populate_pipeline
 from workers.appdb import AppDB, Identity
 from workers.appdb.session import authenticator_conninfo
@@ -117,7 +117,7 @@ def scene(db: Conn, project: str) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def reviewer_key(db: Conn, project: str) -> str:
-    return str(make_key(db, project, "reviewer")["api_key"])
+    return str(make_person_key(db, project)["api_key"])
 
 
 @pytest.fixture

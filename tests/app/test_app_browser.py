@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from tests.app.browser import ARTIFACTS, CHROMIUM, chromium, streamlit_app
-from tests.support.factories import make_key
+from tests.support.factories import make_person_key
 
 pytestmark = [pytest.mark.db, pytest.mark.browser, pytest.mark.slow]
 Conn = psycopg.Connection[dict[str, Any]]
@@ -62,8 +62,8 @@ def test_reviewer_adjusts_and_accepts_and_another_project_sees_nothing(
     db.execute("INSERT INTO review.settings (project_id, second_opinion_share) VALUES (%s, 0)",
                (north,))
     db.commit()
-    key_north = str(make_key(db, north, "reviewer")["api_key"])
-    key_south = str(make_key(db, south, "reviewer")["api_key"])
+    key_north = str(make_person_key(db, north)["api_key"])
+    key_south = str(make_person_key(db, south)["api_key"])
 
     with streamlit_app(dsn, ARTIFACTS / "streamlit.log") as url, chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)

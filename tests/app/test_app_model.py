@@ -16,7 +16,7 @@ import pytest
 from applib import model_view as mv
 
 from tests.app.conftest import app_test
-from tests.support.factories import make_key, make_project
+from tests.support.factories import make_key, make_person_key, make_project
 from workers.appdb import AppDB, Identity
 from workers.appdb import api as app_api
 
@@ -252,7 +252,7 @@ def test_the_reviewer_sees_the_projects_models_history_and_examples(
 @pytest.mark.db
 def test_another_projects_reviewer_sees_none_of_it(
         app_db: AppDB, db: Conn, other_project: str, trained: dict[str, Any]) -> None:
-    them = app_db.sign_in_key(str(make_key(db, other_project, "reviewer")["api_key"]))
+    them = app_db.sign_in_key(str(make_person_key(db, other_project)["api_key"]))
     data = mv.fetch(app_db, them)
     # Only globex/south's own first model; nothing of acme/north's, and no global model.
     assert [m["version"] for m in data.models] == [_iso(db, other_project)]
@@ -295,7 +295,7 @@ def test_model_page_shows_it_and_opens_a_most_changed_candidate(
 def test_a_second_reviewer_does_not_see_labels_awaiting_their_opinion(
         app_db: AppDB, db: Conn, reviewer: Identity, project: str,
         trained: dict[str, Any], scene: list[dict[str, Any]]) -> None:
-    rival = app_db.sign_in_key(str(make_key(db, project, "reviewer")["api_key"]))
+    rival = app_db.sign_in_key(str(make_person_key(db, project)["api_key"]))
     db.execute("UPDATE review.settings SET second_opinion_share = 1 WHERE project_id = %s",
                (project,))
     db.commit()
@@ -320,7 +320,7 @@ def test_a_project_without_models_says_how_to_train_one(
     empty = make_project(db, "initech", "empty")
     _insert_model(db, None, "global-zz", active=True)
     db.commit()
-    who = app_db.sign_in_key(str(make_key(db, empty, "reviewer")["api_key"]))
+    who = app_db.sign_in_key(str(make_person_key(db, empty)["api_key"]))
     assert mv.fetch(app_db, who).models == []
     at = app_test("pages/6_Model.py", who).run()
     assert not at.exception and not at.error

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from tests.app.conftest import app_test
-from tests.support.factories import make_key
+from tests.support.factories import make_person_key
 from workers.appdb import AppDB, Identity
 from workers.appdb import api as app_api
 from workers.review import accounts
@@ -85,7 +85,7 @@ def test_candidate_adjust_span_and_accept_makes_a_human_event(
     event = db.execute("SELECT source, verified_by, start_ts, end_ts, decision_id"
                        " FROM events.events WHERE candidate_id = %s", (cid,)).fetchone()
     assert event is not None
-    assert (event["source"], event["verified_by"]) == ("human", reviewer.subject)
+    assert (event["source"], event["verified_by"]) == ("human", reviewer.person)
     origin = cand["start_ts"].replace(hour=0, minute=0, second=0, microsecond=0)
     assert event["start_ts"] == origin + timedelta(seconds=start)
     assert event["end_ts"] == origin + timedelta(seconds=round(end - 0.5, 6))
@@ -128,15 +128,15 @@ def test_a_lost_race_says_who_decided_first(
     at = app_test("pages/2_Candidate.py", reviewer)
     at.query_params["id"] = str(cid)
     at.run()
-    rival = app_db.sign_in_key(str(make_key(db, project, "reviewer")["api_key"]))
+    rival = app_db.sign_in_key(str(make_person_key(db, project)["api_key"]))
     app_api.decide(app_db, rival, cid, "accept")  # the rival clicks first
     _button(at, "Accept").click().run()
     [error] = [e.value for e in at.error]
     assert error.startswith(f"Not recorded: candidate {cid} was already decided by "
-                            f"{rival.subject} at ")
+                            f"{rival.person} at ")
     assert db.execute("SELECT count(*) AS n, min(verified_by) AS who FROM events.events"
                       " WHERE candidate_id = %s", (cid,)).fetchone() == {
-                          "n": 1, "who": rival.subject}
+                          "n": 1, "who": rival.person}
 
 
 def test_next_candidate_follows_the_queue(reviewer: Identity,
@@ -184,13 +184,13 @@ def test_second_opinion_round_trip_and_reviewer_stats(
     assert not at.error and not at.exception
     assert db.execute("SELECT reviewer, opinion, kind FROM review.decisions"
                       " WHERE candidate_id = %s ORDER BY decision_id", (cid,)).fetchall() == [
-        {"reviewer": reviewer.subject, "opinion": "first", "kind": "accept"},
+        {"reviewer": reviewer.person, "opinion": "first", "kind": "accept"},
         {"reviewer": "bea", "opinion": "second", "kind": "accept"}]
 
     stats = app_test("pages/4_Reviewers.py", bea).run()
     assert not stats.exception and not stats.error
     table = stats.dataframe[0].value
-    assert sorted(table["reviewer"]) == sorted(["bea", reviewer.subject])
+    assert sorted(table["reviewer"]) == sorted(["bea", reviewer.person])
     assert set(table["mean_iou"]) == {1.0}
     agreement = stats.dataframe[1].value
     assert list(agreement["pairs"]) == [1]
@@ -214,7 +214,7 @@ def test_another_projects_reviewer_sees_none_of_it(
         reviewer: Identity, scene: list[dict[str, Any]], app_db: AppDB, db: Conn,
         other_project: str) -> None:
     other = other_project
-    them = app_db.sign_in_key(str(make_key(db, other, "reviewer")["api_key"]))
+    them = app_db.sign_in_key(str(make_person_key(db, other)["api_key"]))
     at = app_test("pages/1_Review_queue.py", them).run()
     theirs = {r["candidate_id"] for r in db.execute(
         "SELECT candidate_id FROM candidates.candidates WHERE project_id = %s", (other,))}

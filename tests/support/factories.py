@@ -24,6 +24,17 @@ def make_key(db: psycopg.Connection[dict[str, Any]], project_id: str, role: str,
     return tenancy.create_key(db, project_id, role, expires)
 
 
+def make_person_key(db: psycopg.Connection[dict[str, Any]], project_id: str,
+                    role: str = "reviewer", username: str | None = None) -> dict[str, Any]:
+    """An API key owned by a person (a new account with a membership in the project): the
+    kind of key that may decide candidates (a key with no owner is a machine's)."""
+    name = username or f"person-{uuid.uuid4().hex[:8]}"
+    db.execute("SELECT core.create_account(%s, %s)", (name, uuid.uuid4().hex))
+    db.execute("SELECT core.add_member(%s, 'user', %s, %s)", (project_id, name, role))
+    db.commit()
+    return tenancy.create_key(db, project_id, role, owner=name)
+
+
 @contextmanager
 def analyst_session(db: psycopg.Connection[dict[str, Any]], dsn: str, project_id: str,
                     prefix: str = "an", row_factory: RowFactory[Any] = dict_row,

@@ -53,6 +53,8 @@ class Identity:
     method: Literal["key", "account"]
     expires_at: datetime | None = None
     token: str | None = field(default=None, repr=False)
+    owner: str | None = None
+    """The person an API key belongs to (the grant's `person`); None for a machine key."""
 
     @property
     def role(self) -> str:
@@ -61,6 +63,11 @@ class Identity:
     @property
     def subject(self) -> str:
         return str(self.claims.get("sub", ""))
+
+    @property
+    def person(self) -> str:
+        """Who the review records: a key's owner, else the subject (review.person())."""
+        return self.owner or self.subject
 
     @property
     def project_id(self) -> str | None:
@@ -84,9 +91,11 @@ class Identity:
         expires = grant.get("expires_at")
         if isinstance(expires, str):
             expires = datetime.fromisoformat(expires)
+        person = grant.get("person")
         return cls(claims=dict(claims), method=method,
                    expires_at=expires if isinstance(expires, datetime) else None,
-                   token=str(grant["token"]) if grant.get("token") else None)
+                   token=str(grant["token"]) if grant.get("token") else None,
+                   owner=str(person) if person else None)
 
 
 def authenticator_conninfo(settings: Settings | None = None) -> str:

@@ -8,9 +8,11 @@ what each stage produced, the evaluation against truth, the score distribution.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import typer
 
 from workers import tenancy
@@ -20,12 +22,13 @@ from workers.cli.db_cmd import bring_up
 from workers.cli.output import console, print_json, print_table
 from workers.db.connect import connect
 from workers.db.queries import query
-from workers.errors import NotFound
+from workers.errors import NotFound, UserError
 from workers.evaluate.report import evaluate_source, table
 from workers.evaluate.truth import load_truth
 from workers.ingest import IngestRequest, ingest
 from workers.pipeline.runner import tick
 from workers.queue.worker import WorkerConfig, run_worker
+from workers.review import accounts
 from workers.rules import store
 from workers.rules.ontology import load_ontology
 from workers.settings import ONTOLOGIES_DIR, REPO_ROOT, load_settings
@@ -35,6 +38,8 @@ DEMO_ORG = "demo"
 DEMO_PROJECT = "plaza"
 DEMO_SEED = 7
 DEMO_SOURCE = f"plaza-{DEMO_SEED}"
+DEMO_REVIEWER = "demo-reviewer"
+"""The account the demo's reviewer key belongs to."""
 
 EXAMPLE_QUERIES = """\
   -- as admin: what the pipeline derived
@@ -149,7 +154,7 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
 
             learning = learning_loop(conn, settings, pid, ref, DEMO_SOURCE, files["truth"],
                                      out_dir, DEMO_SEED)
-        reviewer = tenancy.create_key(conn, ref, "reviewer", "30d", "demo-reviewer")
+        reviewer = _reviewer_key(conn, ref)
     app_db = AppDB.from_settings(settings)
     try:
         api_rows = delivery.api_sample(app_db, key["api_key"])
@@ -167,6 +172,18 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
         "dataset": dataset, "reviewer_key": reviewer["api_key"], "api_query": api_rows,
         "learning": learning,
     }
+
+
+def _reviewer_key(conn: psycopg.Connection[Any], ref: str) -> dict[str, Any]:
+    """A 30-day reviewer key owned by the account `demo-reviewer` (created with a random
+    password on first use): review decisions are made by people, and a key decides as its
+    owner (docs/review.md)."""
+    try:
+        accounts.create(conn, DEMO_REVIEWER, secrets.token_urlsafe(18), ref, "reviewer")
+    except UserError:  # an earlier demo made it: give it this project too
+        conn.rollback()
+        accounts.grant(conn, DEMO_REVIEWER, ref, "reviewer")
+    return tenancy.create_key(conn, ref, "reviewer", "30d", "demo-reviewer", owner=DEMO_REVIEWER)
 
 
 def demo_command(

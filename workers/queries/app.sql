@@ -142,7 +142,6 @@ ORDER BY examples DESC, reason, origin;
 
 -- name: blind_candidates
 -- Candidates the caller judges blind (a second opinion still open, first decided by someone
--- else), as api.candidate_detail decides it: the page hides their labels.
-SELECT so.candidate_id
-FROM review.second_opinions so
-WHERE so.decision_id IS NULL AND so.first_reviewer <> auth.subject();
+-- else), as every review function decides it (review.blind_candidates): the page hides
+-- their labels.
+SELECT unnest(review.blind_candidates()) AS candidate_id;

@@ -21,13 +21,13 @@ ORDER BY o.slug, p.slug;
 
 -- name: create_api_key
 SELECT key_id, api_key, lookup_prefix, expires_at
-FROM core.create_api_key(%(project_id)s, %(role)s, %(expires_at)s, %(label)s);
+FROM core.create_api_key(%(project_id)s, %(role)s, %(expires_at)s, %(label)s, %(owner)s);
 
 -- name: revoke_api_key
 SELECT core.revoke_api_key(%(prefix)s) AS found;
 
 -- name: list_api_keys
-SELECT lookup_prefix, role, label, created_at, expires_at, revoked_at, last_used_at
+SELECT lookup_prefix, role, owner, label, created_at, expires_at, revoked_at, last_used_at
 FROM core.api_keys WHERE project_id = %(project_id)s ORDER BY created_at;
 
 -- name: add_member

@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from workers.queue.notify import CHANNEL, JobNotice, parse_notice
+from workers.queue.notify import JOBS, JobNotice, channel_name, parse_notice
 
 log = logging.getLogger(__name__)
 
@@ -23,12 +23,13 @@ class Listener:
     (re)connection (the caller should then poll: notices sent meanwhile are gone)."""
 
     def __init__(self, conninfo: str, on_notice: Callable[[JobNotice], None],
-                 on_connect: Callable[[], None] | None = None, *, channel: str = CHANNEL,
+                 on_connect: Callable[[], None] | None = None, *, purpose: str = JOBS,
                  keepalive_s: float = 15.0) -> None:
         self.conninfo = conninfo
         self.on_notice = on_notice
         self.on_connect = on_connect
-        self.channel = channel
+        self.purpose = purpose
+        """Which channel (auth.channel): its secret name is read at every connection."""
         self.keepalive_s = keepalive_s
         self.connected = threading.Event()
         self.reconnects = 0
@@ -48,7 +49,8 @@ class Listener:
 
     def _connect(self) -> psycopg.Connection[tuple[object, ...]]:
         conn = psycopg.connect(self.conninfo, autocommit=True)
-        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+        name = channel_name(conn, self.purpose)
+        conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(name)))
         return conn
 
     def _run(self) -> None:

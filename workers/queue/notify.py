@@ -1,19 +1,33 @@
-"""Typed NOTIFY payloads of the work queue (the trigger in sql/60_jobs.sql sends them)."""
+"""Typed NOTIFY payloads of the work queue (the trigger in sql/60_jobs.sql sends them), and
+the secret channel names they travel on (auth.channel, sql/00_auth.sql): PostgreSQL lets any
+role LISTEN on any name, so a channel's name is known only to the owner and the pipeline."""
 
 from __future__ import annotations
 
 import json
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
-CHANNEL = "jobs_queued"
-"""The channel the enqueue trigger notifies on."""
+import psycopg
+
+JOBS = "jobs"
+"""The purpose of the channel the enqueue trigger notifies on."""
+CANDIDATES = "candidates"
+"""The purpose of the channel the candidates stage notifies on."""
+
+
+def channel_name(conn: psycopg.Connection[Any], purpose: str) -> str:
+    """The secret channel name of `purpose` (needs the pipeline role or an admin)."""
+    row = conn.execute("SELECT auth.channel(%s)", (purpose,)).fetchone()
+    assert row is not None
+    value = row[0] if isinstance(row, tuple) else next(iter(row.values()))
+    return str(value)
 
 
 class JobNotice(TypedDict):
-    """`{"type": "job", "id": 42, "kind": "echo"}`: a job is due now."""
+    """`{"type": "job", "kind": "echo"}`: a job of that kind is due now (no job id and no
+    project: the worker's claim finds the job)."""
 
     type: Literal["job"]
-    id: int
     kind: str
 
 
@@ -26,8 +40,7 @@ def parse_notice(payload: str) -> JobNotice | None:
     if (
         not isinstance(data, dict)
         or data.get("type") != "job"
-        or not isinstance(data.get("id"), int)
         or not isinstance(data.get("kind"), str)
     ):
         return None
-    return JobNotice(type="job", id=data["id"], kind=data["kind"])
+    return JobNotice(type="job", kind=data["kind"])

@@ -1,6 +1,6 @@
 """`secinf bench scoring`: the scoring rate at the default batch size (read + windows +
 model, and the model alone), and NOTIFY-to-written-score latency at low load: a small scene
-is ingested and ticked, the rules' NOTIFY (`secinf_candidates`) is received, and the clock
+is ingested and ticked, the rules' NOTIFY (the candidates channel) is received, and the clock
 stops when a worker (in this process) has written every one of its candidates' scores."""
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 
 from workers.errors import NotFound, SecinfError, UserError
 from workers.pipeline import tick
 from workers.pipeline.scene_copy import load_result
+from workers.queue.notify import CANDIDATES, channel_name
 from workers.queue.worker import Worker, WorkerConfig
 from workers.scoring.collect import ensure_training_project
 from workers.scoring.device import describe, select_device
@@ -95,7 +97,8 @@ def run_bench(conn: Conn, *, rounds: int = 10, device: str = "cpu") -> dict[str,
     thread.start()
     latencies: list[float] = []
     with psycopg.connect(conninfo, autocommit=True, row_factory=dict_row) as listen:
-        listen.execute("LISTEN secinf_candidates")
+        listen.execute(sql.SQL("LISTEN {}").format(
+            sql.Identifier(channel_name(listen, CANDIDATES))))
         try:
             for r in range(rounds):
                 source_id, cand = _scene(conn, pid, seed=9100 + r, duration=40.0)

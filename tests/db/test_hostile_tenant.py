@@ -1,0 +1,196 @@
+"""The hostile tenant: project A, as every role, aims every `api` function at project B.
+
+Both projects hold rows in every tenant table (tests/support/tenant_data.py, through the
+real pipeline). Each API role of A calls every api function it may execute, with B's ids
+wherever an argument takes one (B's candidate, event, source, job, key, dataset version).
+Every answer must be free of B (its project id and its names), and afterwards not one row
+of B has changed. An api function without an entry in CALLS fails the suite, so a new
+function cannot slip past it; the relation matrix is tests/db/test_isolation.py, the
+channels, sessions and identities are tests/db/test_security_hardening.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from tests.support.factories import make_project
+from tests.support.postgrest import Api, ApiError
+from tests.support.tenant_data import populate, populate_pipeline
+
+pytestmark = pytest.mark.db
+Conn = psycopg.Connection[dict[str, Any]]
+API_ROLES = ["customer", "reviewer", "analyst", "project_admin"]
+TENANT_SCHEMAS = ["core", "ingest", "features", "rules", "candidates", "review", "events",
+                  "jobs", "datasets", "billing", "scoring", "pipeline", "analytics", "audit"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """Project B and the ids an attacker would aim at."""
+
+    project: str
+    candidate: int
+    event: int
+    source: int
+    source_name: str
+    job: int
+    key_prefix: str
+    version: str
+    markers: tuple[str, ...]
+    """Strings that only B's rows contain: none may appear in an answer to A."""
+
+
+WHEN = {"p_from": "2025-01-01T00:00:00Z", "p_to": "2027-01-01T00:00:00Z"}
+# Every api function, with the arguments that aim it at B. A function missing here fails
+# test_every_api_function_is_attacked.
+CALLS: dict[str, Callable[[Target], dict[str, Any]]] = {
+    "agreement_by_type": lambda b: {},
+    "candidate_detail": lambda b: {"p_candidate_id": b.candidate},
+    "create_api_key": lambda b: {"role": "customer", "owner": "b-reviewer@example.com"},
+    "create_job": lambda b: {"p_kind": "rules_backfill",
+                             "p_params": Jsonb({"source_id": b.source})},
+    "dataset_card": lambda b: {"p_version": b.version},
+    "dataset_manifest": lambda b: {"p_version": b.version},
+    "decide": lambda b: {"p_candidate_id": b.candidate, "p_decision": "reject",
+                         "p_reason": "wrong_type"},
+    "exchange_key": lambda b: {"api_key": b.key_prefix + "_" + "A" * 43},
+    "give_second_opinion": lambda b: {"p_candidate_id": b.candidate, "p_decision": "reject",
+                                      "p_reason": "wrong_type"},
+    "ingest_batch": lambda b: {"p_batch": Jsonb({
+        "source": b.source_name, "fps": 10, "units": "m",
+        "points": [{"track_id": "666", "frame": 0, "x": 1, "y": 1}]})},
+    "job": lambda b: {"p_job_id": b.job},
+    "login": lambda b: {"username": "b-reviewer@example.com", "password": "guessing-it"},
+    "me": lambda b: {},
+    "metrics_class_balance": lambda b: {**WHEN, "p_source_ids": [b.source]},
+    "metrics_dwell_histogram": lambda b: {**WHEN, "p_source_ids": [b.source]},
+    "metrics_events_over_time": lambda b: {**WHEN, "p_source_ids": [b.source]},
+    "metrics_follow_rate": lambda b: {**WHEN, "p_source_ids": [b.source]},
+    "metrics_reaction_latency": lambda b: {**WHEN, "p_source_ids": [b.source]},
+    "metrics_route_shares": lambda b: {**WHEN, "p_source_ids": [b.source]},
+    "pre_request": lambda b: {},
+    "project_metrics": lambda b: {**WHEN, "p_source_ids": [b.source]},
+    "query_events": lambda b: {"p_source_ids": [b.source], "p_limit": 100},
+    "review_counts": lambda b: {"p_source_ids": [b.source],
+                                "p_statuses": ["new", "scored", "accepted", "rejected"]},
+    "review_queue": lambda b: {"p_source_ids": [b.source],
+                               "p_statuses": ["new", "scored", "accepted", "rejected"]},
+    "reviewer_stats": lambda b: {},
+    "revoke_api_key": lambda b: {"lookup_prefix": b.key_prefix},
+    "second_opinions_for_me": lambda b: {"p_limit": 200},
+    "similar_candidates": lambda b: {"candidate_id": b.candidate, "k": 5},
+    "similar_events": lambda b: {"p_event_id": b.event, "p_k": 5},
+    "undo_last_decision": lambda b: {},
+}
+
+
+@pytest.fixture(scope="module")
+def projects(module_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Target]:
+    tmp = tmp_path_factory.mktemp("hostile")
+    with psycopg.connect(module_dsn, row_factory=dict_row) as db:
+        a = make_project(db, "acme", "north")
+        b = make_project(db, "globex", "south")
+        for pid, tag in ((a, "a"), (b, "b")):
+            populate_pipeline(db, pid, tag, tmp)
+        for pid, tag in ((a, "a"), (b, "b")):
+            populate(db, pid, tag)
+        # A's reviewer acts as a person who is also invited into nothing of B.
+        db.execute("SELECT core.add_member(%s, 'user', 'mallory', 'reviewer')", (a,))
+        db.commit()
+
+        def one(q: str) -> Any:
+            row = db.execute(q, (b,)).fetchone()
+            assert row is not None, q
+            return next(iter(row.values()))
+
+        names = [r["name"] for r in db.execute(
+            "SELECT name FROM ingest.sources WHERE project_id = %s", (b,)).fetchall()]
+        target = Target(
+            project=b,
+            candidate=one("SELECT min(candidate_id) FROM candidates.candidates"
+                          " WHERE project_id = %s"),
+            event=one("SELECT min(event_id) FROM events.events WHERE project_id = %s"),
+            source=one("SELECT min(source_id) FROM ingest.sources WHERE project_id = %s"),
+            source_name=one("SELECT min(name) FROM ingest.sources WHERE project_id = %s"),
+            job=one("SELECT min(job_id) FROM jobs.jobs WHERE project_id = %s"),
+            key_prefix=one("SELECT min(lookup_prefix) FROM core.api_keys WHERE project_id = %s"),
+            version="1.0.0",
+            markers=(b, "/datasets/b/", "b-reviewer@example.com", "b-second@example.com",
+                     *names))
+    return a, target
+
+
+@pytest.fixture
+def db(module_dsn: str, projects: tuple[str, Target]) -> Iterator[Conn]:
+    with psycopg.connect(module_dsn, row_factory=dict_row) as conn:
+        yield conn
+
+
+def tenant_tables(db: Conn) -> list[str]:
+    rows = db.execute(
+        """SELECT format('%%I.%%I', n.nspname, c.relname) AS rel
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
+             AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
+                         AND a.attname = 'project_id' AND NOT a.attisdropped)
+           ORDER BY 1""", (TENANT_SCHEMAS,)).fetchall()
+    return [r["rel"] for r in rows]
+
+
+def fingerprint(db: Conn, project: str) -> dict[str, str]:
+    """Per tenant table, a digest of every row of the project (content, not just counts)."""
+    out = {}
+    for rel in tenant_tables(db):
+        row = db.execute(sql.SQL(
+            "SELECT count(*) || ':' || coalesce(md5(string_agg(t::text, '|' ORDER BY t::text)),"
+            " '') AS d FROM {} t WHERE project_id = %s").format(sql.SQL(rel)),
+            (project,)).fetchone()
+        assert row is not None
+        out[rel] = row["d"]
+    return out
+
+
+def api_functions(db: Conn, role: str | None = None) -> list[str]:
+    rows = db.execute(
+        "SELECT DISTINCT p.proname FROM pg_proc p WHERE p.pronamespace = 'api'::regnamespace"
+        " AND (%(role)s::text IS NULL OR has_function_privilege(%(role)s, p.oid, 'EXECUTE'))"
+        " ORDER BY 1", {"role": role}).fetchall()
+    return [r["proname"] for r in rows]
+
+
+def test_every_api_function_is_attacked(db: Conn) -> None:
+    missing = sorted(set(api_functions(db)) - set(CALLS))
+    assert missing == [], f"add these api functions to CALLS in {__file__}: {missing}"
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+def test_project_a_reaches_nothing_of_project_b(db: Conn, module_dsn: str,
+                                                projects: tuple[str, Target], role: str
+                                                ) -> None:
+    a, b = projects
+    before = fingerprint(db, b.project)
+    db.commit()
+    api = Api(module_dsn).as_(role, project_id=a, sub="mallory")
+    reached = 0
+    for fn in api_functions(db, role):
+        args = CALLS[fn](b)
+        try:
+            answer = api.rpc(fn, **args)
+        except ApiError as err:
+            text = f"{err.message} {err.hint}"
+        else:
+            reached += 1
+            text = str(answer)
+        # An echo of the attacker's own argument is no leak.
+        leaks = [m for m in b.markers if m in text and m not in str(args)]
+        assert leaks == [], f"{role} learns {leaks} of project B through api.{fn}: {text[:300]}"
+    assert reached > 0, f"{role} could call nothing: the suite would prove nothing"
+    assert fingerprint(db, b.project) == before, f"{role} changed project B's rows"
