@@ -35,6 +35,20 @@ def test_project_keys_and_analysts_from_the_command_line(dsn: str, db: Conn) -> 
     assert [k["lookup_prefix"] for k in listed] == [prefix]
     assert "api_key" not in listed[0]
     assert secinf(dsn, "keys", "revoke", prefix).returncode == 0
+    # A reviewer's key with an owner: the person it decides as (docs/review.md).
+    db.execute("SELECT core.create_account('rita', 'correct horse battery')")
+    db.execute("SELECT core.add_member(%s, 'user', 'rita', 'reviewer')",
+               (project["project_id"],))
+    db.commit()
+    owned = secinf(dsn, "keys", "create", "-p", "acme/gate-4", "-r", "reviewer", "--owner",
+                   "rita", "--json")
+    assert owned.returncode == 0, owned.stderr
+    listed = json.loads(secinf(dsn, "keys", "list", "-p", "acme/gate-4", "--json").stdout)
+    assert [k["owner"] for k in listed] == [None, "rita"]
+    stranger = secinf(dsn, "keys", "create", "-p", "acme/gate-4", "-r", "reviewer", "--owner",
+                      "zoe")
+    assert stranger.returncode == 2
+    assert 'key owner "zoe" is not an account of this project' in stranger.stderr
 
 
 def test_user_errors_exit_2_with_a_message_and_no_traceback(dsn: str) -> None:

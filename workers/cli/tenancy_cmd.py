@@ -50,11 +50,14 @@ def keys_create(
                              help="customer, reviewer, analyst or project_admin."),
     expires: str | None = typer.Option(None, help="Lifetime (30d, 12h, 45m) or ISO timestamp."),
     label: str | None = typer.Option(None, help="A note to recognise the key by."),
+    owner: str | None = typer.Option(
+        None, help="The account (a member of the project) the key acts for: a key decides "
+                   "candidates only with an owner, and then as that person."),
     json_out: bool = JSON,
 ) -> None:
     """Create an API key; it is printed once and only its hash is stored."""
     with connect() as conn:
-        key = tenancy.create_key(conn, project, role, expires, label)
+        key = tenancy.create_key(conn, project, role, expires, label, owner)
     if json_out:
         print_json(key)
         return
