@@ -7,7 +7,10 @@
 -- unparseable, missing, type, not_finite, negative_frame, out_of_bounds, out_of_range; then
 -- duplicate_key (track, frame) in the batch, frame_time_mismatch (one t per frame),
 -- time_not_increasing (t increases with frame) and implausible_speed (after the source's
--- transform). Helpers live in `ingest` (nothing there is exposed by PostgREST).
+-- transform). A transform that maps a point off the ground (outside the world bounds the
+-- row checks hold metric points to, onto or behind a homography's horizon) refuses the
+-- whole batch (ingest.api_check_ground). Helpers live in `ingest` (nothing there is
+-- exposed by PostgREST).
 
 -- ======================================================================= caller
 -- The project a write lands in: the one named (it must be the caller's), else the caller's
@@ -132,6 +135,103 @@ AS $$
          END
 $$;
 
+-- The denominator of the source's homography at an input point (1 without one): the
+-- third homogeneous coordinate, 0 on the image's horizon line and of one sign on each side
+-- of it (the ground is on one side only).
+CREATE OR REPLACE FUNCTION ingest.api_ground_w(p_tr jsonb, p_x double precision,
+                                               p_y double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT CASE WHEN p_tr ? 'homography' THEN
+                (p_tr #>> '{homography,2,0}')::float8 * p_x
+                + (p_tr #>> '{homography,2,1}')::float8 * p_y
+                + (p_tr #>> '{homography,2,2}')::float8
+              ELSE 1::float8 END
+$$;
+
+-- ingest.api_ground and ingest.api_ground_w in numeric, which cannot overflow: for a
+-- batch whose transform overflows (or underflows) double precision, so that the check
+-- below can name the point. The result is a double again: ±Infinity beyond 1e308, 0
+-- under 1e-307, NaN for a point on the horizon (p_axis 2: the denominator).
+CREATE OR REPLACE FUNCTION ingest.api_ground_exact(p_tr jsonb, p_axis integer,
+                                                   p_x double precision, p_y double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE
+AS $$
+  SELECT CASE WHEN v IS NULL THEN 'NaN'::float8
+              WHEN pg_catalog.abs(v) >= 1e308 THEN
+                CASE WHEN v > 0 THEN 'Infinity'::float8 ELSE '-Infinity'::float8 END
+              WHEN pg_catalog.abs(v) < 1e-307 THEN 0::float8
+              ELSE v::float8 END
+  FROM (SELECT CASE WHEN p_axis = 2 THEN w WHEN w <> 0 THEN n / w END AS v
+        FROM (SELECT CASE WHEN p_tr ? 'homography' THEN
+                            (p_tr #>> ARRAY['homography', p_axis::text, '0'])::numeric * p_x::numeric
+                            + (p_tr #>> ARRAY['homography', p_axis::text, '1'])::numeric * p_y::numeric
+                            + (p_tr #>> ARRAY['homography', p_axis::text, '2'])::numeric
+                          WHEN p_tr ? 'scale' THEN
+                            (CASE p_axis WHEN 0 THEN p_x ELSE p_y END)::numeric
+                            * (p_tr ->> 'scale')::numeric
+                          ELSE (CASE p_axis WHEN 0 THEN p_x ELSE p_y END)::numeric END AS n,
+                     CASE WHEN p_tr ? 'homography' THEN
+                            (p_tr #>> '{homography,2,0}')::numeric * p_x::numeric
+                            + (p_tr #>> '{homography,2,1}')::numeric * p_y::numeric
+                            + (p_tr #>> '{homography,2,2}')::numeric
+                          ELSE 1::numeric END AS w) t) u
+$$;
+
+-- Refuse a batch that the source's transform does not map onto the ground, naming the
+-- first row (in batch order) of pg_temp.api_ingest_ground (row_no, raw_x, raw_y, x, y, w)
+-- that is off it: on the horizon line of a homography (w = 0), on the other side of it
+-- from the batch's first row (w of the other sign: behind the camera), or mapped outside
+-- the world bounds that metric points are held to (|x|, |y| < 1e6 m, as the row checks;
+-- workers/ingest/schema.py MAX_ABS_COORD), or to no finite number. The transform is at
+-- fault, not the point, so the whole batch is refused (22023) and nothing is stored.
+-- workers/ingest/transform.py check_ground makes the same checks for `secinf ingest`.
+CREATE OR REPLACE FUNCTION ingest.api_check_ground(p_source ingest.sources)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_tr jsonb := p_source.transform;
+  v_what text := CASE WHEN v_tr ? 'homography' THEN 'homography'
+                      WHEN v_tr ? 'input_units' THEN 'units ' || (v_tr ->> 'input_units')
+                      ELSE format('scale %s', v_tr ->> 'scale') END;
+  v_hint text := 'Check the source''s ' || CASE WHEN v_tr ? 'homography'
+                   THEN 'homography: it maps image pixels to metres on the ground'
+                   ELSE 'scale: metres per pixel' END
+                 || '. A source keeps the transform of its first stored batch.';
+  g record;
+BEGIN
+  SELECT b.*, f.row_no AS ref_row, f.w AS ref_w INTO g
+  FROM pg_temp.api_ingest_ground b
+  CROSS JOIN (SELECT a.row_no, a.w FROM pg_temp.api_ingest_ground a
+              ORDER BY a.row_no LIMIT 1) f
+  WHERE b.w = 0 OR b.w = 'NaN' OR sign(b.w) <> sign(f.w)
+     OR NOT (abs(b.x) < 1e6 AND abs(b.y) < 1e6)
+  ORDER BY b.row_no LIMIT 1;
+  IF NOT FOUND THEN
+    RETURN;
+  ELSIF g.w = 0 OR g.w = 'NaN' THEN
+    RAISE EXCEPTION 'source "%": row % (x = %, y = %) lies on the horizon of the source''s '
+                    'homography (h20·x + h21·y + h22 = 0): it maps to no ground point; '
+                    'nothing was stored', p_source.name, g.row_no, g.raw_x, g.raw_y
+      USING ERRCODE = '22023', HINT = v_hint || ' Or leave out points on or above the horizon.';
+  ELSIF sign(g.w) <> sign(g.ref_w) THEN
+    RAISE EXCEPTION 'source "%": rows % and % lie on opposite sides of the horizon of the '
+                    'source''s homography (h20·x + h21·y + h22 = % and %): one of them maps '
+                    'behind the camera; nothing was stored', p_source.name, g.ref_row,
+                    g.row_no, g.ref_w, g.w
+      USING ERRCODE = '22023', HINT = v_hint || ' Or leave out points above the horizon.';
+  END IF;
+  RAISE EXCEPTION 'source "%": row % (x = %, y = %) maps to x = %, y = % under the '
+                  'source''s %, outside the world bounds (|x| and |y| below 1e6 m); '
+                  'nothing was stored', p_source.name, g.row_no, g.raw_x, g.raw_y, g.x, g.y,
+                  v_what
+    USING ERRCODE = '22023', HINT = v_hint;
+END
+$$;
+
 -- ======================================================================= source
 -- The source a batch names, created on its first batch with the batch's settings (fps,
 -- units px|m|cm|mm, scale or homography, time_origin); later batches inherit them and fail
@@ -148,6 +248,7 @@ DECLARE
   v_scale double precision;
   v_h jsonb := p_batch -> 'homography';
   v_origin timestamptz;
+  v_bad text;             -- the first homography entry that is not a finite double
   v_asked jsonb;          -- the transform this batch asks for (NULL: none)
   v_transform jsonb;      -- the transform the batch is ingested with
   v_stored ingest.sources;
@@ -201,12 +302,24 @@ BEGIN
       RAISE EXCEPTION 'homography: a 3x3 list of finite numbers, e.g. [[1,0,0],[0,1,0],[0,0,1]]'
         USING ERRCODE = '22023';
     END IF;
-    IF abs((v_h #>> '{0,0}')::float8 * ((v_h #>> '{1,1}')::float8 * (v_h #>> '{2,2}')::float8
-                                       - (v_h #>> '{1,2}')::float8 * (v_h #>> '{2,1}')::float8)
-           - (v_h #>> '{0,1}')::float8 * ((v_h #>> '{1,0}')::float8 * (v_h #>> '{2,2}')::float8
-                                         - (v_h #>> '{1,2}')::float8 * (v_h #>> '{2,0}')::float8)
-           + (v_h #>> '{0,2}')::float8 * ((v_h #>> '{1,0}')::float8 * (v_h #>> '{2,1}')::float8
-                                         - (v_h #>> '{1,1}')::float8 * (v_h #>> '{2,0}')::float8))
+    -- A JSON number may be beyond double precision (1e400): name the first such entry.
+    SELECT format('homography[%s][%s] is not a finite double-precision number '
+                  '(|value| above 1.8e308)', r.i - 1, c.j - 1) INTO v_bad
+    FROM jsonb_array_elements(v_h) WITH ORDINALITY AS r(v, i)
+    CROSS JOIN LATERAL jsonb_array_elements(r.v) WITH ORDINALITY AS c(v, j)
+    WHERE NOT abs(ingest.api_number(c.v)) < 'Infinity'::float8
+    ORDER BY r.i, c.j LIMIT 1;
+    IF v_bad IS NOT NULL THEN
+      RAISE EXCEPTION '%', v_bad USING ERRCODE = '22023',
+        HINT = 'A homography is defined up to scale: divide every entry by the largest one.';
+    END IF;
+    -- The determinant in numeric, which cannot overflow (entries of 1e200 would in double).
+    IF abs((v_h #>> '{0,0}')::numeric * ((v_h #>> '{1,1}')::numeric * (v_h #>> '{2,2}')::numeric
+                                         - (v_h #>> '{1,2}')::numeric * (v_h #>> '{2,1}')::numeric)
+           - (v_h #>> '{0,1}')::numeric * ((v_h #>> '{1,0}')::numeric * (v_h #>> '{2,2}')::numeric
+                                           - (v_h #>> '{1,2}')::numeric * (v_h #>> '{2,0}')::numeric)
+           + (v_h #>> '{0,2}')::numeric * ((v_h #>> '{1,0}')::numeric * (v_h #>> '{2,1}')::numeric
+                                           - (v_h #>> '{1,1}')::numeric * (v_h #>> '{2,0}')::numeric))
        < 1e-12 THEN
       RAISE EXCEPTION 'homography: the matrix is singular (determinant 0); check the calibration'
         USING ERRCODE = '22023';
@@ -286,7 +399,7 @@ DECLARE
   v_out jsonb;
 BEGIN
   DROP TABLE IF EXISTS pg_temp.api_ingest_items, pg_temp.api_ingest_errors,
-                       pg_temp.api_ingest_stage;
+                       pg_temp.api_ingest_stage, pg_temp.api_ingest_ground;
   CREATE TEMP TABLE api_ingest_errors (row_no bigint, col text, code text, message text,
                                        seq integer) ON COMMIT DROP;
   CREATE TEMP TABLE api_ingest_stage (
@@ -418,15 +531,36 @@ BEGIN
   FROM good g JOIN ordered o ON o.frame = g.frame AND o.back
   WHERE abs(g.t - g.t_ref) <= 1e-6;
 
-  -- The source's transform (raw values kept), then speeds between a track's consecutive
-  -- points; a point faster than the limit is implausible_speed.
-  WITH good AS (
+  -- The source's transform (raw values kept), checked before anything reads it
+  -- (ingest.api_check_ground refuses the batch), then speeds between a track's
+  -- consecutive points; a point faster than the limit is implausible_speed. Double
+  -- precision raises on overflow: then the same values in numeric, for the check to name.
+  BEGIN
+    CREATE TEMP TABLE api_ingest_ground ON COMMIT DROP AS
     SELECT i.row_no, i.track_id, i.frame::bigint AS frame, i.t, i.x AS raw_x, i.y AS raw_y,
            i.class, i.confidence,
            ingest.api_ground(v_tr, 0, i.x, i.y) AS x,
-           ingest.api_ground(v_tr, 1, i.x, i.y) AS y
+           ingest.api_ground(v_tr, 1, i.x, i.y) AS y,
+           ingest.api_ground_w(v_tr, i.x, i.y) AS w
     FROM api_ingest_items i
-    WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no)
+    WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no);
+  EXCEPTION WHEN numeric_value_out_of_range OR division_by_zero THEN
+    CREATE TEMP TABLE api_ingest_ground ON COMMIT DROP AS
+    SELECT i.row_no, i.track_id, i.frame::bigint AS frame, i.t, i.x AS raw_x, i.y AS raw_y,
+           i.class, i.confidence,
+           ingest.api_ground_exact(v_tr, 0, i.x, i.y) AS x,
+           ingest.api_ground_exact(v_tr, 1, i.x, i.y) AS y,
+           ingest.api_ground_exact(v_tr, 2, i.x, i.y) AS w
+    FROM api_ingest_items i
+    WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no);
+  END;
+  IF v_tr IS NOT NULL THEN
+    PERFORM ingest.api_check_ground(p_source);
+  END IF;
+  WITH good AS (
+    SELECT g.row_no, g.track_id, g.frame, g.t, g.raw_x, g.raw_y, g.class, g.confidence, g.x,
+           g.y
+    FROM api_ingest_ground g
   ), speeds AS (
     SELECT g.*,
            sqrt((g.x - lag(g.x) OVER w) ^ 2 + (g.y - lag(g.y) OVER w) ^ 2)

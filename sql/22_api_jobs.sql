@@ -7,12 +7,17 @@
 -- Where the pipeline stands for one source of the caller's projects (no row otherwise):
 -- the watermark (oldest over the enabled stages; NULL until every stage ran), each stage's
 -- watermark, the lag behind the newest ingested point, pending dirty ranges (late data or
--- re-processing requests), the last tick that touched the source and the last error.
-CREATE OR REPLACE FUNCTION ingest.source_status(p_source bigint)
+-- re-processing requests), the last tick that touched the source and the last error, and
+-- while it is failing its failures in a row and when a tick tries it again
+-- (pipeline.source_failures).
+DROP VIEW IF EXISTS api.sources;
+DROP FUNCTION IF EXISTS ingest.source_status(bigint);
+CREATE FUNCTION ingest.source_status(p_source bigint)
 RETURNS TABLE (watermark timestamptz, lag_s double precision, caught_up boolean,
                stages jsonb, dirty_pending bigint, dirty_ranges jsonb,
                last_run_at timestamptz, last_run_status text, last_run_points bigint,
-               last_error_at timestamptz, last_error text)
+               last_error_at timestamptz, last_error text, failures bigint,
+               retry_at timestamptz)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -42,8 +47,10 @@ BEGIN
                                     ORDER BY d.from_ts)
                    FROM (SELECT * FROM ingest.dirty_ranges d WHERE d.source_id = p_source
                          ORDER BY d.from_ts LIMIT 20) d), '[]'),
-         r.finished_at, r.status, r.points, e.finished_at, e.error
+         r.finished_at, r.status, r.points, e.finished_at, e.error,
+         coalesce(f.failures, 0), f.retry_at
   FROM (SELECT 1) one
+  LEFT JOIN pipeline.source_failures f ON f.source_id = p_source
   LEFT JOIN LATERAL (SELECT * FROM pipeline.runs r WHERE r.source_id = p_source
                      ORDER BY r.started_at DESC LIMIT 1) r ON true
   LEFT JOIN LATERAL (SELECT * FROM pipeline.runs r WHERE r.source_id = p_source
@@ -51,12 +58,11 @@ BEGIN
 END
 $$;
 
-DROP VIEW IF EXISTS api.sources;
 CREATE VIEW api.sources WITH (security_invoker = true) AS
 SELECT s.source_id, s.project_id, s.name, s.units, s.fps, s.time_origin, s.video_uri,
        s.created_at, s.high_water AS newest_ts, st.watermark, st.lag_s, st.caught_up,
        st.stages, st.dirty_pending, st.dirty_ranges, st.last_run_at, st.last_run_status,
-       st.last_run_points, st.last_error_at, st.last_error
+       st.last_run_points, st.last_error_at, st.last_error, st.failures, st.retry_at
 FROM ingest.sources s
 LEFT JOIN LATERAL ingest.source_status(s.source_id) st ON true;
 COMMENT ON VIEW api.sources IS
@@ -72,6 +78,10 @@ COMMENT ON COLUMN api.sources.stages IS 'Each pipeline stage''s watermark.';
 COMMENT ON COLUMN api.sources.dirty_ranges IS
   'Pending ranges to re-process (late data, re-process jobs): the first 20 by time.';
 COMMENT ON COLUMN api.sources.last_run_at IS 'When the last pipeline tick for this source ended.';
+COMMENT ON COLUMN api.sources.failures IS
+  'Failed pipeline runs in a row (0: not failing); the source is retried with backoff.';
+COMMENT ON COLUMN api.sources.retry_at IS
+  'While failing: when the pipeline tries the source again (a pipeline_run job: now).';
 
 -- ======================================================================= jobs
 DROP VIEW IF EXISTS api.jobs;

@@ -57,7 +57,9 @@ $$;
 -- the join is a single hash condition. Cells that collide through the modulo (≥ 20 km apart
 -- at 10 m) are removed by the distance check. The key holds the frame whole (the cell bits
 -- are the low 22): equal keys mean the same frame, so there is no separate frame condition
--- for a planner to hash on alone.
+-- for a planner to hash on alone. A cell number that would not fit a bigint (a coordinate
+-- beyond 2^52 radii: not finite, or never validated) is NULL, and its point matches no
+-- other: the key cannot overflow, whatever the kinematics hold.
 --
 -- LANGUAGE sql without SET clauses so that the planner inlines it: a caller's WHERE on the
 -- output columns runs on the columns computed once per row in both_orders, before bearing,
@@ -86,7 +88,12 @@ AS $$
                  -- the track's number in this call: pair_key = (me << 32) | other
                  dense_rank() OVER (ORDER BY k.track_id) AS track_no,
                  cosd(k.heading) AS ch, sind(k.heading) AS sh, rad.r * rad.r AS r2,
-                 floor(k.x / rad.r)::bigint AS cx, floor(k.y / rad.r)::bigint AS cy
+                 -- NULL beyond 2^52 cells (never for ingested points, which lie
+                 -- within 1e6 m): such a point pairs with nothing instead of raising
+                 CASE WHEN abs(k.x / rad.r) < 4503599627370496
+                      THEN floor(k.x / rad.r)::bigint END AS cx,
+                 CASE WHEN abs(k.y / rad.r) < 4503599627370496
+                      THEN floor(k.y / rad.r)::bigint END AS cy
           FROM features.kinematics k, rad
           WHERE k.source_id = p_source AND k.ts >= p_from AND k.ts <= p_to
             AND (p_tracks IS NULL OR k.track_id = ANY (p_tracks))) c

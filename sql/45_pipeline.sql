@@ -308,6 +308,7 @@ BEGIN
     v_ms := v_ms || jsonb_build_object('analyze', round(v_anal_ms, 1));
   END IF;
   DELETE FROM ingest.dirty_ranges d WHERE d.range_id = ANY (v_dirty);
+  PERFORM pipeline.source_recovered(v_source);
   SELECT count(*) INTO v_points FROM ingest.track_points p
   WHERE p.source_id = v_source AND p.ts > coalesce(v_low_wm, '-infinity') AND p.ts <= v_to;
   INSERT INTO pipeline.runs (project_id, source_id, started_at, from_ts, to_ts, points, dirty,
@@ -347,48 +348,133 @@ BEGIN
 END
 $$;
 
--- A failed source, logged in pipeline.runs after its work was rolled back (pipeline.tick's
--- savepoint, a lane's step); returns what pipeline.tick reports for it.
-CREATE OR REPLACE FUNCTION pipeline.tick_failed(p_source bigint, p_error text) RETURNS jsonb
+-- ======================================================================= failing sources
+-- A source whose range fails is rolled back (pipeline.tick's savepoint, a lane's step),
+-- logged in pipeline.runs and recorded in pipeline.source_failures (stage, SQLSTATE,
+-- message, failures in a row, first and last failure); pipeline.tick() and the lanes leave
+-- it alone until its retry_at, and its next success deletes the record. Every other
+-- source goes on in the same run (docs/pipeline.md, "Failing sources").
+
+-- Whether an error belongs to the source being worked (recorded, the source backed off)
+-- rather than to the whole run, which raises on: insufficient resources (53: out of
+-- memory, disk full), operator intervention (57: shutdown, cancel; a statement timeout,
+-- 57014, is not even caught by WHEN OTHERS) and system errors (58: I/O).
+CREATE OR REPLACE FUNCTION pipeline.is_source_error(p_sqlstate text) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT coalesce(left(p_sqlstate, 2) NOT IN ('53', '57', '58'), true) $$;
+
+-- How long a source that has failed p_failures times in a row waits before a tick tries it
+-- again: 1 minute after the first failure, doubling with each further one (2, 4, 8, 16,
+-- 32 min), at most 1 hour from the seventh on.
+CREATE OR REPLACE FUNCTION pipeline.retry_delay(p_failures bigint) RETURNS interval
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT make_interval(secs => least(3600, 60 * power(2, least(greatest(p_failures, 1) - 1, 6))))
+$$;
+
+-- A failed source: logged in pipeline.runs after its work was rolled back, its failure
+-- recorded (or counted once more) with its next retry time. p_stage: plan, a stage's name
+-- or finish (NULL: unknown). Returns what pipeline.tick reports for it.
+DROP FUNCTION IF EXISTS pipeline.tick_failed(bigint, text);
+CREATE OR REPLACE FUNCTION pipeline.tick_failed(p_source bigint, p_error text,
+                                                p_sqlstate text, p_stage text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_now  timestamptz := clock_timestamp();
+  v_fail pipeline.source_failures;
+BEGIN
+  INSERT INTO pipeline.runs (project_id, source_id, started_at, status, error)
+  SELECT s.project_id, s.source_id, v_now, 'error', p_error
+  FROM ingest.sources s WHERE s.source_id = p_source;
+  INSERT INTO pipeline.source_failures AS f (source_id, project_id, stage, sqlstate, error,
+                                             failures, first_failed_at, last_failed_at,
+                                             retry_at)
+  SELECT s.source_id, s.project_id, p_stage, coalesce(p_sqlstate, 'XX000'),
+         coalesce(p_error, ''), 1, v_now, v_now, v_now + pipeline.retry_delay(1)
+  FROM ingest.sources s WHERE s.source_id = p_source
+  ON CONFLICT (source_id) DO UPDATE
+    SET stage = excluded.stage, sqlstate = excluded.sqlstate, error = excluded.error,
+        failures = f.failures + 1, last_failed_at = excluded.last_failed_at,
+        retry_at = excluded.last_failed_at + pipeline.retry_delay(f.failures + 1)
+  RETURNING * INTO v_fail;
+  RETURN jsonb_build_object('source_id', p_source, 'status', 'error', 'error', p_error,
+                            'stage', p_stage, 'sqlstate', p_sqlstate,
+                            'failures', v_fail.failures, 'retry_at', v_fail.retry_at,
+                            'more', false);
+END
+$$;
+
+-- A source that worked (or has nothing left to do) is no longer failing: its record goes.
+CREATE OR REPLACE FUNCTION pipeline.source_recovered(p_source bigint) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ DELETE FROM pipeline.source_failures f WHERE f.source_id = p_source $$;
+
+-- Make failing sources due now: the next tick (scheduled or not) tries them instead of
+-- waiting for their retry time (`secinf pipeline retry`; a customer's pipeline_run job for
+-- its source). p_source NULL: every failing source. Returns the sources made due.
+CREATE OR REPLACE FUNCTION pipeline.retry_source(p_source bigint DEFAULT NULL)
+RETURNS SETOF bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  INSERT INTO pipeline.runs (project_id, source_id, started_at, status, error)
-  SELECT s.project_id, s.source_id, clock_timestamp(), 'error', p_error
-  FROM ingest.sources s WHERE s.source_id = p_source;
-  SELECT jsonb_build_object('source_id', p_source, 'status', 'error', 'error', p_error,
-                            'more', false)
+  UPDATE pipeline.source_failures f SET retry_at = now()
+  WHERE (p_source IS NULL OR f.source_id = p_source) AND f.retry_at > now()
+  RETURNING f.source_id
 $$;
 
--- One source, one transaction: plan, every enabled stage, finish. Returns NULL when there
--- is nothing to do.
+-- One source, one savepoint: plan, every enabled stage, finish. Returns NULL when there
+-- is nothing to do. A source error (pipeline.is_source_error) rolls the source's work back
+-- to the savepoint and is recorded (pipeline.tick_failed, with the step that failed); any
+-- other error raises.
 CREATE OR REPLACE FUNCTION pipeline.tick_source(p_source bigint, p_until_idle boolean)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_plan   jsonb := pipeline.tick_plan(p_source, p_until_idle);
+  v_plan   jsonb;
   v_stages jsonb := '[]';
   v_last   integer;
+  v_step   text := 'plan';    -- a local variable keeps its value when the block rolls back
+  v_error  text;
+  v_state  text;
   st       record;
 BEGIN
-  IF v_plan IS NULL THEN
-    RETURN NULL;
-  END IF;
-  SELECT max(s.position) INTO v_last FROM pipeline.stages s WHERE s.enabled;
-  FOR st IN SELECT s.name, s.position FROM pipeline.stages s WHERE s.enabled
-            ORDER BY s.position LOOP
-    v_stages := v_stages || jsonb_build_array(
-      pipeline.tick_stage(v_plan, st.name, st.position < v_last));
-  END LOOP;
-  RETURN pipeline.tick_finish(v_plan, v_stages);
+  BEGIN
+    v_plan := pipeline.tick_plan(p_source, p_until_idle);
+    IF v_plan IS NULL THEN
+      PERFORM pipeline.source_recovered(p_source);
+      RETURN NULL;
+    END IF;
+    SELECT max(s.position) INTO v_last FROM pipeline.stages s WHERE s.enabled;
+    FOR st IN SELECT s.name, s.position FROM pipeline.stages s WHERE s.enabled
+              ORDER BY s.position LOOP
+      v_step := st.name;
+      v_stages := v_stages || jsonb_build_array(
+        pipeline.tick_stage(v_plan, st.name, st.position < v_last));
+    END LOOP;
+    v_step := 'finish';
+    RETURN pipeline.tick_finish(v_plan, v_stages);
+  EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+    IF NOT pipeline.is_source_error(v_state) THEN
+      RAISE;
+    END IF;
+  END;
+  RETURN pipeline.tick_failed(p_source, v_error, v_state, v_step);
 END
 $$;
 
--- Run the pipeline once over every source that is not being ingested right now. Two ticks
--- never overlap: the second returns {"busy": true} at once. A failing source is rolled back
--- to its savepoint, logged in pipeline.runs, and the others go on.
+-- Run the pipeline once over every source that is not being ingested right now and is not
+-- waiting for its retry time after a failure (pipeline.retry_source makes one due). Two
+-- ticks never overlap: the second returns {"busy": true} at once. A failing source is
+-- rolled back to its savepoint and recorded (pipeline.tick_source), and the others go on.
 CREATE OR REPLACE FUNCTION pipeline.tick(p_until_idle boolean DEFAULT false) RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -400,7 +486,6 @@ AS $$
 DECLARE
   v_results jsonb := '[]';
   v_one     jsonb;
-  v_error   text;
   s         record;
 BEGIN
   -- 0x5EC1F: secinf's advisory-lock class; 1: the pipeline tick.
@@ -415,15 +500,12 @@ BEGIN
   -- row (through the batches foreign key): such a source waits for the next tick, so a
   -- batch is never half seen and ingest reads the watermark only after the tick commits.
   FOR s IN SELECT src.source_id, src.project_id FROM ingest.sources src
-           ORDER BY src.source_id FOR UPDATE SKIP LOCKED LOOP
+           WHERE NOT EXISTS (SELECT FROM pipeline.source_failures f
+                             WHERE f.source_id = src.source_id AND f.retry_at > now())
+           ORDER BY src.source_id FOR UPDATE OF src SKIP LOCKED LOOP
     -- a parallel lane is working this source's range: the next tick gets it
     CONTINUE WHEN NOT pg_try_advisory_xact_lock(388128, pipeline.source_lock_key(s.source_id));
-    BEGIN
-      v_one := pipeline.tick_source(s.source_id, p_until_idle);
-    EXCEPTION WHEN OTHERS THEN
-      GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
-      v_one := pipeline.tick_failed(s.source_id, v_error);
-    END;
+    v_one := pipeline.tick_source(s.source_id, p_until_idle);
     IF v_one IS NOT NULL THEN
       v_results := v_results || jsonb_build_array(v_one);
     END IF;
@@ -439,8 +521,10 @@ $$;
 -- for this session), each range worked step by step with a COMMIT after every step: claim
 -- and plan, each enabled stage, finish. Several lanes at once share the sources out by
 -- their locks (secinf tick --parallel N runs N; pg_cron may run several). A failing step
--- is rolled back and logged (pipeline.tick_failed), and only its source stops; a source
--- held by an open ingest batch is left for the next tick. With p_until_idle, a source is
+-- is rolled back and recorded (pipeline.tick_failed, with the step), and only its source
+-- stops; a source waiting for its retry time is left alone, as is one held by an open
+-- ingest batch (for the next tick). An error that is not the source's
+-- (pipeline.is_source_error) raises. With p_until_idle, a source is
 -- worked until it has no more; p_budget_s (NULL: none) stops the lane between sources. A
 -- source that has a run logged since p_since (default: the lane's start) was worked by
 -- another lane of the same set and is left alone, a failing one included.
@@ -464,11 +548,14 @@ DECLARE
   v_done     jsonb;
   v_one      jsonb;
   v_error    text;
+  v_state    text;
   v_go       boolean;
   i          integer;
 BEGIN
   p_results := '[]';
-  SELECT array_agg(s.source_id ORDER BY s.source_id) INTO v_sources FROM ingest.sources s;
+  SELECT array_agg(s.source_id ORDER BY s.source_id) INTO v_sources FROM ingest.sources s
+  WHERE NOT EXISTS (SELECT FROM pipeline.source_failures f
+                    WHERE f.source_id = s.source_id AND f.retry_at > now());
   COMMIT;
   FOREACH v_source IN ARRAY coalesce(v_sources, '{}') LOOP
     EXIT WHEN clock_timestamp() > v_deadline;
@@ -484,15 +571,23 @@ BEGIN
       v_one := NULL;
       v_go := true;
       BEGIN
-        v_plan := CASE WHEN pipeline.claim_source(v_source)
-                       THEN pipeline.tick_plan(v_source, p_until_idle) END;
+        v_plan := NULL;
+        IF pipeline.claim_source(v_source) THEN
+          v_plan := pipeline.tick_plan(v_source, p_until_idle);
+          IF v_plan IS NULL THEN
+            PERFORM pipeline.source_recovered(v_source);     -- nothing left to do
+          END IF;
+        END IF;
         SELECT array_agg(s.name ORDER BY s.position), array_agg(s.position ORDER BY s.position),
                max(s.position)
           INTO v_names, v_pos, v_max
         FROM pipeline.stages s WHERE s.enabled;
       EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
-        v_one := pipeline.tick_failed(v_source, v_error);
+        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        IF NOT pipeline.is_source_error(v_state) THEN
+          RAISE;
+        END IF;
+        v_one := pipeline.tick_failed(v_source, v_error, v_state, 'plan');
       END;
       COMMIT;
       IF v_one IS NOT NULL THEN
@@ -510,8 +605,11 @@ BEGIN
             v_go := false;               -- an ingest batch is open: the next tick goes on
           END IF;
         EXCEPTION WHEN OTHERS THEN
-          GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
-          v_one := pipeline.tick_failed(v_source, v_error);
+          GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+          IF NOT pipeline.is_source_error(v_state) THEN
+            RAISE;
+          END IF;
+          v_one := pipeline.tick_failed(v_source, v_error, v_state, v_names[i]);
         END;
         COMMIT;
         EXIT WHEN v_one IS NOT NULL OR NOT v_go;
@@ -521,8 +619,11 @@ BEGIN
           v_one := CASE WHEN pipeline.claim_source(v_source)
                         THEN pipeline.tick_finish(v_plan, v_done) END;
         EXCEPTION WHEN OTHERS THEN
-          GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT;
-          v_one := pipeline.tick_failed(v_source, v_error);
+          GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+          IF NOT pipeline.is_source_error(v_state) THEN
+            RAISE;
+          END IF;
+          v_one := pipeline.tick_failed(v_source, v_error, v_state, 'finish');
         END;
         COMMIT;
       END IF;
@@ -539,8 +640,11 @@ END
 $$;
 
 -- What pg_cron calls every minute: ticks (each its own transaction) until idle or 50 s
--- have passed, then fails loudly, after committing the run log, if any source failed.
--- (No SET clause: a procedure with one cannot COMMIT; every name is schema-qualified.)
+-- have passed. A failing source is recorded and backed off by the tick (pipeline.
+-- tick_source) while the others go on, so one tenant's source never fails the job: it
+-- ends with a WARNING naming the failed sources (the server log). Errors that are not a
+-- source's (pipeline.is_source_error) still raise. (No SET clause: a procedure with one
+-- cannot COMMIT; every name is schema-qualified.)
 CREATE OR REPLACE PROCEDURE pipeline.run_scheduled(p_budget_s double precision DEFAULT 50)
 LANGUAGE plpgsql
 AS $$
@@ -548,24 +652,35 @@ DECLARE
   v_deadline timestamptz := clock_timestamp() + make_interval(secs => p_budget_s);
   v_result   jsonb;
   v_errors   text;
+  v_failed   text[] := '{}';
 BEGIN
   LOOP
     v_result := pipeline.tick(false);
-    SELECT string_agg(format('source %s: %s', r ->> 'source_id', r ->> 'error'), '; ')
+    SELECT string_agg(format('source %s (%s, try %s again at %s): %s', r ->> 'source_id',
+                             coalesce(r ->> 'stage', '?'), r ->> 'failures',
+                             r ->> 'retry_at', r ->> 'error'), '; ')
       INTO v_errors
     FROM jsonb_array_elements(v_result -> 'sources') r WHERE r ->> 'status' = 'error';
     COMMIT;
     IF v_errors IS NOT NULL THEN
-      RAISE EXCEPTION 'pipeline tick failed for %', v_errors;
+      v_failed := v_failed || v_errors;
     END IF;
     EXIT WHEN (v_result ->> 'busy')::boolean OR NOT (v_result ->> 'more')::boolean
               OR clock_timestamp() > v_deadline;
   END LOOP;
+  IF cardinality(v_failed) > 0 THEN
+    RAISE WARNING 'pipeline: failing sources were backed off: %',
+      pg_catalog.array_to_string(v_failed, '; ')
+      USING HINT = 'SELECT * FROM pipeline.status WHERE failures > 0 (or `secinf pipeline '
+                   'status`) lists them; pipeline.retry_source(id) retries one now.';
+  END IF;
 END
 $$;
 
 -- ======================================================================= status
--- Per source: watermark, newest data, lag, pending dirty ranges, last run and last error.
+-- Per source: watermark, newest data, lag, pending dirty ranges, last run and last error,
+-- and, while it is failing (pipeline.source_failures), how often in a row, since when, in
+-- which step, the SQLSTATE and when a tick tries it again (failures 0: healthy).
 DROP VIEW IF EXISTS pipeline.status;
 CREATE VIEW pipeline.status WITH (security_invoker = true) AS
 SELECT s.project_id, s.source_id, s.name AS source,
@@ -574,11 +689,14 @@ SELECT s.project_id, s.source_id, s.name AS source,
        n.newest - pipeline.watermark(s.source_id) AS lag,
        (SELECT count(*) FROM ingest.dirty_ranges d WHERE d.source_id = s.source_id) AS dirty_pending,
        r.finished_at AS last_run_at, r.status AS last_status, r.points AS last_points,
-       e.finished_at AS last_error_at, e.error AS last_error
+       e.finished_at AS last_error_at, e.error AS last_error,
+       coalesce(f.failures, 0) AS failures, f.first_failed_at AS failing_since,
+       f.stage AS failed_stage, f.sqlstate AS failed_sqlstate, f.retry_at
 FROM ingest.sources s
 LEFT JOIN LATERAL (SELECT max(p.ts) AS newest FROM ingest.track_points p
                    WHERE p.source_id = s.source_id) n ON true
 LEFT JOIN LATERAL (SELECT * FROM pipeline.runs r WHERE r.source_id = s.source_id
                    ORDER BY r.run_id DESC LIMIT 1) r ON true
 LEFT JOIN LATERAL (SELECT * FROM pipeline.runs r WHERE r.source_id = s.source_id
-                     AND r.status = 'error' ORDER BY r.run_id DESC LIMIT 1) e ON true;
+                     AND r.status = 'error' ORDER BY r.run_id DESC LIMIT 1) e ON true
+LEFT JOIN pipeline.source_failures f ON f.source_id = s.source_id;

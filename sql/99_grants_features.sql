@@ -20,6 +20,9 @@ SELECT auth.grant_hypertable('features.kinematics', 'SELECT', ARRAY['analyst']);
 -- need the functions it calls; the analysts' loop (99_grants_analysts.sql) grants SELECT.
 GRANT SELECT ON features.relations TO pipeline, analyst;
 GRANT SELECT ON pipeline.settings, pipeline.stages, pipeline.runs, pipeline.status TO pipeline;
+-- Failing sources (0019): written only by the SECURITY DEFINER tick functions; lanes read
+-- it to leave a source alone until its retry time. RLS (90_policies.sql) scopes it too.
+GRANT SELECT ON pipeline.source_failures TO pipeline;
 GRANT INSERT, UPDATE, DELETE ON pipeline.settings TO pipeline;
 
 -- ---------------------------------------------------------------- functions
@@ -31,8 +34,11 @@ GRANT EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) TO pipeline;
 -- Parallel lanes (workers/pipeline/lanes.py) work a range step by step.
 GRANT EXECUTE ON FUNCTION pipeline.tick_plan(bigint, boolean),
   pipeline.tick_stage(jsonb, text, boolean), pipeline.tick_finish(jsonb, jsonb),
-  pipeline.claim_source(bigint), pipeline.tick_failed(bigint, text),
-  pipeline.source_lock_key(bigint) TO pipeline;
+  pipeline.claim_source(bigint), pipeline.tick_failed(bigint, text, text, text),
+  pipeline.source_lock_key(bigint), pipeline.is_source_error(text),
+  pipeline.retry_delay(bigint), pipeline.source_recovered(bigint) TO pipeline;
+-- Retry a failing source now (secinf pipeline retry; a pipeline_run job for its source).
+GRANT EXECUTE ON FUNCTION pipeline.retry_source(bigint) TO pipeline;
 GRANT EXECUTE ON PROCEDURE pipeline.run_lane(boolean, double precision, timestamptz, jsonb) TO pipeline;
 GRANT EXECUTE ON FUNCTION features.pair_rows(bigint, timestamptz, timestamptz),
   features.pair_rows_of(bigint, timestamptz, timestamptz, text[], double precision[]),

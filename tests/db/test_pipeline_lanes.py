@@ -122,11 +122,12 @@ def test_a_failing_source_stops_alone_and_resumes_at_its_stage(db: Conn) -> None
                         "WHERE source_id = %s", (bad_source,)).fetchone()
     db.commit()
     assert status is not None and status["last_status"] == "error"
-    # fixed: the next tick resumes at the candidates stage (kinematics are not recomputed)
+    # fixed and retried now (it would wait for its retry time otherwise): the next tick
+    # resumes at the candidates stage (kinematics are not recomputed)
     db.execute("UPDATE pipeline.settings SET value = %s WHERE project_id = %s "
                "AND key = 'relation_radius_m'", (Jsonb(radius["v"]), bad))
     db.commit()
-    again = tick(db, until_idle=True, parallel=2)
+    again = tick(db, until_idle=True, parallel=2, retry_failing=True)
     assert not again.errors
     assert set(again.rows) == set(stages[stages.index("candidates"):])
     done = db.execute("SELECT count(*) AS n FROM features.watermarks WHERE source_id = %s "

@@ -57,6 +57,10 @@ def populate(db: Conn, project_id: str, tag: str) -> None:
                (project_id, source_id))
     db.execute("INSERT INTO ingest.dirty_ranges (project_id, source_id, from_ts, to_ts)"
                " VALUES (%s, %s, '2026-01-01', '2026-01-01 00:00:01')", (project_id, source_id))
+    if _exists(db, "pipeline.source_failures"):
+        # A failing source, recorded the way a failed tick records it.
+        db.execute("SELECT pipeline.tick_failed(%s, 'value out of range: overflow', '22003',"
+                   " 'kinematics')", (source_id,))
     if _exists(db, "jobs.jobs"):
         # One job through the queue's own functions: queued → claimed → completed.
         job = db.execute("SELECT jobs.enqueue(%s, 'noop', '{}') AS id", (project_id,)).fetchone()

@@ -1,5 +1,5 @@
-"""`secinf tick`, `secinf pipeline status` and `secinf pipeline settings`: run the
-incremental pipeline, watch it and tune it."""
+"""`secinf tick`, `secinf pipeline status`, `secinf pipeline retry` and `secinf pipeline
+settings`: run the incremental pipeline, watch it, retry a failing source and tune it."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from rich.markup import escape
 from workers import tenancy
 from workers.cli.output import console, err_console, print_json, print_table
 from workers.db.connect import connect
-from workers.errors import SecinfError
-from workers.pipeline import TickReport, pipeline_status, tick
+from workers.db.queries import query
+from workers.errors import SecinfError, UserError
+from workers.pipeline import TickReport, pipeline_status, retry_sources, tick
 from workers.pipeline import settings as pipeline_settings
 
 pipeline_app = typer.Typer(help="The incremental feature pipeline.", no_args_is_help=True)
@@ -28,18 +29,24 @@ def tick_command(
                                       "committing after every stage (docs/pipeline.md, "
                                       "\"Parallel lanes\"); 1: pipeline.tick(), one "
                                       "transaction per tick."),
+    retry_failing: bool = typer.Option(False, "--retry-failing",
+                                       help="Also try the sources that are waiting for their "
+                                            "retry time after a failure (`secinf pipeline "
+                                            "status` lists them)."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run pipeline.tick() now (what pg_cron runs every minute)."""
     with connect() as conn:
         if json_out:
-            report = tick(conn, until_idle=until_idle, parallel=parallel)
+            report = tick(conn, until_idle=until_idle, parallel=parallel,
+                          retry_failing=retry_failing)
         else:
             with console.status("ticking…") as status:
                 def progress(r: TickReport) -> None:
                     status.update(f"tick {r.ticks}: {r.points} points, {r.seconds:.1f} s")
 
-                report = tick(conn, until_idle=until_idle, on_tick=progress, parallel=parallel)
+                report = tick(conn, until_idle=until_idle, on_tick=progress, parallel=parallel,
+                              retry_failing=retry_failing)
     if json_out:
         print_json(report.as_dict())
     elif report.busy:
@@ -50,8 +57,11 @@ def tick_command(
                       f"{report.dirty} dirty ranges, {report.seconds:.2f} s: {rows}")
         print_warnings(report.warnings)
     if report.errors:
-        detail = "; ".join(f"source {e.source_id}: {e.error}" for e in report.errors)
-        raise SecinfError(f"the pipeline failed for {detail} (see `secinf pipeline status`)")
+        detail = "; ".join(f"source {e.source_id}" + (f" ({e.stage})" if e.stage else "")
+                           + f": {e.error}" for e in report.errors)
+        raise SecinfError(f"the pipeline failed for {detail}; the other sources went on. "
+                          "Failing sources wait for their retry time (see `secinf pipeline "
+                          "status`; `secinf pipeline retry --source ID` retries one now)")
 
 
 def print_warnings(warnings: list[dict[str, Any]]) -> None:
@@ -66,7 +76,8 @@ def status_command(
     json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
 ) -> None:
     """Per source: watermark, newest data, lag, pending dirty ranges, last run and error,
-    and the warning codes of its checks (--json: the messages too)."""
+    failures in a row and the next retry of a failing source, and the warning codes of its
+    checks (--json: the messages, the failing step and SQLSTATE too)."""
     with connect() as conn:
         rows = pipeline_status(conn)
     if json_out:
@@ -75,7 +86,45 @@ def status_command(
     print_table([{**r, "warnings": ", ".join(w["code"] for w in r["warnings"])} for r in rows],
                 title="pipeline status",
                 columns=["source_id", "source", "watermark", "newest", "lag_s", "dirty_pending",
-                         "last_run_at", "last_status", "last_error", "warnings"])
+                         "last_run_at", "last_status", "last_error", "failures", "warnings"])
+    for r in rows:
+        if r["failures"]:
+            err_console.print(
+                f"[red]failing:[/] source {r['source_id']} ({escape(str(r['source']))}) failed "
+                f"{r['failures']} time(s) in a row in {r['failed_stage'] or 'an unknown step'} "
+                f"({r['failed_sqlstate']}): {escape(str(r['last_error']))}; the next tick tries "
+                f"it from {r['retry_at']:%Y-%m-%d %H:%M:%S %Z} "
+                f"(`secinf pipeline retry --source {r['source_id']}`: now)", highlight=False)
+
+
+@pipeline_app.command("retry")
+def retry_command(
+    source: int | None = typer.Option(None, "--source", help="The failing source's id "
+                                                             "(`secinf pipeline status`)."),
+    all_sources: bool = typer.Option(False, "--all", help="Every failing source."),
+    json_out: bool = typer.Option(False, "--json", help="Print the sources as JSON."),
+) -> None:
+    """Make a failing source due now instead of at its retry time: the next tick (pg_cron's
+    within a minute, or `secinf tick`) tries it again."""
+    if (source is None) == (not all_sources):
+        raise UserError("name one failing source with --source ID, or give --all")
+    with connect() as conn:
+        if source is not None:
+            failing = conn.execute(query("pipeline", "failing_source"),
+                                   {"source_id": source}).fetchone()
+            conn.rollback()
+            if failing is None:
+                raise UserError(f"source {source} is not failing: nothing to retry "
+                                "(`secinf pipeline status` lists the failing ones)")
+        due = retry_sources(conn, source)
+    if json_out:
+        print_json({"retried": due})
+    elif source is not None and not due:
+        console.print(f"source {source} is already due: the next tick tries it")
+    elif not due:
+        console.print("no source is waiting for a retry")
+    else:
+        console.print(f"the next tick tries source(s) {', '.join(map(str, due))} again")
 
 
 def _json_text(value: Any) -> str:

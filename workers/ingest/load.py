@@ -33,7 +33,13 @@ from workers.ingest.formats import TrackReader, open_tracks
 from workers.ingest.kpf import KpfOptions
 from workers.ingest.poses import PoseReader
 from workers.ingest.scene import SceneFile, normalise_scene, read_scene
-from workers.ingest.schema import DEFAULT_TIME_ORIGIN, ResolvedSource, RowError, SourceSpec
+from workers.ingest.schema import (
+    DEFAULT_TIME_ORIGIN,
+    ResolvedSource,
+    RowError,
+    SourceSpec,
+    Transform,
+)
 from workers.ingest.stream import Router, stream_rows
 from workers.ingest.summary import IngestSummary, Rejected
 from workers.ingest.transform import build_transform, resolve_source
@@ -97,9 +103,9 @@ def _source_row(conn: Conn, project_id: str, name: str) -> dict[str, Any] | None
 
 
 def _agrees(stored: dict[str, Any], src: ResolvedSource) -> None:
-    """A source created concurrently must match what this batch resolved."""
-    transform = src.transform.as_json() if src.transform else None
-    if (stored["units"] != src.units or stored["transform"] != transform
+    """A source created concurrently must match what this batch resolved (transforms
+    compared as numbers: jsonb gives 1e300 back as an integer)."""
+    if (stored["units"] != src.units or Transform.from_json(stored["transform"]) != src.transform
             or stored["time_origin"] != src.time_origin):
         raise UserError(f"source {src.name!r} was just created with other settings "
                         f"(units {stored['units']}, transform {stored['transform']}); "

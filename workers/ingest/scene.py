@@ -3,7 +3,8 @@
 {"fps": 10, "units": "m", "time_origin": "...", "zones": [{"name", "kind", "polygon"}],
  "routes": [{"name", "from_zone", "polyline"}],
  "triggers": [{"name", "kind", "t", "position", "radius"}]}. Trigger `t` is seconds since
-the source's time_origin. Geometry in pixels goes through the source's transform.
+the source's time_origin. Geometry in pixels goes through the source's transform; every
+point must land within the world bounds (transform.ground_point).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from workers.errors import UserError
 from workers.ingest.schema import ResolvedSource
-from workers.ingest.transform import transform_point
+from workers.ingest.transform import ground_point
 
 ZONE_KINDS = ("zone", "branch")
 
@@ -101,10 +102,11 @@ def normalise_scene(scene: SceneFile, source: ResolvedSource) -> dict[str, Any]:
     geometry_px = (scene.units or source.input_units) not in ("m",)
     transform = source.transform if geometry_px or scene.units in ("cm", "mm") else None
 
-    def move(pts: list[tuple[float, float]]) -> list[list[float]]:
-        return [list(transform_point(x, y, transform)) for x, y in pts]
-
     where = f"--scene {scene.path}"
+
+    def move(pts: list[tuple[float, float]], what: str) -> list[list[float]]:
+        return [ground_point(x, y, transform, f"{where} {what}") for x, y in pts]
+
     zones, routes, triggers = [], [], []
     for z in doc.get("zones", []):
         name = _name(z, f"{where} zones")
@@ -112,7 +114,8 @@ def normalise_scene(scene: SceneFile, source: ResolvedSource) -> dict[str, Any]:
         if kind not in ZONE_KINDS:
             raise UserError(f"{where}: zone {name!r} has kind {kind!r}; use zone or branch")
         zones.append({"name": name, "kind": kind,
-                      "polygon": move(_points(z.get("polygon"), f"{where} zone {name!r}", 3)),
+                      "polygon": move(_points(z.get("polygon"), f"{where} zone {name!r}", 3),
+                                      f"zone {name!r}"),
                       "attributes": z.get("attributes") or {}})
     for r in doc.get("routes", []):
         name = _name(r, f"{where} routes")
@@ -120,7 +123,7 @@ def normalise_scene(scene: SceneFile, source: ResolvedSource) -> dict[str, Any]:
             raise UserError(f"{where}: route {name!r} needs from_zone (a branch zone name)")
         routes.append({"name": name, "from_zone": r["from_zone"],
                        "polyline": move(_points(r.get("polyline"), f"{where} route {name!r}",
-                                                2))})
+                                                2), f"route {name!r}")})
     for t in doc.get("triggers", []):
         name = _name(t, f"{where} triggers")
         secs = t.get("t")
@@ -131,7 +134,8 @@ def normalise_scene(scene: SceneFile, source: ResolvedSource) -> dict[str, Any]:
         if radius is not None and not (isinstance(radius, int | float) and radius > 0):
             raise UserError(f"{where}: trigger {name!r} radius must be a positive number")
         if pos is not None:
-            pos = move(_points([pos], f"{where} trigger {name!r} position", 1))[0]
+            pos = move(_points([pos], f"{where} trigger {name!r} position", 1),
+                       f"trigger {name!r}")[0]
             if radius is not None and transform is not None and transform.scale is not None:
                 radius = radius * transform.scale
         triggers.append({"name": name, "kind": t.get("kind") or "event",

@@ -7,6 +7,7 @@ has a transform or metric input units, and stay pixels (units 'px') otherwise.
 from __future__ import annotations
 
 import json
+import math
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ import polars as pl
 
 from workers.errors import UserError
 from workers.ingest.schema import (
+    MAX_ABS_COORD,
+    ROW,
     UNIT_TO_METRES,
     ResolvedSource,
     SourceSpec,
@@ -111,6 +114,12 @@ def resolve_source(spec: SourceSpec, stored: dict[str, Any] | None, fmt_units: s
                           transform=transform, time_origin=origin or default_origin)
 
 
+def _denominator(h: tuple[tuple[float, float, float], ...]) -> pl.Expr:
+    """The third homogeneous coordinate of a homography at (raw_x, raw_y): 0 on the
+    image's horizon line, of one sign on each side of it (the ground is on one side)."""
+    return h[2][0] * pl.col("raw_x") + h[2][1] * pl.col("raw_y") + h[2][2]
+
+
 def apply_transform(frame: pl.DataFrame, transform: Transform | None) -> pl.DataFrame:
     """raw_x/raw_y ← x/y as received; x/y ← transformed (metres)."""
     frame = frame.with_columns(pl.col("x").alias("raw_x"), pl.col("y").alias("raw_y"))
@@ -118,13 +127,106 @@ def apply_transform(frame: pl.DataFrame, transform: Transform | None) -> pl.Data
         return frame
     if transform.homography is not None:
         h = transform.homography
-        w = h[2][0] * pl.col("raw_x") + h[2][1] * pl.col("raw_y") + h[2][2]
+        w = _denominator(h)
         return frame.with_columns(
             ((h[0][0] * pl.col("raw_x") + h[0][1] * pl.col("raw_y") + h[0][2]) / w).alias("x"),
             ((h[1][0] * pl.col("raw_x") + h[1][1] * pl.col("raw_y") + h[1][2]) / w).alias("y"))
     scale = float(transform.scale or 1.0)
     return frame.with_columns((pl.col("raw_x") * scale).alias("x"),
                               (pl.col("raw_y") * scale).alias("y"))
+
+
+def number(value: float) -> str:
+    """A float as Postgres prints a double (10, 0.5, 1e+300), so that both ingest paths
+    word their errors alike."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    text = repr(float(value))
+    return text[:-2] if text.endswith(".0") else text
+
+
+_BOUND = f"{MAX_ABS_COORD:.0e}".replace("e+0", "e")
+"""MAX_ABS_COORD as the messages write it (1e6)."""
+
+
+def _describe(transform: Transform) -> tuple[str, str]:
+    """The transform as an error names it, and the hint that goes with it."""
+    if transform.homography is not None:
+        return "homography", ("check the source's homography: it maps image pixels to "
+                              "metres on the ground")
+    what = (f"units {transform.input_units}" if transform.input_units
+            else f"scale {number(transform.scale or 1.0)}")
+    return what, "check the source's scale: metres per pixel"
+
+
+class GroundCheck:
+    """The batch-wide check of a transform's ground coordinates, chunk by chunk (the SQL
+    twin is ingest.api_check_ground in sql/21_api_ingest.sql): the first row (in file order)
+    that lies on the horizon line of a homography, on the other side of it from the
+    batch's first row (behind the camera), or that maps to no finite point within the world
+    bounds (|x|, |y| < MAX_ABS_COORD metres, as the row checks hold metric points to),
+    refuses the whole batch with a UserError: the transform is at fault, not the point.
+    """
+
+    def __init__(self, source: str, transform: Transform | None) -> None:
+        self.source = source
+        self.transform = transform
+        self.first: tuple[int, float] | None = None
+        """(row, denominator) of the batch's first checked row."""
+
+    def check(self, frame: pl.DataFrame) -> None:
+        """`frame` as apply_transform returns it (ROW, raw_x, raw_y, x, y)."""
+        t = self.transform
+        if t is None or not frame.height:
+            return
+        h = t.homography
+        w = _denominator(h) if h is not None else pl.lit(1.0)
+        rows = frame.select(ROW, "raw_x", "raw_y", "x", "y", w.alias("_w")).sort(ROW)
+        if self.first is None:
+            self.first = (int(rows[ROW][0]), float(rows["_w"][0]))
+        ref_row, ref_w = self.first
+        ref_sign = (ref_w > 0) - (ref_w < 0)
+        sign = pl.when(pl.col("_w") > 0).then(1).when(pl.col("_w") < 0).then(-1).otherwise(0)
+        bad = rows.filter((pl.col("_w") == 0) | pl.col("_w").is_nan() | (sign != ref_sign)
+                          | ~(pl.col("x").abs() < MAX_ABS_COORD)
+                          | ~(pl.col("y").abs() < MAX_ABS_COORD)).head(1)
+        if not bad.height:
+            return
+        row, raw_x, raw_y, x, y, w_bad = bad.row(0)
+        what, hint = _describe(t)
+        name = f'source "{self.source}"'
+        if w_bad == 0 or w_bad != w_bad:
+            raise UserError(
+                f"{name}: row {row} (x = {number(raw_x)}, y = {number(raw_y)}) lies on the "
+                "horizon of the source's homography (h20·x + h21·y + h22 = 0): it maps to no "
+                f"ground point; nothing was stored. {hint.capitalize()}, or leave out points "
+                "on or above the horizon")
+        if (w_bad > 0) != (ref_w > 0):
+            raise UserError(
+                f"{name}: rows {ref_row} and {row} lie on opposite sides of the horizon of "
+                f"the source's homography (h20·x + h21·y + h22 = {number(ref_w)} and "
+                f"{number(w_bad)}): one of them maps behind the camera; nothing was stored. "
+                f"{hint.capitalize()}, or leave out points above the horizon")
+        raise UserError(
+            f"{name}: row {row} (x = {number(raw_x)}, y = {number(raw_y)}) maps to "
+            f"x = {number(x)}, y = {number(y)} under the source's {what}, outside the world "
+            f"bounds (|x| and |y| below {_BOUND} m); nothing was stored. "
+            f"{hint.capitalize()}")
+
+
+def ground_point(x: float, y: float, transform: Transform | None, where: str) -> list[float]:
+    """One point of scene geometry through the source's transform, refused (UserError
+    naming `where`) unless it lands on a finite ground point within the world bounds."""
+    gx, gy = transform_point(x, y, transform)
+    if not (abs(gx) < MAX_ABS_COORD and abs(gy) < MAX_ABS_COORD):
+        under = f" under the source's {_describe(transform)[0]}" if transform else ""
+        raise UserError(f"{where}: point ({number(x)}, {number(y)}) maps to "
+                        f"({number(gx)}, {number(gy)}){under}, outside the world bounds "
+                        f"(|x| and |y| below {_BOUND} m); check the scene's units "
+                        "and the source's transform")
+    return [gx, gy]
 
 
 def transform_point(x: float, y: float, transform: Transform | None) -> tuple[float, float]:
@@ -134,6 +236,8 @@ def transform_point(x: float, y: float, transform: Transform | None) -> tuple[fl
     if transform.homography is not None:
         h = transform.homography
         w = h[2][0] * x + h[2][1] * y + h[2][2]
+        if w == 0:  # on the horizon line: no ground point
+            return math.nan, math.nan
         return ((h[0][0] * x + h[0][1] * y + h[0][2]) / w,
                 (h[1][0] * x + h[1][1] * y + h[1][2]) / w)
     s = float(transform.scale or 1.0)

@@ -20,6 +20,12 @@ class SourceResult:
     error: str | None = None
     more: bool = False
     """The range stopped short of the target (tick_max_span_s): another tick has work."""
+    stage: str | None = None
+    """A failed source: the step that failed (plan, a stage's name, finish)."""
+    failures: int = 0
+    """A failed source: its failures in a row (pipeline.source_failures)."""
+    retry_at: str | None = None
+    """A failed source: when a tick tries it again (ISO; pipeline.retry_delay)."""
 
 
 @dataclass
@@ -43,7 +49,9 @@ class TickReport:
         return {"ticks": self.ticks, "busy": self.busy, "points": self.points,
                 "dirty": self.dirty, "rows": self.rows, "seconds": round(self.seconds, 3),
                 "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
-                "errors": [{"source_id": e.source_id, "error": e.error} for e in self.errors],
+                "errors": [{"source_id": e.source_id, "error": e.error, "stage": e.stage,
+                            "failures": e.failures, "retry_at": e.retry_at}
+                           for e in self.errors],
                 "warnings": self.warnings}
 
 
@@ -53,7 +61,9 @@ def parse_source(source: dict[str, Any]) -> SourceResult:
                         points=int(source.get("points") or 0), dirty=int(source.get("dirty") or 0),
                         rows={k: int(v) for k, v in (source.get("rows") or {}).items()},
                         ms={k: float(v) for k, v in (source.get("ms") or {}).items()},
-                        error=source.get("error"), more=bool(source.get("more")))
+                        error=source.get("error"), more=bool(source.get("more")),
+                        stage=source.get("stage"), failures=int(source.get("failures") or 0),
+                        retry_at=source.get("retry_at"))
 
 
 def add_source(report: TickReport, s: SourceResult) -> None:

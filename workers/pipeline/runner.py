@@ -19,15 +19,19 @@ from .report import TickReport, add_source, parse_source
 
 def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
          on_tick: Callable[[TickReport], None] | None = None,
-         checks: bool = True, parallel: int = 1) -> TickReport:
+         checks: bool = True, parallel: int = 1, retry_failing: bool = False) -> TickReport:
     """Run `pipeline.tick()` as role `pipeline`, committing each call.
 
     Without `until_idle` this is one scheduled tick (the newest `settle_s` seconds wait).
     With it, every point is processed and ticks repeat until no source has work left.
     With `parallel` > 1, the sources are worked on that many lanes at once instead, each
     range step by step (workers/pipeline/lanes.py). With `checks`, the warnings of every
-    source a tick processed go into `report.warnings`.
+    source a tick processed go into `report.warnings`. A source that failed waits for its
+    retry time (docs/pipeline.md, "Failing sources"); `retry_failing` tries every failing
+    source now (`retry_sources` first).
     """
+    if retry_failing:
+        retry_sources(conn)
     if parallel != 1:
         report, worked = tick_lanes(conn, parallel, until_idle, on_tick)
         if checks and worked:
@@ -66,6 +70,20 @@ def tick(conn: psycopg.Connection[Any], until_idle: bool = False,
             conn.execute("RESET ROLE")
             conn.commit()
     return report
+
+
+def retry_sources(conn: psycopg.Connection[Any], source_id: int | None = None) -> list[int]:
+    """Make failing sources (`source_id`, or all of them) due now, committed: the next
+    tick, scheduled or not, tries them (`pipeline.retry_source`). Returns the sources that
+    were waiting."""
+    try:
+        rows = conn.execute(query("pipeline", "retry_source"),
+                            {"source_id": source_id}).fetchall()
+    except psycopg.Error as exc:
+        conn.rollback()
+        raise SecinfError(f"cannot retry failing sources: {str(exc).strip()}") from exc
+    conn.commit()
+    return [int(r["source_id"] if isinstance(r, dict) else r[0]) for r in rows]
 
 
 def source_warnings(conn: psycopg.Connection[Any],

@@ -5,12 +5,23 @@ SELECT pipeline.tick(%(until_idle)s) AS result;
 
 -- name: status
 -- warnings: pipeline.source_checks (sql/46_pipeline_checks.sql), [{code, message}].
+-- failures .. retry_at: pipeline.source_failures (failures 0: not failing).
 SELECT project_id::text AS project_id, source_id, source, watermark, newest,
        extract(epoch FROM lag)::float8 AS lag_s, dirty_pending, last_run_at, last_status,
-       last_points, last_error_at, last_error,
+       last_points, last_error_at, last_error, failures, failing_since, failed_stage,
+       failed_sqlstate, retry_at,
        coalesce(pipeline.source_checks(source_id), '[]') AS warnings
 FROM pipeline.status
 ORDER BY source_id;
+
+-- name: retry_source
+-- Failing sources made due now (NULL: all of them): the next tick tries them.
+SELECT r.source_id FROM pipeline.retry_source(%(source_id)s) AS r(source_id)
+ORDER BY r.source_id;
+
+-- name: failing_source
+SELECT source_id, failures, retry_at FROM pipeline.source_failures
+WHERE source_id = %(source_id)s;
 
 -- name: ensure_source
 SELECT source_id FROM ingest.ensure_source(%(project)s, %(name)s, %(units)s, NULL, %(fps)s,
