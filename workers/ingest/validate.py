@@ -5,7 +5,9 @@ finite numbers, bounds) need only the chunk; the batch-wide checks keep small st
 chunks: one t per frame and t increasing with frame (a frame → t map, one entry per
 frame) and speeds (the last point of each track). Duplicate (track_id, frame) keys are
 caught within a chunk here; across chunks the merge's unique key drops them (counted as
-duplicates), so a point is never stored twice.
+duplicates), so a point is never stored twice. After the source's transform, its ground
+coordinates are held to the same world bounds as metric input (transform.GroundCheck): a
+transform that maps a point off the ground refuses the whole batch.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from workers.ingest.schema import (
     ResolvedSource,
     ts_from_seconds,
 )
-from workers.ingest.transform import apply_transform
+from workers.ingest.transform import GroundCheck, apply_transform
 
 TIME_TOLERANCE = 1e-6
 """Seconds: two t values of one frame closer than this are the same time."""
@@ -84,6 +86,10 @@ class Validator:
     repeats: int = 0
     """Rows dropped by `drop_repeats` (a key of an earlier chunk; counted as duplicates)."""
     _keys: list[tuple[int, int, pl.DataFrame]] = field(default_factory=list)
+    _ground: GroundCheck = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._ground = GroundCheck(self.source.name, self.source.transform)
 
     # ------------------------------------------------------------------ row checks
     def _typed(self, raw: pl.DataFrame) -> pl.DataFrame:
@@ -231,6 +237,7 @@ class Validator:
         good, more = self._frame_times(good)
         errs += more
         good = apply_transform(good, self.source.transform)
+        self._ground.check(good)   # a transform off the ground refuses the batch
         good, more = self._speeds(good)
         errs += more
         all_errs = pl.concat([e.cast(_ERR_SCHEMA) for e in errs]) if errs else pl.DataFrame(
