@@ -10,6 +10,8 @@ from typing import Any
 import altair as alt
 import pandas as pd
 
+from workers.analytics.export import csv_cell
+
 
 @dataclass(frozen=True)
 class Section:
@@ -61,8 +63,14 @@ def totals(tables: Mapping[str, pd.DataFrame]) -> dict[str, int]:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The table exactly as shown, as UTF-8 CSV (timestamps in ISO 8601)."""
-    text: str = frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
+    """The table as shown, as UTF-8 CSV (timestamps in ISO 8601); text cells that a
+    spreadsheet would run as a formula get a leading quote (csv_cell), number columns are
+    written as they are."""
+    text_columns = [c for c in frame.columns
+                    if not (pd.api.types.is_numeric_dtype(frame[c])
+                            or pd.api.types.is_datetime64_any_dtype(frame[c]))]
+    safe = frame.assign(**{c: frame[c].map(csv_cell) for c in text_columns})
+    text: str = safe.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S%z")
     return text.encode()
 
 

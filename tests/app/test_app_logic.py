@@ -223,6 +223,28 @@ def test_analytics_tables_totals_and_csv() -> None:
         == "bar"
 
 
+def test_analytics_csv_quotes_formula_text_and_keeps_numbers() -> None:
+    doc = {"dwell_histogram": [{"zone": "=cmd|' /C calc'!A0", "bin_start_s": -2.5,
+                                "bin_end_s": 0.0, "events": 3},
+                               {"zone": "@gate", "bin_start_s": 0.0, "bin_end_s": 2.5,
+                                "events": -1},
+                               {"zone": None, "bin_start_s": 2.5, "bin_end_s": 5.0,
+                                "events": 0}],
+           "route_shares": [{"zone": "+fork", "route": "-left", "choices": 2, "share": 0.5},
+                            {"zone": "fork", "route": "\tright", "choices": 2,
+                             "share": 0.5}]}
+    tables = frames(doc)
+    dwell = csv_bytes(tables["dwell_histogram"]).decode()
+    assert dwell.splitlines() == ["zone,bin_start_s,bin_end_s,events",
+                                  "'=cmd|' /C calc'!A0,-2.5,0.0,3",
+                                  "'@gate,0.0,2.5,-1",
+                                  ",2.5,5.0,0"]
+    assert pd.read_csv(io.StringIO(dwell))["bin_start_s"].tolist() == [-2.5, 0.0, 2.5]
+    assert csv_bytes(tables["route_shares"]).decode().splitlines() == [
+        "zone,route,choices,share", "'+fork,'-left,2,0.5", "fork,'\tright,2,0.5"]
+    assert tables["dwell_histogram"]["zone"][0] == "=cmd|' /C calc'!A0"  # the table as shown
+
+
 def test_identity_expiry_and_roles() -> None:
     grant = {"token": "jwt-never-shown", "claims": {"role": "reviewer", "sub": "bea", "exp": 10},
              "expires_at": "2026-01-01T00:00:10+00:00"}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.analytics import METRIC_COLUMNS, metric_csv, write_csv
+from workers.analytics import METRIC_COLUMNS, csv_cell, metric_csv, write_csv
 
 
 def test_rows_follow_the_metric_columns_whatever_the_key_order() -> None:
@@ -27,3 +27,21 @@ def test_every_metric_gets_a_file_with_a_header(tmp_path: Path) -> None:
 def test_unknown_metric_names_the_known_ones() -> None:
     with pytest.raises(KeyError, match="no metric 'speed': one of events_over_time"):
         metric_csv("speed", [])
+
+
+def test_text_that_a_spreadsheet_would_run_gets_a_leading_quote() -> None:
+    rows = [{"zone": "=HYPERLINK(\"http://x\")", "route": "+1", "choices": -3, "share": -0.5},
+            {"zone": "-north", "route": "@SUM(A1)", "choices": 0, "share": 0.25},
+            {"zone": "\tgate", "route": "\rexit", "choices": 1, "share": 1},
+            {"zone": "plain = text", "route": "a-b", "choices": 2, "share": None}]
+    assert metric_csv("route_shares", rows).split("\n") == [
+        "zone,route,choices,share",
+        "\"'=HYPERLINK(\"\"http://x\"\")\",'+1,-3,-0.5",  # numbers stay numbers, negative too
+        "'-north,'@SUM(A1),0,0.25",
+        "'\tgate,'\rexit,1,1",
+        "plain = text,a-b,2,", ""]
+
+
+def test_csv_cell_quotes_only_text() -> None:
+    assert [csv_cell(v) for v in ("=1+2", "-", "@", "ok", "", -1, -2.5, True, None)] == [
+        "'=1+2", "'-", "'@", "ok", "", -1, -2.5, True, None]

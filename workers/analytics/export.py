@@ -1,5 +1,7 @@
 """The metrics of api.project_metrics as CSV: one file per metric, columns in a fixed order
-(the order of the metric function's result), a header even when there are no rows."""
+(the order of the metric function's result), a header even when there are no rows. Text
+cells are made safe for spreadsheets (`csv_cell`): zone, route and source names are free
+text."""
 
 from __future__ import annotations
 
@@ -22,8 +24,21 @@ METRIC_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP, CSV injection)."""
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell that a spreadsheet shows as text: text starting with = + - @, a tab or a
+    carriage return gets a leading single quote (OWASP's rule). Anything that is not text
+    (numbers, negative ones included) is returned as is."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def metric_csv(metric: str, rows: Iterable[Mapping[str, Any]]) -> str:
-    """CSV text of one metric's rows; None is an empty field."""
+    """CSV text of one metric's rows; None is an empty field, text goes through csv_cell."""
     try:
         columns = METRIC_COLUMNS[metric]
     except KeyError as exc:
@@ -32,7 +47,7 @@ def metric_csv(metric: str, rows: Iterable[Mapping[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow(["" if row.get(c) is None else row[c] for c in columns])
+        writer.writerow(["" if row.get(c) is None else csv_cell(row[c]) for c in columns])
     return out.getvalue()
 
 
