@@ -106,6 +106,10 @@ class PoseReader:
             if not isinstance(tid, str) or not tid.strip():
                 self._bad(n, "track_id", "missing", "track_id is missing or not text")
                 continue
+            if "\x00" in tid:  # Postgres text cannot hold it: this row's error, not the file's
+                self._bad(n, "track_id", "nul_byte", "track_id contains a NUL byte (\\x00); "
+                                                     "remove it")
+                continue
             frame = _frame(obj.get("frame"))
             if frame is None or frame < 0:
                 self._bad(n, "frame", "type", "frame must be an integer ≥ 0")

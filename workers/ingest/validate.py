@@ -32,6 +32,7 @@ from workers.ingest.transform import GroundCheck, apply_transform
 TIME_TOLERANCE = 1e-6
 """Seconds: two t values of one frame closer than this are the same time."""
 _NUMERIC = ("frame", "t", "x", "y", "confidence")
+_FIELDS = ("track_id", *_NUMERIC, "class")
 _ERR_SCHEMA = pl.Schema({ROW: pl.Int64(), "column": pl.String(), "code": pl.String(),
                          "message": pl.String()})
 
@@ -98,6 +99,9 @@ class Validator:
                  _as_text(raw, "class").alias("class")]
         exprs += [_as_float(raw, c).alias(c) for c in _NUMERIC]
         exprs += [pl.col(c).is_not_null().alias(f"_has_{c}") for c in (*_NUMERIC, "track_id")]
+        exprs += [(pl.col(c).str.contains("\x00", literal=True).fill_null(False)
+                   if raw.schema[c] == pl.String else pl.lit(False)).alias(f"_nul_{c}")
+                  for c in _FIELDS]
         exprs.append(pl.col(BAD) if BAD in raw.columns else pl.lit(False).alias(BAD))
         typed = raw.select(exprs)
         frame_f = pl.col("frame")
@@ -117,11 +121,16 @@ class Validator:
                              | (pl.col("track_id").str.strip_chars() == "")),
              pl.lit("track_id is missing")),
         ]
+        # Postgres text cannot hold a NUL byte: the field is this row's error, not the
+        # file's (COPY would fail the whole batch with no row number).
+        checks += [(f"m_nul_{c}", c, "nul_byte", pl.col(f"_nul_{c}"),
+                    pl.lit(f"{c} contains a NUL byte (\\x00); remove it")) for c in _FIELDS]
         for c in _NUMERIC:
             required = c in ("frame", "x", "y", "t")
             miss = pl.col(c).is_null() & ~pl.col(f"_has_{c}")
             checks.append((f"m_type_{c}", c, "type",
-                           ~pl.col(BAD) & pl.col(c).is_null() & pl.col(f"_has_{c}"),
+                           ~pl.col(BAD) & pl.col(c).is_null() & pl.col(f"_has_{c}")
+                           & ~pl.col(f"_nul_{c}"),
                            pl.lit(f"{c} is not a number")))
             if required:
                 note = fps_note if c == "t" else ""
