@@ -194,3 +194,68 @@ def test_project_a_reaches_nothing_of_project_b(db: Conn, module_dsn: str,
         assert leaks == [], f"{role} learns {leaks} of project B through api.{fn}: {text[:300]}"
     assert reached > 0, f"{role} could call nothing: the suite would prove nothing"
     assert fingerprint(db, b.project) == before, f"{role} changed project B's rows"
+
+
+# ---------------------------------------------------------------- a poisoned source
+def test_a_poisoned_source_of_a_stops_nothing_of_b(dsn: str) -> None:
+    """A's customer cannot send the poison (validated after the transform); a source of A
+    poisoned anyway (a point stored before the check existed) fails alone, and B's source
+    is processed by the same scheduled tick."""
+    import numpy as np
+    import polars as pl
+
+    from tests.support.scene_loader import load_tracks
+
+    f = np.arange(50)
+    tracks = pl.concat([pl.DataFrame({"track_id": tid, "frame": f, "t": f / 10.0,
+                                      "x": f * 0.1 + off, "y": np.full(50, off)})
+                        for tid, off in (("1", 0.0), ("2", 1.0))])
+    with psycopg.connect(dsn, row_factory=dict_row) as db:
+        a = make_project(db, "acme", "north")
+        b = make_project(db, "globex", "south")
+        customer = Api(dsn).as_("customer", project_id=a)
+        with pytest.raises(ApiError) as err:
+            customer.rpc("ingest_batch", p_batch=Jsonb({
+                "source": "poison", "fps": 10, "units": "px",
+                "homography": [[1e300, 0, 0], [0, 1, 0], [0, 0, 1]],
+                "points": [{"track_id": "1", "frame": 0, "x": 5, "y": 5}]}))
+        assert err.value.status == 400
+        poisoned = load_tracks(db, a, tracks, 10.0, name="a-cam")
+        healthy = load_tracks(db, b, tracks, 10.0, name="b-cam")
+        db.execute("UPDATE ingest.track_points SET x = 1e300 WHERE source_id = %s"
+                   " AND track_id = '1' AND frame = 20", (poisoned,))
+        db.commit()
+        with psycopg.connect(dsn, autocommit=True) as cron:
+            cron.execute("SET ROLE pipeline")
+            cron.execute("CALL pipeline.run_scheduled()")  # does not raise
+        done = db.execute(
+            "SELECT count(*) AS n FROM features.kinematics WHERE source_id = %s",
+            (healthy,)).fetchone()
+        failed = db.execute("SELECT failures FROM pipeline.source_failures"
+                            " WHERE source_id = %s", (poisoned,)).fetchone()
+        assert done is not None and done["n"] > 0  # B was worked in the same call
+        assert failed == {"failures": 1}
+        assert db.execute("SELECT count(*) AS n FROM pipeline.source_failures"
+                          " WHERE project_id = %s", (b,)).fetchone() == {"n": 0}
+
+
+# ---------------------------------------------------------------- channels
+def test_an_analyst_of_a_hears_nothing_of_b(dsn: str) -> None:
+    """A's analyst, listening on every channel name it could know or guess, hears nothing
+    when B's pipeline finds candidates and queues jobs; it cannot read the real names."""
+    from tests.support.factories import analyst_session
+
+    with psycopg.connect(dsn, row_factory=dict_row) as db:
+        a = make_project(db, "acme", "north")
+        b = make_project(db, "globex", "south")
+        db.commit()
+        with analyst_session(db, dsn, a) as spy:
+            spy.autocommit = True
+            for guess in ("jobs_queued", "secinf_candidates", "secinf_jobs", "pgrst", "jobs"):
+                spy.execute(sql.SQL("LISTEN {}").format(sql.Identifier(guess)))
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                spy.execute("SELECT channel FROM auth.notify_channels")
+            db.execute("SELECT jobs.enqueue(%s, 'echo', '{}')", (b,))
+            db.execute("SELECT pg_notify(auth.channel('candidates'), '{\"count\": 1}')")
+            db.commit()
+            assert list(spy.notifies(timeout=0.5)) == []
