@@ -207,3 +207,28 @@ AS $$
   WHERE NOT EXISTS (SELECT FROM auth.signing_keys WHERE active)
 $$;
 SELECT auth.ensure_signing_key();
+
+-- Replace the active JWT signing secret with a new one (`secinf keys rotate-secret`): the
+-- old row stays, inactive, for the record. api.exchange_key and api.login sign with the new
+-- secret at once; PostgREST verifies with PGRST_JWT_SECRET, so tokens signed with the old
+-- secret stop verifying when PostgREST restarts with the new one (docs/operations.md).
+-- The owner's only: no API role may call it (EXECUTE revoked from PUBLIC, never granted).
+CREATE OR REPLACE FUNCTION auth.rotate_signing_key() RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_old text[];
+  v_kid text := 'k' || to_char(clock_timestamp(), 'YYYYMMDDHH24MISSUS');
+BEGIN
+  -- Two rotations at once queue here instead of one failing on the one-active index.
+  LOCK TABLE auth.signing_keys IN SHARE ROW EXCLUSIVE MODE;
+  WITH off AS (UPDATE auth.signing_keys SET active = false WHERE active RETURNING kid)
+  SELECT coalesce(array_agg(kid ORDER BY kid), '{}') INTO v_old FROM off;
+  INSERT INTO auth.signing_keys (kid, secret)
+  VALUES (v_kid, encode(public.gen_random_bytes(32), 'hex'));
+  PERFORM audit.record(NULL, 'signing_key.rotate', v_kid,
+                       jsonb_build_object('deactivated', to_jsonb(v_old)));
+  RETURN jsonb_build_object('kid', v_kid, 'deactivated', to_jsonb(v_old));
+END
+$$;

@@ -164,3 +164,16 @@ def jwt_secret(conn: Conn) -> str:
     if not row or not row["secret"]:
         raise UserError("no JWT secret yet: run `secinf db migrate`")
     return str(row["secret"])
+
+
+def rotate_secret(conn: Conn) -> dict[str, Any]:
+    """A new active JWT signing secret; the old one is deactivated (kept for the record).
+    Returns {kid, deactivated}. Commits."""
+    try:
+        row = conn.execute(query("tenancy", "rotate_signing_key")).fetchone()
+    except psycopg.Error as exc:
+        conn.rollback()
+        raise _wrap(exc) from exc
+    conn.commit()
+    assert row is not None
+    return dict(row["rotated"])

@@ -7,10 +7,12 @@ import typer
 from workers import tenancy
 from workers.cli.output import console, print_json, print_table
 from workers.db.connect import connect
+from workers.errors import UserError
 from workers.settings import load_settings
 
 project_app = typer.Typer(help="Organizations and projects.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create (shown once), list, revoke; rotate the JWT "
+                            "signing secret.", no_args_is_help=True)
 analysts_app = typer.Typer(help="Direct SQL logins for analysts.", no_args_is_help=True)
 
 JSON = typer.Option(False, "--json", help="Print JSON.")
@@ -80,6 +82,31 @@ def keys_list(project: str = PROJECT, json_out: bool = JSON) -> None:
     with connect() as conn:
         rows = tenancy.list_keys(conn, project)
     print_json(rows) if json_out else print_table(rows, title=f"keys of {project}")
+
+
+@keys_app.command("rotate-secret")
+def keys_rotate_secret(
+    yes: bool = typer.Option(False, "--yes", help="Confirm: tokens signed with the old "
+                                                  "secret stop working."),
+    json_out: bool = JSON,
+) -> None:
+    """Replace the JWT signing secret (after a restore, or a leak): new tokens are signed
+    with a new secret; PostgREST must restart with it (PGRST_JWT_SECRET), and then tokens
+    signed with the old one get 401. API keys are unaffected."""
+    if not yes:
+        raise UserError("rotating the signing secret ends every token issued so far once "
+                        "PostgREST restarts with the new one (clients exchange their API key "
+                        "again); repeat with --yes to confirm")
+    with connect() as conn:
+        rotated = tenancy.rotate_secret(conn)
+    if json_out:
+        print_json(rotated)
+        return
+    old = ", ".join(rotated["deactivated"]) or "none"
+    console.print(f"[green]✓[/] new signing key {rotated['kid']} is active (deactivated: "
+                  f"{old}). Now, at once: put `secinf db jwt-secret` into PGRST_JWT_SECRET "
+                  "(docker/.env) and restart PostgREST: "
+                  "docker compose -f docker/compose.yaml up -d postgrest")
 
 
 @analysts_app.command("add")

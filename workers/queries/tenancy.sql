@@ -44,6 +44,9 @@ ORDER BY m.member, project;
 -- name: active_secret
 SELECT auth.active_secret() AS secret;
 
+-- name: rotate_signing_key
+SELECT auth.rotate_signing_key() AS rotated;
+
 -- name: analyst_group_settings
 -- The `analyst` group's own settings in every database (migration 0010's caps), as key/value.
 SELECT split_part(c, '=', 1) AS key, substr(c, strpos(c, '=') + 1) AS value
