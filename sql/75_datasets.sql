@@ -3,9 +3,10 @@
 -- Tables and the immutability triggers are in migrations/0009_datasets.sql.
 
 -- ======================================================================= lookup
--- The version_id of a dataset version the caller may read (RLS applies: SECURITY INVOKER),
--- named 'X.Y.Z' or 'name@X.Y.Z'. Raises P0002 (HTTP 404) when none is visible and 22023
--- (HTTP 400) when the name matches versions of several datasets or projects.
+-- The version_id of a dataset version the caller may read, named 'X.Y.Z' or 'name@X.Y.Z'.
+-- Raises P0002 (HTTP 404) when none is visible and 22023 (HTTP 400) when the name matches
+-- versions of several datasets or projects. The caller's projects are asked explicitly (as
+-- well as RLS), so SECURITY DEFINER callers (api.dataset_download) get the same answer.
 CREATE OR REPLACE FUNCTION datasets.visible_version(p_version text)
 RETURNS bigint
 LANGUAGE plpgsql STABLE
@@ -16,7 +17,8 @@ DECLARE
 BEGIN
   SELECT array_agg(v.version_id ORDER BY v.version_id) INTO v_ids
   FROM datasets.versions v
-  WHERE v.version = p_version OR v.name || '@' || v.version = p_version;
+  WHERE (v.version = p_version OR v.name || '@' || v.version = p_version)
+    AND (auth.is_admin() OR v.project_id = ANY (auth.project_ids()));
   IF v_ids IS NULL THEN
     RAISE EXCEPTION 'dataset version % not found in your projects', coalesce(p_version, 'NULL')
       USING ERRCODE = 'P0002', HINT = 'GET /datasets lists the versions you may read.';

@@ -19,7 +19,8 @@ BEGIN
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'project_id' AND NOT a.attisdropped
     WHERE c.relkind IN ('r', 'p')
       AND n.nspname IN ('core', 'ingest', 'features', 'rules', 'candidates', 'review', 'events',
-                        'jobs', 'datasets', 'billing', 'scoring', 'pipeline', 'analytics', 'audit')
+                        'jobs', 'datasets', 'billing', 'scoring', 'pipeline', 'analytics', 'audit',
+                        'files')
   LOOP
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t.rel);
     EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', t.rel);

@@ -11,6 +11,7 @@ channels, sessions and identities are tests/db/test_security_hardening.py.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
 API_ROLES = ["customer", "reviewer", "analyst", "project_admin"]
 TENANT_SCHEMAS = ["core", "ingest", "features", "rules", "candidates", "review", "events",
-                  "jobs", "datasets", "billing", "scoring", "pipeline", "analytics", "audit"]
+                  "jobs", "datasets", "billing", "scoring", "pipeline", "analytics", "audit",
+                  "files"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Target:
     source_name: str
     job: int
     key_prefix: str
+    upload: str
     version: str
     markers: tuple[str, ...]
     """Strings that only B's rows contain: none may appear in an answer to A."""
@@ -58,6 +61,7 @@ CALLS: dict[str, Callable[[Target], dict[str, Any]]] = {
     "create_job": lambda b: {"p_kind": "rules_backfill",
                              "p_params": Jsonb({"source_id": b.source})},
     "dataset_card": lambda b: {"p_version": b.version},
+    "dataset_download": lambda b: {"p_version": b.version},
     "dataset_manifest": lambda b: {"p_version": b.version},
     "decide": lambda b: {"p_candidate_id": b.candidate, "p_decision": "reject",
                          "p_reason": "wrong_type"},
@@ -67,6 +71,10 @@ CALLS: dict[str, Callable[[Target], dict[str, Any]]] = {
     "ingest_batch": lambda b: {"p_batch": Jsonb({
         "source": b.source_name, "fps": 10, "units": "m",
         "points": [{"track_id": "666", "frame": 0, "x": 1, "y": 1}]})},
+    "ingest_upload_complete": lambda b: {"upload_id": b.upload},
+    "ingest_upload_url": lambda b: {"source": b.source_name, "filename": "tracks.csv",
+                                    "bytes": 10, "sha256": "a" * 64,
+                                    "options": Jsonb({"project_id": b.project})},
     "job": lambda b: {"p_job_id": b.job},
     "login": lambda b: {"username": "b-reviewer@example.com", "password": "guessing-it"},
     "me": lambda b: {},
@@ -122,6 +130,8 @@ def projects(module_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> tuple
             source_name=one("SELECT min(name) FROM ingest.sources WHERE project_id = %s"),
             job=one("SELECT min(job_id) FROM jobs.jobs WHERE project_id = %s"),
             key_prefix=one("SELECT min(lookup_prefix) FROM core.api_keys WHERE project_id = %s"),
+            upload=str(one("SELECT min(upload_id::text) FROM files.uploads"
+                           " WHERE project_id = %s")),
             version="1.0.0",
             markers=(b, "/datasets/b/", "b-reviewer@example.com", "b-second@example.com",
                      *names))
@@ -190,7 +200,8 @@ def test_project_a_reaches_nothing_of_project_b(db: Conn, module_dsn: str,
             reached += 1
             text = str(answer)
         # An echo of the attacker's own argument is no leak.
-        leaks = [m for m in b.markers if m in text and m not in str(args)]
+        sent = json.dumps(args, default=lambda o: getattr(o, "obj", str(o)))
+        leaks = [m for m in b.markers if m in text and m not in sent]
         assert leaks == [], f"{role} learns {leaks} of project B through api.{fn}: {text[:300]}"
     assert reached > 0, f"{role} could call nothing: the suite would prove nothing"
     assert fingerprint(db, b.project) == before, f"{role} changed project B's rows"

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
 SCHEMAS = ["core", "auth", "audit", "api", "ingest", "features", "rules", "candidates",
            "review", "events", "jobs", "datasets", "billing", "scoring", "pipeline",
-           "analytics"]
+           "analytics", "files"]
 API_ROLES = ["customer", "reviewer", "analyst", "project_admin"]
 # Relations without project_id that are global by design (no tenant data).
 GLOBAL = {"core.plans", "pipeline.stages", "pipeline.settings_defaults"}
@@ -101,6 +101,26 @@ def writable(db: Conn, role: str) -> list[tuple[str, str]]:
                          AND a.attname = 'project_id' AND NOT a.attisdropped)
            ORDER BY 1, 2""", (SCHEMAS, role, role, role)).fetchall()
     return [(r["rel"], r["priv"]) for r in rows]
+
+
+def test_every_table_with_a_project_is_under_forced_rls(db: Conn) -> None:
+    """In every schema of the product, not only the listed ones: a tenant table in a new
+    schema that sql/90_policies.sql does not know fails here."""
+    rows = db.execute(
+        r"""SELECT format('%%I.%%I', n.nspname, c.relname) AS rel,
+                  c.relrowsecurity AND c.relforcerowsecurity AS forced,
+                  n.nspname = ANY(%s) AS listed
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'p')
+             AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'public', 'cron')
+             AND n.nspname NOT LIKE '\_timescaledb%%' AND n.nspname NOT LIKE 'timescaledb%%'
+             AND n.nspname NOT LIKE 'pg\_%%'
+             AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
+                         AND a.attname = 'project_id' AND NOT a.attisdropped)
+           ORDER BY 1""", (SCHEMAS,)).fetchall()
+    assert rows
+    bad = [r["rel"] for r in rows if not (r["forced"] and r["listed"])]
+    assert bad == [], f"tenant tables outside forced RLS or the matrix's SCHEMAS: {bad}"
 
 
 def test_fixture_covers_every_tenant_table(db: Conn, two_projects: tuple[str, str]) -> None:

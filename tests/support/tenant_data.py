@@ -92,6 +92,15 @@ def populate(db: Conn, project_id: str, tag: str) -> None:
                    " summary) VALUES (%s, %s, 'schema', true, 'ok')", part)
         db.execute("UPDATE datasets.versions SET status = 'published' WHERE version_id = %s",
                    (version["version_id"],))
+    if _exists(db, "files.uploads"):
+        # A signed upload, issued and not yet received.
+        db.execute(
+            "INSERT INTO files.uploads (project_id, source, filename, object_key, bytes, sha256,"
+            " issued_by, expires_at)"
+            " SELECT p.project_id, %s, 'tracks.csv', format('org/%%s/project/%%s/uploads/%%s/"
+            "tracks.csv', p.org_id, p.project_id, gen_random_uuid()), 10, repeat('a', 64),"
+            " 'fixture', now() + interval '1 hour' FROM core.projects p WHERE p.project_id = %s",
+            (f"{tag}-cam", project_id))
     db.commit()
 
 
