@@ -231,6 +231,35 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT ARRAY['format', 'fps', 'units', 'scale', 'homography', 'time_origin', 'strict'] $$;
 
+-- The type of each option, as the ingest job reads it (workers/ingest/upload_job.py): a
+-- homography only ever as a JSON matrix, never a path the worker would open.
+CREATE OR REPLACE FUNCTION files.check_upload_options(p jsonb) RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_bad text;
+BEGIN
+  SELECT k INTO v_bad FROM jsonb_each(p) AS e (k, v)
+  WHERE NOT CASE k
+    WHEN 'format' THEN jsonb_typeof(v) = 'string'
+    WHEN 'fps' THEN jsonb_typeof(v) = 'number' AND (v #>> '{}')::float8 > 0
+    WHEN 'scale' THEN jsonb_typeof(v) = 'number' AND (v #>> '{}')::float8 > 0
+    WHEN 'units' THEN v #>> '{}' IN ('px', 'm', 'cm', 'mm') AND jsonb_typeof(v) = 'string'
+    WHEN 'homography' THEN jsonb_typeof(v) = 'array' AND jsonb_array_length(v) = 3
+    WHEN 'time_origin' THEN jsonb_typeof(v) = 'string'
+    WHEN 'strict' THEN jsonb_typeof(v) = 'boolean'
+    ELSE true END
+  ORDER BY k LIMIT 1;
+  IF v_bad IS NOT NULL THEN
+    RAISE EXCEPTION 'upload option % has the wrong type: %', v_bad, p -> v_bad
+      USING ERRCODE = '22023',
+      HINT = 'fps and scale: positive numbers; units: px, m, cm or mm; homography: a 3x3 '
+             'JSON matrix; time_origin: an ISO timestamp; strict: true or false.';
+  END IF;
+END
+$$;
+
 DROP FUNCTION IF EXISTS api.ingest_upload_url(text, text, bigint, text, jsonb);
 CREATE FUNCTION api.ingest_upload_url(source text, filename text, bytes bigint, sha256 text,
                                       options jsonb DEFAULT '{}')
@@ -272,6 +301,7 @@ BEGIN
       USING ERRCODE = '22023',
       HINT = 'Options: ' || array_to_string(files.upload_options(), ', ') || ' (docs/files.md).';
   END IF;
+  PERFORM files.check_upload_options(coalesce(options, '{}'));
   v_key := format('org/%s/project/%s/uploads/%s/%s', v_org, v_project, v_id, filename);
   INSERT INTO files.uploads (upload_id, project_id, source, filename, object_key, bytes, sha256,
                              options, issued_by, expires_at)

@@ -159,6 +159,10 @@ def test_an_upload_is_signed_for_its_size_and_hash_and_queued_once(db: Conn, dsn
     ({"bytes": 2147483649}, "an upload is 1 to 2147483648 bytes, not 2147483649"),
     ({"sha256": "ABC"}, "sha256 must be 64 lowercase hex digits"),
     ({"options": Jsonb({"mapping": {}})}, "unknown upload option mapping"),
+    # A homography is a matrix, never a path on the worker's machine.
+    ({"options": Jsonb({"homography": "/etc/passwd"})},
+     'upload option homography has the wrong type: "/etc/passwd"'),
+    ({"options": Jsonb({"fps": -1})}, "upload option fps has the wrong type: -1"),
 ])
 def test_bad_upload_requests_are_clear_400s_and_store_nothing(
         db: Conn, dsn: str, args: dict[str, Any], message: str) -> None:
