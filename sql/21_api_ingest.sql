@@ -681,6 +681,9 @@ BEGIN
       'seconds', round(extract(epoch FROM clock_timestamp() - v_started), 3));
   END IF;
 
+  -- At most points_in_flight_max points not yet processed per project (sql/23_api_caps.sql):
+  -- 429, before the source is created or anything staged.
+  PERFORM ingest.check_points_in_flight(v_project, v_count);
   v_source := ingest.api_resolve_source(v_project, p_batch);
   v_checked := ingest.api_stage_points(v_points, v_source);
   IF coalesce((p_batch ->> 'strict')::boolean, false) AND (v_checked ->> 'invalid')::bigint > 0 THEN
@@ -733,4 +736,5 @@ COMMENT ON FUNCTION api.ingest_batch(jsonb) IS
   'confidence?}], idempotency_key?, strict?, fps?, units?, scale?, homography?, '
   'time_origin?}. The CLI''s validation codes, per point; a known idempotency key returns '
   'the stored summary (duplicate_batch: true) and stores nothing; points already stored are '
-  'counted as duplicate.';
+  'counted as duplicate. At most points_in_flight_max (default 1000000) points not yet '
+  'processed by the pipeline per project: 429 beyond.';

@@ -215,6 +215,8 @@ BEGIN
   v_dedupe := concat_ws(':', 'source', coalesce(v_source::text, 'all'),
                         (extract(epoch FROM v_from) * 1000000)::bigint,
                         (extract(epoch FROM v_to) * 1000000)::bigint);
+  -- At most jobs_in_flight_max queued or running per project (sql/23_api_caps.sql): 429.
+  PERFORM jobs.check_in_flight(v_project, c_kinds, p_kind, v_dedupe);
   v_job := jobs.enqueue(v_project, p_kind, v_payload, p_max_attempts => 3,
                         p_dedupe_key => v_dedupe);
   -- Created by this call (not an equal live job found by its dedupe key)?
@@ -236,4 +238,5 @@ COMMENT ON FUNCTION api.create_job(text, jsonb) IS
   'pipeline_reprocess {source_id | source, from, to} (mark the range dirty and re-process '
   'it), rules_backfill {source_id | source, optional} (re-run the active rules over the '
   'history). An equal job still queued or running is returned (deduplicated: true). Poll '
-  'with GET /rpc/job?p_job_id=….';
+  'with GET /rpc/job?p_job_id=…. At most jobs_in_flight_max (default 100) queued or '
+  'running per project: 429 beyond.';

@@ -29,8 +29,10 @@ SOURCE_KEYS = ("smoothing_s",)
 through pipeline.source_setting_float); every other key is per project only."""
 RANGES: dict[str, tuple[float, float]] = {"smoothing_s": (0.0, 10.0)}
 """Allowed [low, high] of a numeric key; other numeric keys must be ≥ 0."""
-NO_RECOMPUTE_KEYS = ("settle_s", "tick_max_span_s")
-"""Keys that change when ticks run, not what they compute."""
+NO_RECOMPUTE_KEYS = ("settle_s", "tick_max_span_s", "jobs_in_flight_max",
+                     "points_in_flight_max")
+"""Keys that change when ticks run or how much work the API accepts (sql/23_api_caps.sql),
+not what the stages compute."""
 DEFAULT_WORD = "default"
 """`KEY=default` removes the override at the level being set."""
 
