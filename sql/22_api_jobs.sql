@@ -216,7 +216,7 @@ BEGIN
                         (extract(epoch FROM v_from) * 1000000)::bigint,
                         (extract(epoch FROM v_to) * 1000000)::bigint);
   -- At most jobs_in_flight_max queued or running per project (sql/23_api_caps.sql): 429.
-  PERFORM jobs.check_in_flight(v_project, c_kinds, p_kind, v_dedupe);
+  PERFORM jobs.check_in_flight(v_project, jobs.api_job_kinds(), p_kind, v_dedupe);
   v_job := jobs.enqueue(v_project, p_kind, v_payload, p_max_attempts => 3,
                         p_dedupe_key => v_dedupe);
   -- Created by this call (not an equal live job found by its dedupe key)?

@@ -17,6 +17,13 @@ INSERT INTO pipeline.settings (project_id, key, value) VALUES
 ON CONFLICT (project_id, key) DO NOTHING;
 
 -- ======================================================================= jobs
+-- The job kinds that enter through the API and count against jobs_in_flight_max: those of
+-- api.create_job, and the ingest of a signed upload (api.ingest_upload_complete).
+CREATE OR REPLACE FUNCTION jobs.api_job_kinds() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT ARRAY['pipeline_run', 'pipeline_reprocess', 'rules_backfill', 'ingest_file'] $$;
+
 -- Refuse (PT429) a new job of the API's kinds when the project has its cap of them queued
 -- or running; an equal live job (same kind and dedupe key) is returned by jobs.enqueue, not
 -- created, so it passes. Takes the project's advisory lock until the caller's transaction

@@ -346,7 +346,10 @@ BEGIN
                   ELSE 'PUT the file to the signed URL first.' END;
   END IF;
   IF u.status = 'received' THEN
-    -- One job per upload, however often this is called (the dedupe key and the row lock).
+    -- One job per upload, however often this is called (the dedupe key and the row lock);
+    -- counted against the project's jobs in flight like every API job (23_api_caps.sql).
+    PERFORM jobs.check_in_flight(u.project_id, jobs.api_job_kinds(), 'ingest_file',
+                                 'ingest_file:' || u.upload_id);
     v_job := jobs.enqueue(u.project_id, 'ingest_file', jsonb_build_object('upload_id', u.upload_id),
                           p_dedupe_key => 'ingest_file:' || u.upload_id);
     UPDATE files.uploads SET status = 'queued', job_id = v_job WHERE upload_id = u.upload_id;
