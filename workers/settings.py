@@ -38,10 +38,23 @@ class Settings:
     dbname: str
     pg_bin: Path
     storage_root: Path
-    """Where dataset versions are written: SECINF_DATASETS_DIR (SECINF_STORAGE is read too)."""
+    """The local backend's root: SECINF_DATASETS_DIR (SECINF_STORAGE is read too)."""
     authenticator_password: str | None = None
     """SECINF_AUTHENTICATOR_PASSWORD: the review app's `authenticator` login on a server of
     your own (the local cluster trusts its socket and needs none)."""
+    storage_backend: str = "local"
+    """SECINF_STORAGE_BACKEND: `local` (files under storage_root, the default) or `s3`."""
+    s3_bucket: str | None = None
+    """SECINF_S3_BUCKET: the bucket of the s3 backend (required for it)."""
+    s3_prefix: str = ""
+    """SECINF_S3_PREFIX: a key prefix inside the bucket (e.g. secinf/prod)."""
+    s3_endpoint_url: str | None = None
+    """SECINF_S3_ENDPOINT_URL: an S3-compatible store's endpoint (MinIO, Ceph, R2, …)."""
+    s3_sse: str = "AES256"
+    """SECINF_S3_SSE: server-side encryption of every put, AES256 or aws:kms."""
+    s3_kms_key_id: str | None = None
+    """SECINF_S3_KMS_KEY_ID: the KMS key of aws:kms (AWS's default S3 key when unset).
+    Credentials are never settings: boto3's usual chain provides them."""
 
     @property
     def managed(self) -> bool:
@@ -106,6 +119,12 @@ def load_settings() -> Settings:
         storage_root=Path(env.get("SECINF_DATASETS_DIR") or env.get("SECINF_STORAGE")
                           or home / "datasets"),
         authenticator_password=env.get("SECINF_AUTHENTICATOR_PASSWORD") or None,
+        storage_backend=(env.get("SECINF_STORAGE_BACKEND") or "local").strip().lower(),
+        s3_bucket=env.get("SECINF_S3_BUCKET") or None,
+        s3_prefix=env.get("SECINF_S3_PREFIX") or "",
+        s3_endpoint_url=env.get("SECINF_S3_ENDPOINT_URL") or None,
+        s3_sse=env.get("SECINF_S3_SSE") or "AES256",
+        s3_kms_key_id=env.get("SECINF_S3_KMS_KEY_ID") or None,
     )
 
 
