@@ -249,8 +249,12 @@ def _load_points(conn: Conn, req: IngestRequest, reader: Any, poses: PoseReader 
         assert dup is not None
         return _duplicate_summary(dict(dup), time.perf_counter())
     batch_id = opened["batch_id"]
+    # COPY straight into the hypertable only where row-level security does not apply to the
+    # session (an administrator's CLI); a worker's pipeline role stages and merges.
+    bypass = conn.execute(query("ingest", "bypasses_rls")).fetchone()
     router = Router(validator, project_id, source_id, batch_id, opened["high_water"],
-                    opened["high_frame"], allow_append=poses is None)
+                    opened["high_frame"],
+                    allow_append=poses is None and bool(bypass and bypass["bypass"]))
     streamed = stream_rows(conn, reader, router, progress)
     errors = validator.errors
     pose_rows = 0

@@ -74,3 +74,7 @@ SELECT zones, routes, triggers FROM ingest.upsert_scene(%(project_id)s, %(source
 -- name: tune_session
 -- Bigger sort/hash memory for the merge's anti-join; local to the transaction.
 SELECT set_config('work_mem', '256MB', true), set_config('maintenance_work_mem', '256MB', true);
+
+-- name: bypasses_rls
+-- Whether row-level security skips the session's role (COPY into an RLS table needs it).
+SELECT r.rolsuper OR r.rolbypassrls AS bypass FROM pg_roles r WHERE r.rolname = current_user;

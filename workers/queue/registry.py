@@ -22,7 +22,7 @@ from workers.queue import client
 from workers.queue.client import Conn, Job
 
 PLUGIN_MODULES: tuple[str, ...] = ("workers.queue.builtin", "workers.scoring.jobs",
-                                   "workers.queue.api_jobs")
+                                   "workers.queue.api_jobs", "workers.ingest.upload_job")
 """Imported by every worker; a module that does not exist (yet) is skipped."""
 
 P = TypeVar("P", bound=BaseModel)
