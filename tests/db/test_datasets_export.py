@@ -1,11 +1,14 @@
 """`secinf export` over a scene run through the real pipeline: Parquet splits grouped by
 source, manifest checksums, every quality gate blocking on a constructed failure, drift
 against the previous version, semver, immutability in the database, and `datasets verify`
-catching a tampered file."""
+catching a tampered file: on the local backend (storage keys under
+org/{org}/project/{project}/datasets/…), for versions recorded under the directory layout
+before keys, and on S3 (moto's server mode: a stand-in for S3, see tests/support/moto_s3.py)."""
 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
@@ -21,6 +24,7 @@ from typer.testing import CliRunner
 
 from tests.db import datasets_helpers as h
 from tests.support.factories import make_project
+from tests.support.moto_s3 import moto_s3
 from tests.support.postgrest import Api, ApiError
 from workers.cli import datasets_cmd
 from workers.datasets import ExportRequest, GateConfig, export, verify_version
@@ -30,6 +34,7 @@ from workers.errors import SecinfError
 from workers.rules import store
 from workers.rules.ontology import load_ontology
 from workers.settings import ONTOLOGIES_DIR
+from workers.storage import S3Storage
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 Conn = psycopg.Connection[dict[str, Any]]
@@ -64,6 +69,14 @@ def scene(scene_template: Scene) -> Iterator[Scene]:
     """A fresh copy of the scene database for each test (tests change events)."""
     with h.copy_of(scene_template.dsn, f"t{next(_COPIES)}") as dsn:
         yield Scene(dsn, scene_template.project, scene_template.project_id)
+
+
+@pytest.fixture(autouse=True)
+def _local_root(_clear_secinf_env: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                ) -> None:
+    """The local backend's root is the test's tmp_path (exports also pass it as --storage),
+    so `datasets verify` finds what was exported."""
+    monkeypatch.setenv("SECINF_DATASETS_DIR", str(tmp_path))
 
 
 @pytest.fixture
@@ -105,8 +118,15 @@ def test_export_publishes_grouped_splits_with_checked_files(db: Conn, scene: Sce
                           (scene.project_id,)).fetchone()["n"]  # type: ignore[index]
     assert row["events"] == n_events == r.statistics["events"]
 
-    base = Path(row["storage_path"])
-    assert base == tmp_path / scene.project_id / "events" / "1.0.0"
+    org = db.execute("SELECT org_id FROM core.projects WHERE project_id = %s",
+                     (scene.project_id,)).fetchone()["org_id"]  # type: ignore[index]
+    assert row["storage_path"] == r.key == (
+        f"org/{org}/project/{scene.project_id}/datasets/events/1.0.0")
+    base = tmp_path / row["storage_path"]
+    assert r.path == base and r.as_dict()["path"] == str(base)
+    assert sorted(p.name for p in base.parent.iterdir()) == ["1.0.0"]  # no staging left
+    assert db.execute("SELECT files.valid_key(%s) AS ok",  # signable by dataset_download
+                      (f"{r.key}/manifest.json",)).fetchone() == {"ok": True}
     manifest = json.loads((base / "manifest.json").read_text())
     assert manifest == row["manifest"]
     assert sha256_file(base / "manifest.json") == row["manifest_sha256"]
@@ -358,3 +378,85 @@ def test_verify_names_a_tampered_file(db: Conn, scene: Scene, tmp_path: Path,
     assert got == {("train/features.parquet", "sha256"), ("card/durations.png", "missing"),
                    ("notes.txt", "not"), ("manifest.json", "sha256"),
                    ("manifest.json", "content")}
+
+
+def _version_id(db: Conn, version: str) -> int:
+    row = db.execute("SELECT version_id FROM datasets.versions WHERE version = %s",
+                     (version,)).fetchone()
+    assert row is not None
+    return int(row["version_id"])
+
+
+def test_a_version_recorded_under_the_old_directory_layout_still_verifies(
+    db: Conn, scene: Scene, tmp_path: Path
+) -> None:
+    """Versions exported before storage keys recorded <root>/<project_id>/<name>/<version>
+    as storage_path; they are read where they are, whatever the backend now is."""
+    r = _export(db, scene, tmp_path)
+    old = tmp_path / "old-root" / scene.project_id / "events" / "0.9.0"
+    old.parent.mkdir(parents=True)
+    r.path.rename(old)
+    vid = db.execute(
+        "INSERT INTO datasets.versions (project_id, name, version, schema_version, split_seed,"
+        " train_ratio, val_ratio, test_ratio, context_s, storage_path, data_card, manifest,"
+        " manifest_sha256, events) SELECT project_id, name, '0.9.0', schema_version,"
+        " split_seed, train_ratio, val_ratio, test_ratio, context_s, %s, data_card, manifest,"
+        " manifest_sha256, events FROM datasets.versions WHERE version = '1.0.0'"
+        " RETURNING version_id", (str(old),)).fetchone()["version_id"]  # type: ignore[index]
+    db.execute("INSERT INTO datasets.files (project_id, version_id, path, kind, split, rows,"
+               " bytes, sha256) SELECT project_id, %s, path, kind, split, rows, bytes, sha256"
+               " FROM datasets.files f WHERE version_id = %s", (vid, _version_id(db, "1.0.0")))
+    db.execute("INSERT INTO datasets.quality_reports (project_id, version_id, gate, passed,"
+               " summary) SELECT project_id, %s, gate, passed, summary FROM"
+               " datasets.quality_reports WHERE version_id = %s", (vid, _version_id(db, "1.0.0")))
+    db.execute("UPDATE datasets.versions SET status = 'published' WHERE version_id = %s",
+               (vid,))
+    db.commit()
+    v = verify_version(db, "0.9.0")
+    assert (v.ok, v.path, v.files) == (True, str(old), len(r.files))
+    (old / "val" / "events.parquet").write_bytes(b"not parquet")
+    assert [(p["path"], p["problem"].split(" ")[0]) for p in verify_version(db, "0.9.0").problems
+            ] == [("val/events.parquet", "size")]
+    # The version whose files moved away is reported, not crashed on.
+    assert verify_version(db, "1.0.0").problems == [
+        {"path": str(r.path), "problem": "nothing is stored for the version"}]
+
+
+def test_export_and_verify_through_s3(db: Conn, scene: Scene, tmp_path: Path) -> None:
+    """The S3 backend's code path against moto's server mode, a stand-in for S3 (an API
+    contract test): every file uploaded encrypted, manifest.json last, the key recorded,
+    no local staging left; `datasets verify` reads the objects back and names a tampered
+    one."""
+    with moto_s3() as s3:
+        bucket = s3.bucket()
+        client = s3.client()
+        store = S3Storage(bucket, "prod", client)
+        order: list[str] = []
+        put = store.put_file
+
+        def recording(key: str, src: Path) -> None:
+            order.append(key.rsplit("/1.0.0/", 1)[1])
+            put(key, src)
+
+        store.put_file = recording  # type: ignore[method-assign]
+        staged_before = set(Path(tempfile.gettempdir()).glob("secinf-staging-*"))
+        r = export(db, ExportRequest(project=scene.project, storage=store, gates=GATES))
+        assert (r.status, r.local_dir) == ("published", None)
+        assert r.location == f"s3://{bucket}/prod/{r.key}"
+        row = db.execute("SELECT storage_path FROM datasets.versions").fetchone()
+        assert row == {"storage_path": r.key}
+        assert order[-1] == "manifest.json" and sorted(order) == sorted(
+            [f.path for f in r.files] + ["manifest.json"])
+        for rel in order:
+            head = client.head_object(Bucket=bucket, Key=f"prod/{r.key}/{rel}")
+            assert head["ServerSideEncryption"] == "AES256"
+        assert set(Path(tempfile.gettempdir()).glob("secinf-staging-*")) == staged_before
+        got = verify_version(db, "1.0.0", store=store)
+        assert (got.ok, got.path, got.files) == (True, r.location, len(r.files))
+        client.put_object(Bucket=bucket, Key=f"prod/{r.key}/test/events.parquet",
+                          Body=b"tampered", ServerSideEncryption="AES256")
+        client.put_object(Bucket=bucket, Key=f"prod/{r.key}/extra.bin", Body=b"x",
+                          ServerSideEncryption="AES256")
+        problems = verify_version(db, "1.0.0", store=store).problems
+        assert [(p["path"], p["problem"].split(" ")[0]) for p in problems] == [
+            ("test/events.parquet", "size"), ("extra.bin", "not")]

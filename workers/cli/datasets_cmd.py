@@ -24,6 +24,7 @@ from workers.datasets.semver import Bump
 from workers.datasets.splits import parse_ratios
 from workers.db.connect import connect
 from workers.errors import UserError
+from workers.storage import LocalStorage
 
 app = typer.Typer(help="Dataset versions: list, show, verify.", no_args_is_help=True)
 
@@ -59,8 +60,9 @@ def export_command(
                                                      "previous version."),
     name: str = NAME,
     storage: Path | None = typer.Option(None, "--storage",
-                                        help="Storage root (default SECINF_DATASETS_DIR, "
-                                             "else <home>/datasets)."),
+                                        help="A local storage root to write to instead of "
+                                             "the configured backend (SECINF_STORAGE_BACKEND"
+                                             "; local: SECINF_DATASETS_DIR)."),
     json_out: bool = JSON,
 ) -> None:
     """Export the project's verified events as a dataset version: Parquet splits grouped by
@@ -91,7 +93,7 @@ def export_command(
                       f"[/]: {result.status} · {result.statistics['events']} events · "
                       f"{len(result.files)} files, {result.bytes / 1e6:.2f} MB · "
                       f"{result.seconds:.1f} s", highlight=False)
-        console.print(f"  {result.path}", highlight=False)
+        console.print(f"  {result.location}", highlight=False)
         print_table(({"gate": g.gate, "passed": g.passed, "summary": g.summary}
                      for g in result.gates), title="quality gates")
     if result.failed:
@@ -149,12 +151,17 @@ def datasets_show(
 def datasets_verify(
     version: str = typer.Argument(..., help="X.Y.Z or dataset@X.Y.Z."),
     project: str | None = typer.Option(None, "--project", "-p", help="Project (if ambiguous)."),
+    storage: Path | None = typer.Option(None, "--storage",
+                                        help="The local storage root the version was "
+                                             "exported to with --storage (default: the "
+                                             "configured backend)."),
     json_out: bool = JSON,
 ) -> None:
     """Re-check every file's size and sha256 against the manifest and the database; exit 2
     naming each tampered, missing or unlisted file."""
+    store = LocalStorage(storage.expanduser().resolve()) if storage else None
     with connect() as conn, err_console.status(f"verifying {version}…"):
-        result = verify_version(conn, version, project)
+        result = verify_version(conn, version, project, store=store)
     if json_out:
         print_json(result.as_dict())
     elif result.ok:

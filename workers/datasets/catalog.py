@@ -1,11 +1,11 @@
-"""The recorded dataset versions: list them, show one, and verify one's files on disk
+"""The recorded dataset versions: list them, show one, and verify one's files in storage
 against its manifest and the database (`secinf datasets list|show|verify`)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,6 +14,7 @@ from workers import tenancy
 from workers.datasets import storage
 from workers.db.queries import query
 from workers.errors import NotFound, UserError
+from workers.storage import Storage, join
 
 Conn = psycopg.Connection[Any]
 
@@ -60,7 +61,7 @@ class Verification:
     project: str
     name: str
     version: str
-    path: Path
+    path: str                       # where the version is: a directory or an s3:// URL
     files: int
     problems: list[dict[str, str]]
 
@@ -70,7 +71,7 @@ class Verification:
 
     def as_dict(self) -> dict[str, Any]:
         return {"project": self.project, "dataset": self.name, "version": self.version,
-                "path": str(self.path), "files": self.files, "ok": self.ok,
+                "path": self.path, "files": self.files, "ok": self.ok,
                 "problems": self.problems}
 
 
@@ -80,30 +81,33 @@ def _entries(rows: list[dict[str, Any]]) -> list[storage.FileEntry]:
 
 
 def verify_version(conn: Conn, version: str, project: str | None = None,
-                   name: str | None = None) -> Verification:
-    """Re-check every file of a version: size and sha256 on disk against the database, the
-    manifest on disk against the database (bytes and content), and the manifest's file list
-    against the database's. Problems name the file."""
+                   name: str | None = None, store: Storage | None = None) -> Verification:
+    """Re-check every file of a version: size and sha256 in storage against the database,
+    the stored manifest against the database (bytes and content), and the manifest's file
+    list against the database's. Problems name the file. Reads go through `store` (default
+    the configured backend); versions recorded as an absolute directory are read there."""
     row = find_version(conn, version, project, name)
-    base = Path(row["storage_path"])
+    backend, prefix = storage.located(str(row["storage_path"]), store)
     db_files = _entries([dict(r) for r in conn.execute(query("datasets", "version_files"),
                                                        {"version_id": row["version_id"]})])
     problems: list[dict[str, str]] = []
-    out = Verification(row["project"], row["name"], row["version"], base, len(db_files),
-                       problems)
-    if not base.is_dir():
-        problems.append({"path": str(base), "problem": "the version's directory is missing"})
+    out = Verification(row["project"], row["name"], row["version"], backend.describe(prefix),
+                       len(db_files), problems)
+    if not backend.list(prefix):
+        problems.append({"path": out.path, "problem": "nothing is stored for the version"})
         return out
-    manifest_path = base / storage.MANIFEST
-    if not manifest_path.is_file():
+    manifest_key = join(prefix, storage.MANIFEST)
+    if not backend.exists(manifest_key):
         problems.append({"path": storage.MANIFEST, "problem": "missing"})
     else:
-        digest = storage.sha256_file(manifest_path)
+        with backend.open_read(manifest_key) as fh:
+            raw = fh.read()
+        digest = hashlib.sha256(raw).hexdigest()
         if digest != row["manifest_sha256"]:
             problems.append({"path": storage.MANIFEST, "problem": (
                 f"sha256 {digest[:12]}…, recorded {str(row['manifest_sha256'])[:12]}…")})
         try:
-            on_disk = json.loads(manifest_path.read_text(encoding="utf-8"))
+            on_disk = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             problems.append({"path": storage.MANIFEST, "problem": f"not JSON: {exc}"})
             on_disk = None
@@ -122,5 +126,5 @@ def verify_version(conn: Conn, version: str, project: str | None = None,
                                      "problem": "manifest.json and the database disagree"})
             problems += [{"path": p, "problem": "in manifest.json but not recorded"}
                          for p in sorted(listed)]
-    problems += storage.check_files(base, db_files)
+    problems += storage.check_files(backend, prefix, db_files)
     return out

@@ -1,14 +1,17 @@
 """`secinf export`: build a dataset version of a project's verified events, check the
 quality gates, and publish it (or record it as blocked, with the report naming the gates).
 
-Reads happen in one REPEATABLE READ snapshot; files are written to a staging directory;
-the database rows and the rename into place commit together. One export per dataset at a
-time (advisory lock).
+Reads happen in one REPEATABLE READ snapshot; files are written to a local staging
+directory and published into the storage backend (workers/storage: a rename on the local
+tree, uploads with manifest.json last on S3) just before the database rows commit. One
+export per dataset at a time (advisory lock).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -32,7 +35,7 @@ from workers.datasets.semver import Bump, next_version
 from workers.datasets.stats import summarise
 from workers.db.queries import query
 from workers.errors import UserError
-from workers.settings import load_settings
+from workers.storage import LocalStorage, Storage, storage_from_settings
 
 Conn = psycopg.Connection[Any]
 Progress = Callable[[str], None]
@@ -52,6 +55,9 @@ class ExportRequest:
     context_s: float = 2.0
     gates: GateConfig = field(default_factory=GateConfig)
     storage_root: Path | None = None
+    """A local root to write to (the CLI's --storage) instead of the configured backend."""
+    storage: Storage | None = None
+    """A backend to write to (wins over storage_root); default storage_from_settings()."""
 
 
 @dataclass
@@ -61,13 +67,23 @@ class ExportResult:
     name: str
     version: str
     status: str                     # published | blocked
-    path: Path
+    key: str                        # the storage key written (datasets.versions.storage_path)
+    location: str                   # where that is, for people: a directory or an s3:// URL
+    local_dir: Path | None          # the version's directory on the local backend
     previous_version: str | None
     statistics: dict[str, Any]
     files: list[storage.FileEntry]
     gates: list[GateResult]
     manifest_sha256: str
     seconds: float
+
+    @property
+    def path(self) -> Path:
+        """The version's directory (local backend only)."""
+        if self.local_dir is None:
+            raise UserError(f"dataset {self.name}@{self.version} is stored at "
+                            f"{self.location}, not in a local directory")
+        return self.local_dir
 
     @property
     def failed(self) -> list[GateResult]:
@@ -79,7 +95,8 @@ class ExportResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {"project_id": self.project_id, "project": self.project, "dataset": self.name,
-                "version": self.version, "status": self.status, "path": str(self.path),
+                "version": self.version, "status": self.status, "key": self.key,
+                "path": self.location,
                 "previous_version": self.previous_version,
                 "events": self.statistics["events"], "by_split": self.statistics["by_split"],
                 "by_type": self.statistics["by_type"], "bytes": self.bytes,
@@ -89,11 +106,13 @@ class ExportResult:
                 "manifest_sha256": self.manifest_sha256, "seconds": round(self.seconds, 3)}
 
 
-def _project_label(conn: Conn, project_id: str) -> str:
-    row = conn.execute("SELECT o.slug || '/' || p.slug AS label FROM core.projects p "
-                       "JOIN core.organizations o USING (org_id) WHERE p.project_id = %s",
-                       (project_id,)).fetchone()
-    return str(row["label"]) if row else project_id
+def _project_label(conn: Conn, project_id: str) -> tuple[str, str]:
+    """(org/project label, org_id) of the project."""
+    row = conn.execute(query("datasets", "project_label"), {"project_id": project_id}
+                       ).fetchone()
+    if row is None:
+        raise UserError(f"project {project_id} does not exist")
+    return str(row["label"]), str(row["org_id"])
 
 
 def _plan_version(conn: Conn, project_id: str, req: ExportRequest
@@ -145,7 +164,7 @@ def _model_metrics(conn: Conn, version: str | None) -> dict[str, Any] | None:
     return dict(row["metrics"] or {}) if row else None
 
 
-def _record(conn: Conn, project_id: str, req: ExportRequest, version: str, final: Path,
+def _record(conn: Conn, project_id: str, req: ExportRequest, version: str, storage_key: str,
             manifest: dict[str, Any], manifest_sha: str, card_text: str, data: Collected,
             entries: list[storage.FileEntry], results: list[GateResult]) -> str:
     """Insert the draft, its files and reports, then move it to published or blocked."""
@@ -160,7 +179,7 @@ def _record(conn: Conn, project_id: str, req: ExportRequest, version: str, final
         "ontology_sha256": data.ontology.sha256 if data.ontology else None,
         "model_version": data.model_version, "events": len(data.events),
         "manifest": Jsonb(manifest), "manifest_sha256": manifest_sha, "data_card": card_text,
-        "storage_path": str(final)}).fetchone()
+        "storage_path": storage_key}).fetchone()
     assert row is not None
     version_id = row["version_id"]
     for e in entries:
@@ -190,8 +209,9 @@ def export(conn: Conn, req: ExportRequest, progress: Progress | None = None) -> 
     if req.context_s < 0:
         raise UserError(f"--context {req.context_s:g}: give a non-negative number of seconds")
     project_id = tenancy.resolve_project(conn, req.project)
-    label = _project_label(conn, project_id)
-    root = (req.storage_root or load_settings().storage_root).expanduser().resolve()
+    label, org_id = _project_label(conn, project_id)
+    store = req.storage or storage_from_settings(
+        local_root=req.storage_root.expanduser().resolve() if req.storage_root else None)
     lock = {"project_id": project_id, "name": req.name}
     conn.commit()
     got = conn.execute(query("datasets", "lock_dataset"), lock).fetchone()
@@ -217,9 +237,9 @@ def export(conn: Conn, req: ExportRequest, progress: Progress | None = None) -> 
         per_source = Counter(data.sources[int(e["source_id"])].name for e in data.events)
         assignment = splits.assign(per_source, req.seed, req.ratios)
         events = events_table(data.events, data.sources, assignment)
-        final = storage.version_dir(root, project_id, req.name, version)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        staging = storage.staging_dir(final)
+        key = storage.version_key(org_id, project_id, req.name, version)
+        staging = store.staging_dir(key)
+        published = False
         try:
             step(STEPS[2])
             entries, written = _write_tables(staging, events, data.features)
@@ -254,25 +274,27 @@ def export(conn: Conn, req: ExportRequest, progress: Progress | None = None) -> 
             storage.write_json(staging, storage.MANIFEST, manifest)
             manifest_sha = storage.sha256_file(staging / storage.MANIFEST)
             step(STEPS[5])
-            status = _record(conn, project_id, req, version, final, manifest, manifest_sha,
+            status = _record(conn, project_id, req, version, key, manifest, manifest_sha,
                              text, data, entries, results)
-            storage.move_into_place(staging, final)
-            try:
-                conn.commit()
-            except psycopg.Error:
-                storage.remove(final)
-                raise
+            published = True  # from here on, objects under the key may exist
+            storage.publish(store, staging, key)
+            conn.commit()
         except BaseException:
             conn.rollback()
-            storage.remove(staging)
+            shutil.rmtree(staging, ignore_errors=True)
+            if published:  # nothing recorded refers to them: a reader never finds them
+                with contextlib.suppress(Exception):
+                    store.delete_prefix(key)
             raise
     finally:
         conn.rollback()
         conn.execute(query("datasets", "unlock_dataset"), lock)
         conn.commit()
-    return ExportResult(project_id, label, req.name, version, status, final,
-                        prev["version"] if prev else None, statistics, entries, results,
-                        manifest_sha, time.perf_counter() - started)
+    local = store.root / key if isinstance(store, LocalStorage) else None
+    return ExportResult(project_id, label, req.name, version, status, key,
+                        store.describe(key), local, prev["version"] if prev else None,
+                        statistics, entries, results, manifest_sha,
+                        time.perf_counter() - started)
 
 
 def _manifest(req: ExportRequest, project_id: str, label: str, version: str, status: str,

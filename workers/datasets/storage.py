@@ -1,33 +1,43 @@
-"""Files of a dataset version on the storage root: where they go, how they are written and
-checksummed, and how they are checked again.
+"""Files of a dataset version in storage (workers/storage): where they go, how they are
+written and checksummed, and how they are checked again.
 
-    <root>/<project_id>/<dataset>/<version>/
+    org/{org_id}/project/{project_id}/datasets/{dataset}/{version}/   (the version's key)
         manifest.json                  every other file with rows, bytes and sha256
         quality_report.json            the gates' results
         {train,val,test}/events.parquet
         {train,val,test}/features.parquet
         card/README.md, card/*.png     the data card and its plots
 
-A version is written into a hidden staging directory beside its final place and renamed
-into place in one step, so a reader never sees half a version.
+A version is built in a local staging directory and then published into the backend, so
+a reader never sees half a version: on the local backend the staging directory lies beside
+the version's own and is renamed into place in one step; on S3 every file is uploaded and
+manifest.json last. datasets.versions.storage_path records the key that was written.
+Versions exported before keys existed recorded an absolute directory
+(`<root>/<project_id>/<dataset>/<version>`); they are read where they are.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from workers.storage import (
+    CHUNK,
+    LocalStorage,
+    Storage,
+    dataset_version_key,
+    join,
+    storage_from_settings,
+)
+
 MANIFEST = "manifest.json"
-CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -45,12 +55,17 @@ class FileEntry:
         return asdict(self)
 
 
-def version_dir(root: Path, project_id: str, name: str, version: str) -> Path:
-    return root / project_id / name / version
+def version_key(org_id: str, project_id: str, name: str, version: str) -> str:
+    """The storage key of a version: org/{org}/project/{project}/datasets/{name}/{version}."""
+    return dataset_version_key(org_id, project_id, name, version)
 
 
-def staging_dir(final: Path) -> Path:
-    return final.parent / f".{final.name}.staging-{uuid.uuid4().hex[:12]}"
+def located(storage_path: str, store: Storage | None = None) -> tuple[Storage, str]:
+    """(backend, prefix) of a recorded storage_path: an absolute directory (the layout
+    before keys) is read in place; a key is read from `store` (default: the settings')."""
+    if PurePosixPath(storage_path).is_absolute():
+        return LocalStorage(Path(storage_path)), ""
+    return (store or storage_from_settings()), storage_path
 
 
 def sha256_file(path: Path) -> str:
@@ -87,41 +102,36 @@ def write_json(base: Path, rel: str, data: Any) -> Path:
     return path
 
 
-def move_into_place(staging: Path, final: Path) -> None:
-    """Rename the staging directory to the version's directory, replacing a leftover one
-    (a blocked version of the same number, or an export that crashed before recording)."""
-    if final.exists():
-        shutil.rmtree(final)
-    staging.rename(final)
+def publish(store: Storage, staging: Path, key: str) -> None:
+    """Publish the staging directory as the version under key (replacing a leftover of a
+    blocked version or a crashed export), manifest.json last."""
+    store.publish_dir(staging, key, last=(MANIFEST,))
 
 
-def remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def check_files(base: Path, expected: Iterable[FileEntry]) -> list[dict[str, str]]:
-    """Problems of the files under `base` against the expected entries: missing, size or
-    sha256 differs, or a file nobody listed. Empty when every byte is as recorded."""
+def check_files(store: Storage, prefix: str, expected: Iterable[FileEntry]
+                ) -> list[dict[str, str]]:
+    """Problems of the objects under `prefix` against the expected entries: missing, size
+    or sha256 differs, or an object nobody listed. Empty when every byte is as recorded."""
     problems: list[dict[str, str]] = []
     listed = set()
     for e in expected:
         listed.add(e.path)
-        path = base / e.path
-        if not path.is_file():
+        key = join(prefix, e.path)
+        if not store.exists(key):
             problems.append({"path": e.path, "problem": "missing"})
             continue
-        size = path.stat().st_size
+        size = store.size(key)
         if size != e.bytes:
             problems.append({"path": e.path,
                              "problem": f"size {size} bytes, recorded {e.bytes}"})
             continue
-        digest = sha256_file(path)
+        digest = store.sha256(key)
         if digest != e.sha256:
             problems.append({"path": e.path, "problem": f"sha256 {digest[:12]}…, recorded "
                                                         f"{e.sha256[:12]}…"})
-    if base.is_dir():
-        for path in sorted(p for p in base.rglob("*") if p.is_file()):
-            rel = path.relative_to(base).as_posix()
-            if rel != MANIFEST and rel not in listed:
-                problems.append({"path": rel, "problem": "not listed in the manifest"})
+    cut = len(prefix) + 1 if prefix else 0
+    for key in store.list(prefix):
+        rel = key[cut:]
+        if rel != MANIFEST and rel not in listed:
+            problems.append({"path": rel, "problem": "not listed in the manifest"})
     return problems

@@ -9,6 +9,12 @@ SELECT pg_try_advisory_lock(hashtextextended('secinf.datasets:' || %(project_id)
 SELECT pg_advisory_unlock(hashtextextended('secinf.datasets:' || %(project_id)s::text
                                            || ':' || %(name)s, 0)) AS unlocked;
 
+-- name: project_label
+-- The project's org/project label and its organization (for the version's storage key).
+SELECT o.slug || '/' || p.slug AS label, p.org_id
+FROM core.projects p JOIN core.organizations o USING (org_id)
+WHERE p.project_id = %(project_id)s;
+
 -- name: active_ontology
 -- The project's active ontology: name, version, sha256 and the parsed types.
 SELECT o.name, o.version, o.sha256, o.parsed -> 'types' AS types
