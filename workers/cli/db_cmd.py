@@ -10,7 +10,12 @@ import typer
 
 from workers.cli.output import console, print_json, print_table
 from workers.db import migrate as migrations
-from workers.db.checks import check_server, require_server
+from workers.db.checks import (
+    analyst_limit_problems,
+    analyst_limits,
+    check_server,
+    require_server,
+)
 from workers.db.cluster import LocalCluster
 from workers.db.connect import connect
 from workers.errors import UserError
@@ -75,7 +80,8 @@ def down() -> None:
 
 @app.command()
 def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
-    """Cluster state, pending migrations, extension check and cron jobs."""
+    """Cluster state, pending migrations, extension check, cron jobs and what of the analyst
+    limits does not hold."""
     settings = load_settings()
     info: dict[str, Any] = {"managed": settings.managed, "database": settings.database}
     if settings.managed:
@@ -102,6 +108,8 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
                 "SELECT jobname, schedule, active FROM cron.job ORDER BY jobname").fetchall()]
             if has_cron else []
         )
+        info["analyst_limits"] = analyst_limits(conn)
+    info["analyst_limit_problems"] = analyst_limit_problems(info["analyst_limits"])
     info["pending_migrations"] = migrations.pending(settings.conninfo())
     if json_out:
         print_json(info)
@@ -111,6 +119,8 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
                   f"{info['missing_extensions'] or 'none'} · cron in: {info['cron_database']}")
     if info["cron_jobs"]:
         print_table(info["cron_jobs"], title="cron jobs")
+    for line in info["analyst_limit_problems"]:
+        console.print(f"[yellow]analyst limits:[/] {line}", highlight=False)
 
 
 @app.command()

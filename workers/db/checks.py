@@ -1,11 +1,14 @@
-"""Start-up checks: the server has every extension and preload secinf needs."""
+"""Start-up checks: the server has every extension and preload secinf needs; what of the
+analyst limits does not hold on it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 
+from workers.db.queries import query
 from workers.errors import MissingExtension
 
 REQUIRED_EXTENSIONS: dict[str, str] = {
@@ -62,3 +65,39 @@ def require_server(conn: psycopg.Connection[dict[str, object]]) -> CheckResult:
             f"{', '.join(result.missing_preload)} (postgresql.conf; then restart the server)"
         )
     raise MissingExtension("The server lacks what secinf needs:\n" + "\n".join(lines))
+
+
+def analyst_limits(conn: psycopg.Connection[dict[str, object]]) -> dict[str, Any] | None:
+    """auth.analyst_limits_report() of the connected database (sql/98_analyst_limits.sql),
+    or None before that file was applied."""
+    row = conn.execute(query("db", "has_analyst_limits")).fetchone()
+    if not row or not row["ok"]:
+        return None
+    report = conn.execute(query("db", "analyst_limits_report")).fetchone()
+    return dict(report["report"]) if report and isinstance(report["report"], dict) else None
+
+
+def analyst_limit_problems(report: dict[str, Any] | None) -> list[str]:
+    """What of the analyst limits does not hold here, one line each with its fix."""
+    if report is None:
+        return ["analyst limits not installed: run `secinf db migrate`"]
+    lines = []
+    if report.get("public_connect") or report.get("public_temp"):
+        lines.append("PUBLIC may CONNECT to or create TEMP tables in this database: "
+                     "SELECT auth.lock_down_database(); as a superuser")
+    if report.get("watchdog_scheduled") is False:
+        lines.append("the analyst watchdog is not scheduled (cron job "
+                     "secinf-analyst-watchdog): run `secinf db migrate`")
+    if not report.get("memory_readable"):
+        lines.append("the server cannot read its backends' /proc/<pid>/status: the "
+                     "watchdog cannot cap analysts' memory (only temp_file_limit holds)")
+    if not report.get("hba_readable"):
+        lines.append("pg_hba.conf is unreadable here: cannot tell which other databases "
+                     "analysts can reach")
+    if report.get("open_databases"):
+        names = ", ".join(str(d) for d in report["open_databases"])
+        lines.append(f"analysts can connect to other databases: {names} (CONNECT there is "
+                     "PUBLIC's: a secinf database is closed by `secinf db migrate` on it; any "
+                     "other by REVOKE CONNECT ON DATABASE <db> FROM PUBLIC or pg_hba.conf "
+                     "lines `local <db> +analyst reject` and `host <db> +analyst all reject`)")
+    return lines

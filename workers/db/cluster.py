@@ -44,6 +44,11 @@ log_line_prefix = '%m [%p] %q%u@%d '
 
 HBA_CONF = """\
 # Written by `secinf db up`. Unix socket (a private directory): trust. TCP: passwords.
+# Members of `analyst` (analyst logins) reach secinf databases only: never the maintenance
+# database or a template (docs/operations.md, "Analyst limits").
+local   postgres,template1   +analyst                  reject
+host    postgres,template1   +analyst   127.0.0.1/32   reject
+host    postgres,template1   +analyst   ::1/128        reject
 local   all   all                  trust
 host    all   all   127.0.0.1/32   scram-sha-256
 host    all   all   ::1/128        scram-sha-256
@@ -121,16 +126,20 @@ class LocalCluster:
         )
         return True
 
-    def write_config(self) -> None:
+    def write_config(self) -> bool:
+        """Write the server's configuration; returns True when pg_hba.conf changed."""
         s = self.settings
         conf = SERVER_CONF.format(port=s.port, socket_dir=s.socket_dir, dbname=s.dbname)
         target = s.pgdata / "secinf.conf"
         main_conf = s.pgdata / "postgresql.conf"
+        hba = s.pgdata / "pg_hba.conf"
+        hba_changed = not hba.exists() or hba.read_text() != HBA_CONF
         self._write_as_owner(target, conf)
-        self._write_as_owner(s.pgdata / "pg_hba.conf", HBA_CONF)
+        self._write_as_owner(hba, HBA_CONF)
         text = main_conf.read_text()
         if "include 'secinf.conf'" not in text:
             self._write_as_owner(main_conf, text + "\ninclude 'secinf.conf'\n")
+        return hba_changed
 
     def _write_as_owner(self, path: Path, text: str) -> None:
         path.write_text(text)
@@ -142,8 +151,10 @@ class LocalCluster:
     def start(self) -> bool:
         """Start the server if it is not running; returns True when started now."""
         self.init()
-        self.write_config()
+        hba_changed = self.write_config()
         if self.status().running:
+            if hba_changed:  # a running server reads pg_hba.conf again on reload only
+                self._run(self._bin("pg_ctl"), "reload", "-D", str(self.settings.pgdata))
             return False
         self._prepare_home()
         log = self.settings.log_file

@@ -30,6 +30,11 @@ SELECT core.revoke_api_key(%(prefix)s) AS found;
 SELECT lookup_prefix, role, owner, label, created_at, expires_at, revoked_at, last_used_at
 FROM core.api_keys WHERE project_id = %(project_id)s ORDER BY created_at;
 
+-- name: lock_down_database
+-- CONNECT and TEMP of this database for the project's roles only (sql/98_analyst_limits.sql):
+-- database privileges are not copied by CREATE DATABASE … TEMPLATE.
+SELECT auth.lock_down_database();
+
 -- name: add_member
 SELECT core.add_member(%(project_id)s, %(kind)s, %(member)s, %(role)s);
 

@@ -1,0 +1,8 @@
+-- Queries of `secinf db …` (workers/db/checks.py).
+
+-- name: has_analyst_limits
+SELECT to_regprocedure('auth.analyst_limits_report()') IS NOT NULL AS ok;
+
+-- name: analyst_limits_report
+-- What of the analyst limits does not hold on this server (sql/98_analyst_limits.sql).
+SELECT auth.analyst_limits_report() AS report;
