@@ -25,8 +25,8 @@ from workers.db.queries import query
 from workers.errors import UserError
 from workers.ingest.load import IngestRequest, ingest
 from workers.queue.registry import JobContext, JsonResult, PermanentError, register_kind
-from workers.settings import load_settings
 from workers.storage import LocalStorage, Storage
+from workers.storage.factory import storage_from_settings
 
 INGEST_FILE = "ingest_file"
 MAX_ERRORS = 100
@@ -54,8 +54,8 @@ class UploadOptions(BaseModel):
 
 
 def job_storage() -> Storage:
-    """Where the file service put the upload: the storage root of the settings."""
-    return LocalStorage(load_settings().storage_root)
+    """Where the file service put the upload: the configured backend."""
+    return storage_from_settings()
 
 
 @contextmanager
