@@ -102,7 +102,7 @@ def create_key(conn: Conn, project_ref: str, role: str, expires: str | None = No
         raise _wrap(exc) from exc
     conn.commit()
     assert row is not None
-    return {**dict(row), "project_id": project_id, "role": role}
+    return {**dict(row), "project_id": project_id, "role": role, "owner": owner}
 
 
 def revoke_key(conn: Conn, prefix: str) -> None:
