@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 ENV_EXAMPLE = DOCKER / ".env.example"
-SERVICES = {"postgres", "postgrest", "migrate", "worker", "streamlit"}
+SERVICES = {"postgres", "postgrest", "migrate", "worker", "streamlit", "files"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?+-][^}]*)?\}")
 
 
@@ -73,12 +73,12 @@ def test_compose_has_every_service_with_the_right_wiring() -> None:
     assert services["worker"]["command"] == ["worker"]
     assert services["streamlit"]["entrypoint"][:3] == [
         "streamlit", "run", "streamlit_app/streamlit_app.py"]
-    for name in ("migrate", "worker", "streamlit"):
+    for name in ("migrate", "worker", "streamlit", "files"):
         assert services[name]["build"]["dockerfile"] == "docker/workers/Dockerfile", name
         assert "SECINF_DSN" in _env(services[name]), name
     assert "user=postgres" in _env(services["migrate"])["SECINF_DSN"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
-    for name in ("postgrest", "worker", "streamlit"):
+    for name in ("postgrest", "worker", "streamlit", "files"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"), name
     for name in SERVICES - {"migrate"}:
@@ -107,6 +107,19 @@ def test_postgrest_is_configured_as_the_api_gateway() -> None:
     assert "jwt-secret" not in conf, "the secret comes from PGRST_JWT_SECRET, not the file"
     assert "openapi-server-proxy-uri" in conf
     assert "admin-server-port" in conf  # `postgrest --ready` needs the admin server
+
+
+def test_the_file_service_serves_the_workers_storage_as_pipeline() -> None:
+    services = _compose()["services"]
+    files = services["files"]
+    assert files["command"][0] == "serve"
+    port = files["command"][files["command"].index("--port") + 1]
+    assert files["command"][files["command"].index("--host") + 1] == "0.0.0.0"
+    assert "user=pipeline" in _env(files)["SECINF_DSN"].split()
+    assert "PIPELINE_PASSWORD" in _env(files)["PGPASSWORD"]
+    assert files["volumes"] == services["worker"]["volumes"]  # the same local storage
+    assert any(p.endswith(f":{port}") for p in files["ports"])
+    assert f"127.0.0.1:{port}/healthz" in " ".join(files["healthcheck"]["test"])
 
 
 def test_every_compose_variable_is_in_env_example() -> None:

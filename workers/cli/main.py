@@ -26,6 +26,7 @@ from workers.cli.ingest_cmd import ingest_command
 from workers.cli.output import err_console
 from workers.cli.pipeline_cmd import pipeline_app, tick_command
 from workers.cli.scoring_cmd import train_command
+from workers.cli.serve_cmd import serve_command
 from workers.cli.simulate_cmd import simulate_command
 from workers.cli.worker_cmd import worker_command
 from workers.errors import SecinfError
@@ -57,6 +58,7 @@ app.command("worker")(worker_command)
 app.add_typer(jobs_cmd.app, name="jobs")
 app.command("export")(datasets_cmd.export_command)
 app.add_typer(datasets_cmd.app, name="datasets")
+app.command("serve")(serve_command)
 app.add_typer(analytics_cmd.app, name="analytics")
 app.add_typer(bench_app, name="bench")
 app.command("demo")(demo_command)

@@ -1,0 +1,107 @@
+"""The file service (workers/files) on a loopback port in a thread, for real-HTTP tests,
+with a clock the test moves instead of sleeping."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+from fastapi import FastAPI
+
+
+@dataclass
+class Clock:
+    """Unix seconds that move only when told to."""
+
+    now: float = field(default_factory=time.time)
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Service:
+    """A running service: its base URL, and raw requests (paths sent exactly as given)."""
+
+    host: str
+    port: int
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def request(self, method: str, target: str, body: bytes | Iterable[bytes] | None = None,
+                headers: dict[str, str] | None = None, *, chunked: bool = False) -> Reply:
+        """`target` is a path+query, or a full URL whose path+query is sent verbatim."""
+        if target.startswith("http"):
+            parts = urlsplit(target)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        try:
+            conn.putrequest(method, target, skip_accept_encoding=True)
+            for k, v in (headers or {}).items():
+                conn.putheader(k, v)
+            if chunked:
+                conn.putheader("Transfer-Encoding", "chunked")
+            elif isinstance(body, bytes) and "Content-Length" not in (headers or {}):
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders()
+            if body is not None:
+                chunks = [body] if isinstance(body, bytes) else body
+                try:
+                    for chunk in chunks:
+                        conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                    if chunked:
+                        conn.send(b"0\r\n\r\n")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the service answered before reading everything
+            resp = conn.getresponse()
+            return Reply(resp.status, {k.lower(): v for k, v in resp.getheaders()},
+                         resp.read())
+        finally:
+            conn.close()
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[Service]:
+    """Run `app` with uvicorn on 127.0.0.1 (a free port) until the block ends."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the file service did not start")
+        time.sleep(0.02)
+    try:
+        yield Service("127.0.0.1", port)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
