@@ -28,7 +28,7 @@ def test_sign_in_with_an_api_key_shows_who_and_where(secinf_env: str, reviewer_k
     assert not at.exception and not at.error
     who = at.session_state["identity"]
     assert isinstance(who, Identity) and who.role == "reviewer"
-    assert "acme/north" in at.success[0].value and who.subject in at.success[0].value
+    assert "acme/north" in at.success[0].value and who.person in at.success[0].value
 
 
 def test_a_wrong_key_gets_a_clear_message(secinf_env: str, reviewer_key: str) -> None:
