@@ -303,7 +303,8 @@ def test_settings_show_set_refuse_and_recompute(db: Conn, secinf_env: str) -> No
     for args, message in [
         (["--source", "tune-cam", "gap_limit_s=2"], "gap_limit_s cannot be set per source: "
          "the stages read only smoothing_s per source; drop --source"),
-        (["smoothing=1"], "smoothing: no such pipeline setting; the keys are analyst_idle_in_transaction_max_s"),
+        (["smoothing=1"], "smoothing: no such pipeline setting; the keys are "
+                          "analyst_idle_in_transaction_max_s"),
         (["smoothing_s=11"], "smoothing_s=11: out of range (0 to 10)"),
         (["smoothing_s=-1"], "smoothing_s=-1: out of range (0 to 10)"),
         (["smoothing_s=fast"], "smoothing_s=fast: not a number; e.g. smoothing_s=1.0"),
