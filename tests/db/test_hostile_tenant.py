@@ -24,14 +24,11 @@ from psycopg.types.json import Jsonb
 
 from tests.support.factories import make_project
 from tests.support.postgrest import Api, ApiError
-from tests.support.tenant_data import populate, populate_pipeline
+from tests.support.tenant_data import populate, populate_pipeline, tenant_tables
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
 API_ROLES = ["customer", "reviewer", "analyst", "project_admin"]
-TENANT_SCHEMAS = ["core", "ingest", "features", "rules", "candidates", "review", "events",
-                  "jobs", "datasets", "billing", "scoring", "pipeline", "analytics", "audit",
-                  "files"]
 
 
 @dataclass(frozen=True)
@@ -142,17 +139,6 @@ def projects(module_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> tuple
 def db(module_dsn: str, projects: tuple[str, Target]) -> Iterator[Conn]:
     with psycopg.connect(module_dsn, row_factory=dict_row) as conn:
         yield conn
-
-
-def tenant_tables(db: Conn) -> list[str]:
-    rows = db.execute(
-        """SELECT format('%%I.%%I', n.nspname, c.relname) AS rel
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
-             AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
-                         AND a.attname = 'project_id' AND NOT a.attisdropped)
-           ORDER BY 1""", (TENANT_SCHEMAS,)).fetchall()
-    return [r["rel"] for r in rows]
 
 
 def fingerprint(db: Conn, project: str) -> dict[str, str]:

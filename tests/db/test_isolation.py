@@ -18,13 +18,10 @@ from psycopg.rows import dict_row
 
 from tests.support.factories import analyst_session, make_project
 from tests.support.postgrest import Api, ApiError
-from tests.support.tenant_data import populate, populate_pipeline
+from tests.support.tenant_data import SCHEMAS, populate, populate_pipeline, tenant_tables
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
-SCHEMAS = ["core", "auth", "audit", "api", "ingest", "features", "rules", "candidates",
-           "review", "events", "jobs", "datasets", "billing", "scoring", "pipeline",
-           "analytics", "files"]
 API_ROLES = ["customer", "reviewer", "analyst", "project_admin"]
 # Relations without project_id that are global by design (no tenant data).
 GLOBAL = {"core.plans", "pipeline.stages", "pipeline.settings_defaults"}
@@ -60,17 +57,6 @@ def db(dsn: str) -> Iterator[Conn]:
 @pytest.fixture
 def two_projects(populated: tuple[str, str]) -> tuple[str, str]:
     return populated
-
-
-def tenant_tables(db: Conn) -> list[str]:
-    rows = db.execute(
-        """SELECT format('%%I.%%I', n.nspname, c.relname) AS rel
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-           WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
-             AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
-                         AND a.attname = 'project_id' AND NOT a.attisdropped)
-           ORDER BY 1""", (SCHEMAS,)).fetchall()
-    return [r["rel"] for r in rows]
 
 
 def readable(db: Conn, role: str) -> list[tuple[str, bool]]:

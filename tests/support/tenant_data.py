@@ -18,6 +18,25 @@ from workers import tenancy
 Conn = psycopg.Connection[dict[str, Any]]
 
 
+# The product's schemas: tenant tables (with project_id) live in them; the matrix reads
+# every relation of them (tests/db/test_isolation.py, test_hostile_tenant.py).
+SCHEMAS = ["core", "auth", "audit", "api", "ingest", "features", "rules", "candidates",
+           "review", "events", "jobs", "datasets", "billing", "scoring", "pipeline",
+           "analytics", "files"]
+
+
+def tenant_tables(db: Conn) -> list[str]:
+    """Every table with a project_id column in the product's schemas."""
+    rows = db.execute(
+        """SELECT format('%%I.%%I', n.nspname, c.relname) AS rel
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%s)
+             AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
+                         AND a.attname = 'project_id' AND NOT a.attisdropped)
+           ORDER BY 1""", (SCHEMAS,)).fetchall()
+    return [r["rel"] for r in rows]
+
+
 def _exists(db: Conn, rel: str) -> bool:
     row = db.execute("SELECT to_regclass(%s) IS NOT NULL AS ok", (rel,)).fetchone()
     return bool(row and row["ok"])
