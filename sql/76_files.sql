@@ -35,8 +35,12 @@ CREATE OR REPLACE FUNCTION files.valid_key(p_key text) RETURNS boolean
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT p_key ~ ('^org/[0-9a-f-]{36}/project/[0-9a-f-]{36}/'
-                  || '[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$')
+  -- The ids are uuids in canonical 8-4-4-4-12 form, so files.key_project's cast never fails
+  -- (workers/files/signing.check_key accepts exactly these keys).
+  SELECT length(p_key) <= 1024
+         AND p_key ~ ('^org/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+                      || '/project/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+                      || '/[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$')
          AND NOT p_key ~ '(^|/)\.\.?(/|$)'
 $$;
 
@@ -46,7 +50,7 @@ LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT CASE WHEN files.valid_key(p_key)
-              THEN (substring(p_key FROM '^org/[0-9a-f-]{36}/project/([0-9a-f-]{36})/'))::uuid
+              THEN (split_part(p_key, '/', 4))::uuid
          END
 $$;
 

@@ -157,10 +157,13 @@ _SEGMENTS = st.sampled_from(["a", "b.csv", "..", ".", "", "x y", "a\\b", "\x00",
 
 
 @settings(max_examples=60, deadline=None)
-@given(tail=st.lists(_SEGMENTS, min_size=0, max_size=4), lead=st.sampled_from(["", "/"]))
+@given(tail=st.lists(_SEGMENTS, min_size=0, max_size=4), lead=st.sampled_from(["", "/"]),
+       pid=st.sampled_from(["1" * 8 + "-1111-1111-1111-" + "1" * 12,  # canonical
+                            "-" * 36, "1" * 36, "1" * 8 + "-1111-1111-1111-" + "1" * 11 + "g",
+                            "1" * 12 + "-1111-1111-" + "1" * 12]))
 def test_key_check_agrees_with_files_valid_key(sql_conn: Conn, tail: list[str],
-                                               lead: str) -> None:
-    org, pid = "0" * 8 + "-0000-0000-0000-" + "0" * 12, "1" * 8 + "-1111-1111-1111-" + "1" * 12
+                                               lead: str, pid: str) -> None:
+    org = "0" * 8 + "-0000-0000-0000-" + "0" * 12
     key = lead + "/".join([f"org/{org}/project/{pid}", *tail])
     try:
         signing.check_key(key)
@@ -170,9 +173,10 @@ def test_key_check_agrees_with_files_valid_key(sql_conn: Conn, tail: list[str],
     if "\x00" in key:  # Postgres text cannot hold NUL: the service refuses it first
         assert not ours
         return
-    # (The ids here are canonical uuids: for others the service is stricter, see check_key.)
-    row = sql_conn.execute("SELECT files.valid_key(%s) AS ok", (key,)).fetchone()
+    row = sql_conn.execute("SELECT files.valid_key(%s) AS ok, files.key_project(%s) AS pid",
+                           (key, key)).fetchone()  # key_project never fails to cast
     assert row is not None and ours == row["ok"], key
+    assert (str(row["pid"]) if ours else None) == (pid if ours else row["pid"])
 
 
 # ---------------------------------------------------------------------- downloads

@@ -94,10 +94,8 @@ def check_key(key: str) -> str:
     """The key itself if it is a storage key (files.valid_key); BadKey otherwise.
 
     Checked before anything touches storage: no absolute path, backslash, NUL, empty, '.'
-    or '..' segment, only [A-Za-z0-9._-] in segments, under org/{uuid}/project/{uuid}/.
-    Stricter than files.valid_key in one way: the ids must be uuids in their canonical
-    8-4-4-4-12 form (files.valid_key takes any 36 of [0-9a-f-], which files.key_project
-    then fails to cast); the api functions only sign keys of real projects."""
+    or '..' segment, only [A-Za-z0-9._-] in segments, under org/{uuid}/project/{uuid}/ with
+    the ids in canonical 8-4-4-4-12 form, exactly as files.valid_key."""
     if not key or len(key) > 1024 or key.startswith("/") or "\\" in key or "\x00" in key:
         raise BadKey(f"{key[:200]!r} is not a storage key")
     parts = key.split("/")
