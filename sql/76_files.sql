@@ -130,7 +130,8 @@ AS $$
 $$;
 
 -- One access of the file service: a download served or refused, an upload received or
--- refused (p_result: served | refused | received). Written by the service (role pipeline)
+-- refused (p_result: served | refused | received | redirected, an upload sent on to S3).
+-- Written by the service (role pipeline)
 -- with the client address it saw; the project comes from the key, never from the caller.
 CREATE OR REPLACE FUNCTION files.record_access(p_key text, p_method text, p_result text,
                                                p_address text, p_details jsonb DEFAULT '{}')
@@ -172,6 +173,33 @@ BEGIN
     RETURN 'received';
   END IF;
   RETURN u.status;  -- a repeated PUT of the same bytes changes nothing
+END
+$$;
+
+-- S3 backend: the service sends the client of a valid upload URL to S3's own presigned URL
+-- (workers/files/app.py). The upload is 'sent'; the ingest_file job checks the receipt (the
+-- object's size and sha256) before loading. Returns the status afterwards, as mark_received.
+CREATE OR REPLACE FUNCTION files.mark_sent(p_key text, p_bytes bigint, p_sha256 text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  u files.uploads;
+BEGIN
+  SELECT * INTO u FROM files.uploads WHERE object_key = p_key FOR UPDATE;
+  IF u.upload_id IS NULL THEN
+    RAISE EXCEPTION 'no upload was issued for "%"', p_key USING ERRCODE = 'P0002';
+  END IF;
+  IF u.bytes <> p_bytes OR u.sha256 <> p_sha256 THEN
+    RAISE EXCEPTION 'upload % is % bytes with sha256 %, not what was signed', u.upload_id,
+      p_bytes, p_sha256 USING ERRCODE = '22023';
+  END IF;
+  IF u.status = 'issued' THEN
+    UPDATE files.uploads SET status = 'sent' WHERE upload_id = u.upload_id;
+    RETURN 'sent';
+  END IF;
+  RETURN u.status;
 END
 $$;
 
@@ -316,11 +344,18 @@ BEGIN
                                                 'sha256', sha256, 'expires_at', v_exp));
   RETURN jsonb_build_object('upload_id', v_id, 'method', 'PUT',
                             'url', files.signed_url('PUT', v_key, v_exp, bytes, sha256),
-                            'expires_at', v_exp, 'bytes', bytes, 'sha256', sha256);
+                            'expires_at', v_exp, 'bytes', bytes, 'sha256', sha256,
+                            -- Send these with the PUT. The S3 backend requires the checksum
+                            -- header (the service sends the client on to S3, which checks it).
+                            'headers', jsonb_build_object(
+                              'Content-Length', bytes::text,
+                              'x-amz-checksum-sha256',
+                              encode(decode(sha256, 'hex'), 'base64')));
 END
 $$;
 COMMENT ON FUNCTION api.ingest_upload_url(text, text, bigint, text, jsonb) IS
-  'A signed URL to PUT one track file (exactly `bytes` bytes with that sha256) for ingest '
+  'A signed URL to PUT one track file (exactly `bytes` bytes with that sha256, with the '
+  'returned headers) for ingest '
   'into a source of the caller''s project; options as secinf ingest takes them (format, '
   'fps, units, scale, homography, time_origin, strict; project_id when the caller has '
   'several). Then call ingest_upload_complete(upload_id).';
@@ -349,7 +384,8 @@ BEGIN
                   THEN 'Its URL has expired: ask for a new one (ingest_upload_url).'
                   ELSE 'PUT the file to the signed URL first.' END;
   END IF;
-  IF u.status = 'received' THEN
+  -- 'sent' (S3 backend): the client was sent to S3; the job checks that the object arrived.
+  IF u.status IN ('received', 'sent') THEN
     -- One job per upload, however often this is called (the dedupe key and the row lock);
     -- counted against the project's jobs in flight like every API job (23_api_caps.sql).
     PERFORM jobs.check_in_flight(u.project_id, jobs.api_job_kinds(), 'ingest_file',

@@ -17,9 +17,9 @@ GRANT EXECUTE ON FUNCTION api.ingest_upload_url(text, text, bigint, text, jsonb)
 -- ---------------------------------------------------------------- the file service, workers
 GRANT USAGE ON SCHEMA files TO pipeline;
 GRANT SELECT ON files.service TO pipeline;
-GRANT SELECT, UPDATE (status, completed_at) ON files.uploads TO pipeline;
+GRANT SELECT, UPDATE (status, received_at, completed_at) ON files.uploads TO pipeline;
 GRANT EXECUTE ON FUNCTION files.url_secret(text), files.valid_key(text), files.key_project(text),
   files.canonical(text, text, bigint, bigint, text),
   files.record_access(text, text, text, text, jsonb),
-  files.mark_received(text, bigint, text)
+  files.mark_received(text, bigint, text), files.mark_sent(text, bigint, text)
   TO pipeline;

@@ -17,10 +17,11 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import psycopg
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg.rows import dict_row
@@ -494,11 +495,11 @@ def s3() -> Iterator[MotoS3]:
         yield server
 
 
-def test_with_s3_downloads_redirect_to_s3_and_uploads_are_checked_on_the_way(
+def test_with_s3_the_service_sends_clients_to_s3_and_holds_no_bytes(
         db: Conn, dsn: str, s3: MotoS3, clock: Clock) -> None:
     """An API-contract test against moto's server mode, a stand-in for S3 (it does not
-    check presigned signatures as S3 does): the service answers 302 to S3's own URL and is
-    not in the data path; uploads still pass through it for the size and hash checks."""
+    check presigned signatures as S3 does): downloads are a 302 and uploads a 307 to S3's
+    own presigned URLs, after the service checked the signed URL; it never holds a byte."""
     bucket = S3Storage(s3.bucket(), "secinf", s3.client())
     a = make_project(db, "acme", "north")
     with serving(create_app(bucket, ServiceDB(dsn, max_size=2), clock=clock)) as svc:
@@ -515,15 +516,38 @@ def test_with_s3_downloads_redirect_to_s3_and_uploads_are_checked_on_the_way(
             assert resp.read() == b"p" * 5000
         data = b"track_id,frame,x,y\n1,0,0,0\n"
         grant = upload_grant(dsn, a, data)
-        wrong = svc.request("PUT", grant["url"], data.upper())
+        headers = grant["headers"]
+        assert headers == {"Content-Length": str(len(data)),
+                           "x-amz-checksum-sha256": signing.checksum_header(grant["sha256"])}
+        # S3 checks the checksum header, so the service wants it before sending anyone on.
+        bare = svc.request("PUT", grant["url"], data)
+        assert (bare.status, bare.json()["error"]) == (400, "checksum_header")
+        assert headers["x-amz-checksum-sha256"] in bare.json()["message"]
+        wrong = svc.request("PUT", grant["url"], data, {
+            **headers, "x-amz-checksum-sha256": signing.checksum_header("0" * 64)})
         assert (wrong.status, wrong.json()["error"]) == (422, "hash_mismatch")
-        assert not bucket.exists(key_of(grant["url"]))
-        ok = svc.request("PUT", grant["url"], data)
-        assert (ok.status, ok.json()["status"]) == (200, "received")
+        sent = svc.request("PUT", grant["url"], data, headers)
+        assert sent.status == 307
+        target = sent.headers["location"]
+        assert target.startswith(s3.endpoint_url) and "X-Amz-Signature=" in target
+        signed = parse_qs(urlsplit(target).query)["X-Amz-SignedHeaders"][0].split(";")
+        assert {"content-length", "x-amz-checksum-sha256"} <= set(signed)
+        assert not bucket.exists(key_of(grant["url"]))  # nothing passed through the service
+        assert db.execute("SELECT status FROM files.uploads WHERE upload_id = %s",
+                          (grant["upload_id"],)).fetchone() == {"status": "sent"}
+        put = requests.put(target, data=data, headers=headers, timeout=10)
+        assert put.status_code == 200, put.text
         assert bucket.open_read(key_of(grant["url"])).read() == data
+        # Completed, the upload is the ingest's: S3 would overwrite it, so no more PUTs.
+        Api(dsn).as_("customer", project_id=a).rpc("ingest_upload_complete",
+                                                   upload_id=grant["upload_id"])
+        late = svc.request("PUT", grant["url"], data, headers)
+        assert (late.status, late.json()["error"]) == (409, "already_complete")
     assert accesses(db) == [("file.download", "served", None),
+                            ("file.upload", "refused", "checksum_header"),
                             ("file.upload", "refused", "hash_mismatch"),
-                            ("file.upload", "received", None)]
+                            ("file.upload", "redirected", None),
+                            ("file.upload", "refused", "already_complete")]
 
 
 # ---------------------------------------------------------------------- secinf serve

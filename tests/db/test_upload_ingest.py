@@ -5,10 +5,12 @@ readable through api.job; a worker killed during the job leaves exactly one batc
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,10 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from tests.support.factories import make_project
+from tests.support.moto_s3 import MotoS3, moto_s3
 from tests.support.postgrest import Api
 from workers.queue.worker import WorkerConfig, run_worker
-from workers.storage import LocalStorage
+from workers.storage import LocalStorage, S3Storage, storage_from_settings
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
@@ -140,3 +143,113 @@ def test_a_worker_killed_during_the_job_leaves_exactly_one_batch(
     assert batches == {"n": 1, "rows": rows}
     assert db.execute("SELECT count(*) AS n FROM ingest.track_points WHERE project_id = %s",
                       (project,)).fetchone() == {"n": rows}
+
+
+# ---------------------------------------------------------------------- the S3 backend
+@pytest.fixture(scope="module")
+def s3() -> Iterator[MotoS3]:
+    with moto_s3() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_store(s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> S3Storage:
+    """The worker's storage is S3 (moto: a stand-in for S3), a bucket that encrypts every
+    object by default, as docs/files.md asks of a production bucket."""
+    bucket = s3.bucket()
+    s3.client().put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
+                        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                        "SECINF_STORAGE_BACKEND": "s3", "SECINF_S3_BUCKET": bucket,
+                        "SECINF_S3_PREFIX": "secinf", "SECINF_S3_ENDPOINT_URL": s3.endpoint_url
+                        }.items():
+        monkeypatch.setenv(name, value)
+    store = storage_from_settings()
+    assert isinstance(store, S3Storage)
+    return store
+
+
+def sent_upload(db: Conn, dsn: str, data: bytes, project: str) -> tuple[Api, str, str]:
+    """An upload the file service sent on to S3 (files.mark_sent, as the service does on a
+    valid PUT with the S3 backend): (customer, upload id, object key)."""
+    customer = Api(dsn).as_("customer", project_id=project)
+    sha = hashlib.sha256(data).hexdigest()
+    grant = customer.rpc("ingest_upload_url", source="cam-1", filename="tracks.csv",
+                         bytes=len(data), sha256=sha, options=Jsonb({"fps": 10, "units": "m"}))
+    key = db.execute("SELECT object_key FROM files.uploads WHERE upload_id = %s",
+                     (grant["upload_id"],)).fetchone()
+    assert key is not None
+    with psycopg.connect(dsn) as service:
+        service.execute("SET ROLE pipeline")
+        service.execute("SELECT files.mark_sent(%s, %s, %s)", (key["object_key"], len(data), sha))
+    return customer, str(grant["upload_id"]), str(key["object_key"])
+
+
+def run_ingest_jobs(dsn: str) -> None:
+    run_worker(dsn, WorkerConfig(kinds=("ingest_file",), mode="until_idle", concurrency=1,
+                                 poll_s=0.2, lease_s=30.0), signals=False)
+
+
+def upload_row(db: Conn, upload: str) -> dict[str, Any]:
+    row = db.execute("SELECT status, received_at IS NOT NULL AS received FROM files.uploads"
+                     " WHERE upload_id = %s", (upload,)).fetchone()
+    assert row is not None
+    return row
+
+
+def test_an_upload_sent_to_s3_is_checked_then_ingested(
+        db: Conn, dsn: str, s3_store: S3Storage) -> None:
+    project = make_project(db, "acme", "north")
+    data = csv_bytes(120)
+    customer, upload, key = sent_upload(db, dsn, data, project)
+    s3_store.put_stream(key, io.BytesIO(data), len(data))  # the client's PUT to S3
+    done = customer.rpc("ingest_upload_complete", upload_id=upload)
+    assert done["status"] == "queued"
+    run_ingest_jobs(dsn)
+    job = customer.rpc("job", p_job_id=done["job_id"])
+    assert job["state"] == "succeeded", job
+    assert job["result"]["ingest"]["inserted"] == 120
+    assert upload_row(db, upload) == {"status": "ingested", "received": True}
+
+
+def test_an_upload_never_sent_can_be_sent_and_completed_again(
+        db: Conn, dsn: str, s3_store: S3Storage) -> None:
+    project = make_project(db, "acme", "north")
+    data = csv_bytes(30)
+    customer, upload, key = sent_upload(db, dsn, data, project)
+    first = customer.rpc("ingest_upload_complete", upload_id=upload)
+    run_ingest_jobs(dsn)
+    job = customer.rpc("job", p_job_id=first["job_id"])
+    assert job["state"] == "dead" and "is not in storage" in job["error"], job
+    assert upload_row(db, upload) == {"status": "issued", "received": False}
+    s3_store.put_stream(key, io.BytesIO(data), len(data))
+    with psycopg.connect(dsn) as service:
+        service.execute("SET ROLE pipeline")
+        service.execute("SELECT files.mark_sent(%s, %s, %s)",
+                        (key, len(data), hashlib.sha256(data).hexdigest()))
+    second = customer.rpc("ingest_upload_complete", upload_id=upload)
+    assert second["job_id"] != first["job_id"]
+    run_ingest_jobs(dsn)
+    assert customer.rpc("job", p_job_id=second["job_id"])["state"] == "succeeded"
+    assert upload_row(db, upload) == {"status": "ingested", "received": True}
+    assert db.execute("SELECT count(*) AS n FROM ingest.track_points WHERE project_id = %s",
+                      (project,)).fetchone() == {"n": 30}
+
+
+def test_other_bytes_in_s3_are_refused_and_load_nothing(
+        db: Conn, dsn: str, s3_store: S3Storage) -> None:
+    project = make_project(db, "acme", "north")
+    data = csv_bytes(30)
+    customer, upload, key = sent_upload(db, dsn, data, project)
+    other = data.replace(b"1.5", b"2.5")  # same size, other content
+    s3_store.put_stream(key, io.BytesIO(other), len(other))
+    done = customer.rpc("ingest_upload_complete", upload_id=upload)
+    run_ingest_jobs(dsn)
+    job = customer.rpc("job", p_job_id=done["job_id"])
+    assert job["state"] == "dead" and "not the" in job["error"], job
+    assert hashlib.sha256(other).hexdigest() in job["error"]
+    assert upload_row(db, upload) == {"status": "failed", "received": False}
+    assert db.execute("SELECT count(*) AS n FROM ingest.track_points WHERE project_id = %s",
+                      (project,)).fetchone() == {"n": 0}

@@ -4,6 +4,8 @@
                        S3 backend: 302 to S3's presigned URL, the service is not in the path)
     PUT /files/{key}   upload exactly the signed bytes with the signed sha256, then
                        files.mark_received; a repeated PUT of the same bytes changes nothing
+                       (S3 backend: 307 to S3's presigned PUT of that size and checksum,
+                       files.mark_sent; the ingest_file job checks the receipt)
     GET /healthz       the service and its database
     GET /openapi.json  this API
 
@@ -35,8 +37,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from workers.errors import DatabaseUnavailable
+from workers.files import signing
 from workers.files.ranges import RangeNotSatisfiable, parse_range
-from workers.files.service_db import ServiceDB
+from workers.files.service_db import ServiceDB, Upload
 from workers.files.signing import BadKey, FileRefused, MalformedUrl, SignedRequest, verify
 from workers.settings import Settings, load_settings
 from workers.storage import BadKey as StorageBadKey
@@ -87,6 +90,23 @@ class HashMismatch(FileRefused):
     code = "hash_mismatch"
     hint = "Upload the file whose sha256 you asked the URL for (sha256sum FILE), or ask "\
            "for a new URL with the right hash."
+
+
+class ChecksumHeader(FileRefused):
+    """S3 backend: the PUT lacks the checksum header S3 will check, or it is not the signed
+    sha256's."""
+
+    code = "checksum_header"
+    hint = "Send the headers ingest_upload_url returned (x-amz-checksum-sha256: the base64 " \
+           "of the file's sha256) and follow the 307 redirect with them."
+
+
+class AlreadyComplete(FileRefused):
+    """S3 backend: the upload was completed already; S3 would overwrite what is ingested."""
+
+    status = 409
+    code = "already_complete"
+    hint = "Nothing to send: the upload was completed (api.ingest_upload_complete)."
 
 
 class Disconnected(FileRefused):
@@ -393,29 +413,61 @@ def create_app(store: Storage, db: ServiceDB, *,
     ) -> Response:
         """Upload the file of a signed PUT URL: exactly its bytes with its sha256."""
         try:
+            if isinstance(store, S3Storage):
+                return await run_in_threadpool(_send_to_s3, store, key, request)
             return await _receive(key, request)
         except FileRefused as exc:
             return await run_in_threadpool(refuse, key, "PUT", request, exc)
 
+    def issued_upload(key: str, request: Request) -> tuple[SignedRequest, Upload]:
+        """The signed PUT and its upload, after the checks both backends make first."""
+        req = check("PUT", key, request)
+        assert req.bytes is not None and req.sha256 is not None
+        declared = request.headers.get("content-length")
+        if declared is not None:
+            if not declared.isdigit():
+                raise MalformedUrl("Content-Length is not a number")
+            if int(declared) > req.bytes:
+                raise TooLarge(f"the body is {declared} bytes, over the {req.bytes} "
+                               "this URL allows")
+            if int(declared) < req.bytes:
+                raise Incomplete(f"the body is {declared} bytes, not the {req.bytes} "
+                                 "this URL was signed for")
+        checksum = request.headers.get("x-amz-checksum-sha256")
+        if checksum is not None and checksum != signing.checksum_header(req.sha256):
+            raise HashMismatch(f"x-amz-checksum-sha256 {checksum[:100]!r} is not the sha256 "
+                               f"{req.sha256} this URL was signed for")
+        row = db.upload(key)
+        if row is None or (row.bytes, row.sha256) != (req.bytes, req.sha256):
+            raise NoUpload(f"no upload of {req.bytes} bytes with sha256 {req.sha256} "
+                           f"was issued for {key!r}")
+        return req, row
+
+    def _send_to_s3(s3: S3Storage, key: str, request: Request) -> Response:
+        """S3 backend: send the client on to S3's presigned PUT of exactly the signed size
+        and checksum (S3 checks both); the service never holds the bytes."""
+        with guarded():
+            req, row = issued_upload(key, request)
+            assert req.bytes is not None and req.sha256 is not None
+            if request.headers.get("x-amz-checksum-sha256") is None:
+                raise ChecksumHeader("S3 checks the upload's checksum, so the PUT must "
+                                     "carry the header x-amz-checksum-sha256: "
+                                     f"{signing.checksum_header(req.sha256)}")
+            if row.status not in ("issued", "sent"):
+                raise AlreadyComplete(f"upload {key!r} is {row.status}")
+            left = min(max(int(req.expires - clock()), 1), MAX_EXPIRES_S)
+            target = s3.presigned_put(key, left, req.bytes, req.sha256,
+                                      encryption_header=False)
+            db.mark_sent(key, req.bytes, req.sha256)
+            audit(key, "PUT", "redirected", request, backend="s3", bytes=req.bytes,
+                  sha256=req.sha256)
+        return RedirectResponse(target.url, status_code=307)
+
     async def _receive(key: str, request: Request) -> Response:
         def before() -> tuple[SignedRequest, bool]:
             with guarded():
-                req = check("PUT", key, request)
+                req, row = issued_upload(key, request)
                 assert req.bytes is not None and req.sha256 is not None
-                declared = request.headers.get("content-length")
-                if declared is not None:
-                    if not declared.isdigit():
-                        raise MalformedUrl("Content-Length is not a number")
-                    if int(declared) > req.bytes:
-                        raise TooLarge(f"the body is {declared} bytes, over the {req.bytes} "
-                                       "this URL allows")
-                    if int(declared) < req.bytes:
-                        raise Incomplete(f"the body is {declared} bytes, not the {req.bytes} "
-                                         "this URL was signed for")
-                row = db.upload(key)
-                if row is None or (row.bytes, row.sha256) != (req.bytes, req.sha256):
-                    raise NoUpload(f"no upload of {req.bytes} bytes with sha256 {req.sha256} "
-                                   f"was issued for {key!r}")
                 stored = False
                 if row.status != "issued":
                     try:

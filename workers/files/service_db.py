@@ -98,6 +98,12 @@ class ServiceDB:
         return None if row is None else Upload(row["status"], int(row["bytes"]), row["sha256"],
                                                row["filename"])
 
+    def mark_sent(self, key: str, nbytes: int, sha256: str) -> str:
+        """files.mark_sent (S3 backend: the client goes to S3): the status afterwards."""
+        row = self._one("mark_sent", {"key": key, "bytes": nbytes, "sha256": sha256})
+        assert row is not None
+        return str(row["status"])
+
     def mark_received(self, key: str, nbytes: int, sha256: str) -> str:
         """files.mark_received: the upload's status afterwards."""
         row = self._one("mark_received", {"key": key, "bytes": nbytes, "sha256": sha256})

@@ -10,6 +10,7 @@ caller passes in, so tests move the clock instead of sleeping.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -109,6 +110,12 @@ def check_key(key: str) -> str:
 def key_project(key: str) -> str:
     """The project id of a valid key (files.key_project)."""
     return check_key(key).split("/")[3]
+
+
+def checksum_header(sha256: str) -> str:
+    """The x-amz-checksum-sha256 header of a hex sha256 (base64 of the digest's bytes), as
+    api.ingest_upload_url returns it."""
+    return base64.b64encode(bytes.fromhex(sha256)).decode()
 
 
 # ---------------------------------------------------------------------- signing

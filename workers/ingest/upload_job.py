@@ -10,8 +10,8 @@ A worker plug-in (workers.queue.registry.PLUGIN_MODULES).
 
 from __future__ import annotations
 
+import hashlib
 import json
-import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +25,7 @@ from workers.db.queries import query
 from workers.errors import UserError
 from workers.ingest.load import IngestRequest, ingest
 from workers.queue.registry import JobContext, JsonResult, PermanentError, register_kind
-from workers.storage import LocalStorage, Storage
+from workers.storage import LocalStorage, ObjectMissing, S3Storage, Storage
 from workers.storage.factory import storage_from_settings
 
 INGEST_FILE = "ingest_file"
@@ -58,18 +58,46 @@ def job_storage() -> Storage:
     return storage_from_settings()
 
 
+class NotReceived(UserError):
+    """A 'sent' upload (S3 backend) whose object is not in storage: the client never PUT it
+    to S3, or S3 refused it."""
+
+
 @contextmanager
-def local_copy(store: Storage, key: str, name: str) -> Iterator[Path]:
-    """The object as a local file: the local backend's own file, else a temporary copy
-    (named like the upload, so the format is detected from its extension)."""
+def local_copy(store: Storage, key: str, name: str) -> Iterator[tuple[Path, str | None]]:
+    """The object as a local file and, for a copy, its sha256 (computed on the way): the
+    local backend's own file (no hash: the service checked it on receipt), else a temporary
+    copy named like the upload, so the format is detected from its extension."""
     if isinstance(store, LocalStorage):
-        yield store.local_path(key)
+        yield store.local_path(key), None
         return
     with tempfile.TemporaryDirectory(prefix="secinf-upload-") as tmp:
         path = Path(tmp) / name
+        digest = hashlib.sha256()
         with store.open_read(key) as src, path.open("wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        yield path
+            while block := src.read(1 << 20):
+                digest.update(block)
+                dst.write(block)
+        yield path, digest.hexdigest()
+
+
+def check_receipt(store: Storage, upload: dict[str, Any], path: Path,
+                  sha256: str | None) -> None:
+    """An upload the service never held (S3 backend: it sent the client on to S3) is loaded
+    only as signed: its size and sha256, encrypted at rest."""
+    if upload["received_at"] is not None:
+        return  # the service stored it and checked both
+    got_bytes = path.stat().st_size
+    got_sha = sha256 if sha256 is not None else store.sha256(upload["object_key"])
+    if (got_bytes, got_sha) != (upload["bytes"], upload["sha256"]):
+        raise UserError(f"upload {upload['upload_id']}: storage holds {got_bytes} bytes with "
+                        f"sha256 {got_sha}, not the {upload['bytes']} bytes with sha256 "
+                        f"{upload['sha256']} it was issued for; ask for a new upload URL")
+    if isinstance(store, S3Storage) and not store.head(upload["object_key"]).get(
+            "ServerSideEncryption"):
+        raise UserError(f"upload {upload['upload_id']}: S3 stored it unencrypted; turn on "
+                        f"default encryption of bucket {store.bucket!r} "
+                        "(docs/files.md, \"S3\") and upload it again")
 
 
 def request_for(upload: dict[str, Any], path: Path) -> IngestRequest:
@@ -97,15 +125,29 @@ def run_ingest_file(payload: UploadPayload, ctx: JobContext) -> JsonResult:
         if upload["status"] not in ("queued", "ingested"):
             raise PermanentError(f"upload {payload.upload_id} is {upload['status']}, not "
                                  "queued")
+        store = job_storage()
         try:
-            with local_copy(job_storage(), upload["object_key"], upload["filename"]) as path:
+            with local_copy(store, upload["object_key"], upload["filename"]) as (path, sha):
+                check_receipt(store, dict(upload), path, sha)
                 summary = ingest(conn, request_for(dict(upload), path))
+        except ObjectMissing:
+            if upload["received_at"] is not None:
+                raise  # the service stored it: storage lost it, an operator's matter
+            failure = NotReceived(
+                f"upload {payload.upload_id} is not in storage: PUT the file to its URL "
+                "(with the headers ingest_upload_url returned, following the redirect), "
+                "then call ingest_upload_complete again")
         except UserError as exc:  # the file's own fault: retrying cannot help
             failure = exc
     # One pooled connection at a time (the pool may hold one per job).
     with ctx.write_back() as conn:
-        conn.execute(query("files", "finish_upload"), {
-            "upload_id": payload.upload_id, "status": "failed" if failure else "ingested"})
+        if isinstance(failure, NotReceived):
+            conn.execute(query("files", "upload_not_received"),
+                         {"upload_id": payload.upload_id})
+        else:
+            conn.execute(query("files", "finish_upload"), {
+                "upload_id": payload.upload_id, "status": "failed" if failure else "ingested",
+                "received": failure is None})
         if failure is None:
             result = summary.as_json()
             result["errors"] = result.get("errors", [])[:MAX_ERRORS]

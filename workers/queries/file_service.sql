@@ -17,6 +17,9 @@ WHERE u.object_key = %(key)s;
 -- name: mark_received
 SELECT files.mark_received(%(key)s, %(bytes)s, %(sha256)s) AS status;
 
+-- name: mark_sent
+SELECT files.mark_sent(%(key)s, %(bytes)s, %(sha256)s) AS status;
+
 -- name: base_url
 SELECT base_url FROM files.service;
 

@@ -276,16 +276,22 @@ class S3Storage:
             "get_object", Params=params, ExpiresIn=self._check_expiry(expires_s)))
 
     def presigned_put(self, key: str, expires_s: int, bytes: int,
-                      sha256: str | None = None) -> PresignedUpload:
+                      sha256: str | None = None, *,
+                      encryption_header: bool = True) -> PresignedUpload:
         """S3's own presigned PUT URL for exactly `bytes` bytes (and, given a hex sha256,
-        only that content: S3 refuses a body whose checksum differs), encrypted."""
+        only that content: S3 refuses a body whose checksum differs), encrypted. Without
+        the encryption header (a redirected client cannot be told to add one) the object
+        is encrypted by the bucket's default encryption, which the receipt check requires."""
         if bytes < 0:
             raise UserError(f"upload size {bytes}: give a non-negative number of bytes")
         params: dict[str, Any] = {"Bucket": self.bucket, "Key": self._full(key),
-                                  "ContentLength": bytes, **self._encryption()}
-        headers = {"Content-Length": str(bytes), "x-amz-server-side-encryption": self.sse}
-        if self.kms_key_id:
-            headers["x-amz-server-side-encryption-aws-kms-key-id"] = self.kms_key_id
+                                  "ContentLength": bytes}
+        headers = {"Content-Length": str(bytes)}
+        if encryption_header:
+            params.update(self._encryption())
+            headers["x-amz-server-side-encryption"] = self.sse
+            if self.kms_key_id:
+                headers["x-amz-server-side-encryption-aws-kms-key-id"] = self.kms_key_id
         if sha256 is not None:
             if not _SHA.fullmatch(sha256):
                 raise UserError(f"sha256 {sha256[:80]!r}: give 64 lower-case hex digits")
