@@ -53,12 +53,13 @@ def test_the_document_lists_the_routes_and_their_statuses(service: Service, dsn:
     files = doc["paths"]["/files/{key}"]
     assert set(files["get"]["responses"]) == {"200", "206", "302", "400", "403", "404",
                                               "416", "503"}
-    assert set(files["put"]["responses"]) == {"200", "400", "403", "404", "413", "422", "503"}
+    assert set(files["put"]["responses"]) == {"200", "307", "400", "403", "404", "409", "413",
+                                              "422", "503"}
     assert "application/octet-stream" in files["put"]["requestBody"]["content"]
     params = {p["name"] for p in files["get"]["parameters"]}
     assert params == {"key", "method", "expires", "kid", "sig", "range"}
     assert {p["name"] for p in files["put"]["parameters"]} == {
-        "key", "method", "expires", "kid", "bytes", "sha256", "sig"}
+        "key", "method", "expires", "kid", "bytes", "sha256", "sig", "x-amz-checksum-sha256"}
     error = doc["components"]["schemas"]["ErrorBody"]
     assert set(error["required"]) == {"error", "message", "hint"}
 

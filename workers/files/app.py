@@ -136,6 +136,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "bytes": {"pattern": r"^[0-9]{1,19}$"},
     "sha256": {"pattern": r"^[0-9a-f]{64}$"},
     "range": {"pattern": r"^bytes=([0-9]{1,19}-[0-9]{0,19}|-[0-9]{1,19})$"},
+    "x-amz-checksum-sha256": {"pattern": r"^[A-Za-z0-9+/]{43}=$"},
 }
 """The documented form of each parameter of /files/{key}."""
 
@@ -173,7 +174,8 @@ def _error(exc: FileRefused, headers: dict[str, str] | None = None) -> JSONRespo
 def _doc(*statuses: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {400: "malformed URL, key or body", 403: "expired, tampered, unknown key "
                     "id or wrong method", 404: "no such object or upload", 405: "method not "
-                    "allowed", 413: "body over the signed size", 416: "range not satisfiable",
+                    "allowed", 409: "S3 backend: the upload was completed already",
+                    413: "body over the signed size", 416: "range not satisfiable",
                     422: "body's sha256 is not the signed one", 503: "database unavailable"}
     return {s: {"model": ErrorBody, "description": descriptions[s]} for s in statuses}
 
@@ -398,7 +400,8 @@ def create_app(store: Storage, db: ServiceDB, *,
 
     # ------------------------------------------------------------------ uploads
     @app.put("/files/{key:path}", response_model=Received,
-             responses=_doc(400, 403, 404, 413, 422, 503),
+             responses={307: {"description": "S3 backend: its presigned PUT (Location)"},
+                        **_doc(400, 403, 404, 409, 413, 422, 503)},
              openapi_extra={"requestBody": {"required": True, "content": {
                  "application/octet-stream": {"schema": {"type": "string",
                                                          "format": "binary"}}}}})
@@ -410,6 +413,10 @@ def create_app(store: Storage, db: ServiceDB, *,
         bytes_: str | None = Query(None, alias="bytes", description="exact size (signed)"),
         sha256: str | None = Query(None, description="sha256 of the body (signed)"),
         sig: str | None = Query(None, description="hex HMAC-SHA256 of the canonical text"),
+        checksum: str | None = Header(
+            None, alias="x-amz-checksum-sha256",
+            description="base64 of the sha256's bytes (ingest_upload_url's headers); "
+                        "required with the S3 backend"),
     ) -> Response:
         """Upload the file of a signed PUT URL: exactly its bytes with its sha256."""
         try:
