@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pyarrow.parquet as pq
@@ -127,6 +128,17 @@ def test_export_publishes_grouped_splits_with_checked_files(db: Conn, scene: Sce
     assert sorted(p.name for p in base.parent.iterdir()) == ["1.0.0"]  # no staging left
     assert db.execute("SELECT files.valid_key(%s) AS ok",  # signable by dataset_download
                       (f"{r.key}/manifest.json",)).fetchone() == {"ok": True}
+    # Publishing is audited (sql/75_datasets_audit.sql): who, which version, what it holds.
+    audit = db.execute("SELECT project_id, actor, action, target, details FROM audit.log"
+                       " WHERE action LIKE 'dataset.%%'").fetchall()
+    files = db.execute("SELECT count(*) AS n, sum(bytes) AS b FROM datasets.files"
+                       " WHERE version_id = %s", (row["version_id"],)).fetchone()
+    assert files is not None
+    assert audit == [{"project_id": UUID(scene.project_id), "actor": row["published_by"],
+                      "action": "dataset.publish", "target": "events@1.0.0",
+                      "details": {"version_id": row["version_id"], "files": files["n"],
+                                  "bytes": int(files["b"]), "failed_gates": [],
+                                  "manifest_sha256": row["manifest_sha256"]}}]
     manifest = json.loads((base / "manifest.json").read_text())
     assert manifest == row["manifest"]
     assert sha256_file(base / "manifest.json") == row["manifest_sha256"]
@@ -240,6 +252,9 @@ def test_each_gate_blocks_publishing(db: Conn, scene: Scene, tmp_path: Path,
     assert row == {"status": "blocked", "published_at": None, "passed": False,
                    "summary": r.failed[0].summary}
     assert "**FAILED**" in (r.path / "card" / "README.md").read_text()
+    blocked = db.execute("SELECT action, target, details->'failed_gates' AS gates"
+                         " FROM audit.log WHERE action LIKE 'dataset.%%'").fetchall()
+    assert blocked == [{"action": "dataset.block", "target": "events@1.0.0", "gates": [gate]}]
     # The same version again, once the cause is gone, replaces the blocked one.
     if change is None:
         fixed = _export(db, scene, tmp_path, gates=GATES)
