@@ -176,6 +176,25 @@ BEGIN
 END
 $$;
 
+-- The sha256 of a stored object the database knows (a published dataset version's file or
+-- manifest, or a received upload), for the service's ETag; NULL otherwise. The pipeline
+-- role reads no dataset tables, hence SECURITY DEFINER over one key.
+CREATE OR REPLACE FUNCTION files.object_sha256(p_key text) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(
+    (SELECT f.sha256 FROM datasets.versions v
+     JOIN datasets.files f ON f.version_id = v.version_id
+     WHERE v.status = 'published' AND v.storage_path || '/' || f.path = p_key
+       AND v.project_id = files.key_project(p_key)),
+    (SELECT v.manifest_sha256 FROM datasets.versions v
+     WHERE v.status = 'published' AND v.storage_path || '/manifest.json' = p_key
+       AND v.project_id = files.key_project(p_key)),
+    (SELECT u.sha256 FROM files.uploads u
+     WHERE u.object_key = p_key AND u.status NOT IN ('issued', 'sent')))
+$$;
+
 -- S3 backend: the service sends the client of a valid upload URL to S3's own presigned URL
 -- (workers/files/app.py). The upload is 'sent'; the ingest_file job checks the receipt (the
 -- object's size and sha256) before loading. Returns the status afterwards, as mark_received.

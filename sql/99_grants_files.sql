@@ -21,5 +21,6 @@ GRANT SELECT, UPDATE (status, received_at, completed_at) ON files.uploads TO pip
 GRANT EXECUTE ON FUNCTION files.url_secret(text), files.valid_key(text), files.key_project(text),
   files.canonical(text, text, bigint, bigint, text),
   files.record_access(text, text, text, text, jsonb),
-  files.mark_received(text, bigint, text), files.mark_sent(text, bigint, text)
+  files.mark_received(text, bigint, text), files.mark_sent(text, bigint, text),
+  files.object_sha256(text)
   TO pipeline;

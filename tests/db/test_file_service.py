@@ -193,6 +193,9 @@ def test_a_signed_url_downloads_the_file_whole_and_in_ranges(
     assert len(got.body) == len(BLOB) == int(got.headers["content-length"])
     assert got.headers["accept-ranges"] == "bytes"
     assert got.headers["content-disposition"] == 'attachment; filename="events.parquet"'
+    assert got.headers["etag"] == f'"{hashlib.sha256(BLOB).hexdigest()}"'  # datasets.files'
+    manifest = service.request("GET", download_url(dsn, a, "manifest.json"))
+    assert manifest.headers["etag"] == f'"{hashlib.sha256(manifest.body).hexdigest()}"'
     size = len(BLOB)
     for header, start, end in (("bytes=0-99", 0, 99), ("bytes=1048570-1048600", 1048570,
                                                         1048600),
@@ -213,11 +216,11 @@ def test_a_signed_url_downloads_the_file_whole_and_in_ranges(
     # Every download served and refused is audited with the client's address.
     rows = db.execute("SELECT project_id, action, target, details FROM audit.log"
                       " WHERE actor = 'file-service' ORDER BY audit_id").fetchall()
-    assert [r["details"]["result"] for r in rows] == ["served"] * 7 + ["refused"] * 5
+    assert [r["details"]["result"] for r in rows] == ["served"] * 8 + ["refused"] * 5
     assert {str(r["project_id"]) for r in rows} == {a}
     assert {r["details"]["address"] for r in rows} == {"127.0.0.1"}
     assert rows[0]["target"] == f"{prefix}/train/events.parquet"
-    assert rows[1]["details"]["range"] == "0-99"
+    assert rows[2]["details"]["range"] == "0-99"
 
 
 def test_expired_tampered_and_misused_urls_are_refused_and_audited(

@@ -371,7 +371,7 @@ def create_app(store: Storage, db: ServiceDB, *,
                     return RedirectResponse(location, status_code=302)
                 size = _size(store, key)
                 span = parse_range(range_, size)
-                known = db.upload(key) if "/uploads/" in key else None
+                etag = db.object_sha256(key)
                 fh = _open(store, key)
                 try:
                     audit(key, "GET", "served", request, bytes=size,
@@ -389,10 +389,8 @@ def create_app(store: Storage, db: ServiceDB, *,
             "Cache-Control": "private, no-store",
             "X-Content-Type-Options": "nosniff",
         }
-        if known is not None:
-            # An upload's sha256 is known here; a dataset file's is in its manifest and
-            # api.dataset_download's answer (the pipeline role reads no dataset tables).
-            headers["ETag"] = f'"{known.sha256}"'
+        if etag is not None:  # the recorded sha256 of a dataset file or an upload
+            headers["ETag"] = f'"{etag}"'
         if span is not None:
             headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         return StreamingResponse(_stream(fh, start, end + 1), status_code=206 if span else 200,

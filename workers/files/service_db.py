@@ -98,6 +98,11 @@ class ServiceDB:
         return None if row is None else Upload(row["status"], int(row["bytes"]), row["sha256"],
                                                row["filename"])
 
+    def object_sha256(self, key: str) -> str | None:
+        """The sha256 the database records for the object (files.object_sha256), if any."""
+        row = self._one("object_sha256", {"key": key})
+        return None if row is None or row["sha256"] is None else str(row["sha256"])
+
     def mark_sent(self, key: str, nbytes: int, sha256: str) -> str:
         """files.mark_sent (S3 backend: the client goes to S3): the status afterwards."""
         row = self._one("mark_sent", {"key": key, "bytes": nbytes, "sha256": sha256})

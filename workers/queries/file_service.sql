@@ -17,6 +17,9 @@ WHERE u.object_key = %(key)s;
 -- name: mark_received
 SELECT files.mark_received(%(key)s, %(bytes)s, %(sha256)s) AS status;
 
+-- name: object_sha256
+SELECT files.object_sha256(%(key)s) AS sha256;
+
 -- name: mark_sent
 SELECT files.mark_sent(%(key)s, %(bytes)s, %(sha256)s) AS status;
 
