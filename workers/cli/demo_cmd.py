@@ -3,7 +3,9 @@
 Database up → demo organization and project → the default ontology → a scoring model
 (trained once, then reused) → a simulated `plaza` scene with ground truth → ingest →
 pipeline until idle (features, candidates, scoring jobs) → a worker until the queue drains →
-what each stage produced, the evaluation against truth, the score distribution.
+verified events, analytics, a published dataset version → its train split downloaded by
+signed URL as the customer and checked against its sha256 (demo_delivery.py) → what each
+stage produced, the evaluation against truth, the score distribution.
 """
 
 from __future__ import annotations
@@ -158,6 +160,9 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
     app_db = AppDB.from_settings(settings)
     try:
         api_rows = delivery.api_sample(app_db, key["api_key"])
+        with console.status("downloading the train split by signed URL…"):
+            download = delivery.download_split(app_db, key["api_key"], dataset, ref,
+                                               out_dir / "download", settings)
     finally:
         app_db.close()
     return {
@@ -170,7 +175,7 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
         "score_histogram": score_histogram(scores, out_dir / "model_scores.png"),
         "scores": len(scores), "events": events, "analytics_refresh_ms": round(analytics_ms),
         "dataset": dataset, "reviewer_key": reviewer["api_key"], "api_query": api_rows,
-        "learning": learning,
+        "learning": learning, "download": download,
     }
 
 
@@ -184,6 +189,19 @@ def _reviewer_key(conn: psycopg.Connection[Any], ref: str) -> dict[str, Any]:
         conn.rollback()
         accounts.grant(conn, DEMO_REVIEWER, ref, "reviewer")
     return tenancy.create_key(conn, ref, "reviewer", "30d", "demo-reviewer", owner=DEMO_REVIEWER)
+
+
+def download_line(dl: dict[str, Any]) -> str:
+    """The demo's line about the split it downloaded by signed URL."""
+    if dl["status"] == "skipped":
+        return "download: skipped — no published dataset version, nothing to fetch by signed URL"
+    service = (f"file service started on {dl['base_url']} for the download"
+               if dl["service"] == "started" else f"file service at {dl['base_url']}")
+    newest = (f" (the newest published; {dl['instead_of']} is blocked by a quality gate)"
+              if dl.get("instead_of") else "")
+    return (f"downloaded {dl['split']} split of {dl['version']}{newest}: {dl['files']} files "
+            f"+ manifest.json, {dl['bytes'] / 1e6:.1f} MB, sha256 verified via signed URLs "
+            f"({service}; files in {dl['dest']})")
 
 
 def demo_command(
@@ -239,6 +257,7 @@ def demo_command(
                      for k, v in ds["by_split"].items()], title="dataset splits (by source)")
         console.print(f"  manifest: {ds['path']}/manifest.json · verify: "
                       f"secinf datasets verify {ds['version']} -p demo/plaza")
+    console.print(download_line(res["download"]), highlight=False)
     ln = res["learning"]
     console.print(f"learning loop: a scripted reviewer decided {ln['decisions']['accept']} "
                   f"accept / {ln['decisions']['reject']} reject on two scenes; secinf train "

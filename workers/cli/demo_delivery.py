@@ -1,22 +1,31 @@
-"""The delivery half of `secinf demo`: verified events, analytics, a dataset version, and
-one query through the API the way PostgREST runs it.
+"""The delivery half of `secinf demo`: verified events, analytics, a dataset version, one
+query through the API the way PostgREST runs it, and one split downloaded by signed URL.
 
 Auto-accept (events.promote) turns the demo's confidently scored candidates into events;
 the analytics views are refreshed; a dataset version is published (or, when nothing
 changed since the last published one, that version is reported again); a customer's API
-key is exchanged for claims and `api.query_events` runs as that customer.
+key is exchanged for claims and `api.query_events` runs as that customer; as the same
+customer, `api.dataset_download` signs the train split's URLs, and every file is fetched
+over HTTP from the file service (started here for the download when none answers) and
+checked against its published bytes and sha256.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from psycopg import sql
 
-from workers.appdb.session import AppDB
+from workers.appdb.session import AppDB, Identity
 from workers.datasets import GateConfig, catalog
 from workers.datasets.export import ExportRequest, export
+from workers.db.queries import query
+from workers.errors import SecinfError
+from workers.files import local_serve
+from workers.files.download import ChecksumMismatch, DownloadFailed, download_verified
 from workers.review import settings as review_settings
+from workers.settings import Settings
 
 EVENTS_BY_SOURCE = """
 SELECT type, count(*) FILTER (WHERE source = 'model') AS model,
@@ -80,13 +89,24 @@ def publish_dataset(conn: Any, ref: str, project_id: str) -> dict[str, Any]:
     if published:
         newest = published[0]
         if (state["changed_at"] <= newest["published_at"]
-                and state["events"] == newest["events"]):
-            return {"version": newest["version"], "status": "published", "unchanged": True,
-                    "events": newest["events"], "failed_gates": [], "files": [],
-                    "bytes": None, "path": None}
+                and state["events"] == newest["events"]
+                and _downloadable(conn, project_id, newest)):
+            return {"version": newest["version"], "dataset": newest["name"],
+                    "status": "published", "unchanged": True, "events": newest["events"],
+                    "failed_gates": [], "files": [], "bytes": None, "path": None}
     gates = GateConfig(min_per_type=1, max_class_share=1.0)
     result = export(conn, ExportRequest(project=ref, gates=gates))
     return result.as_dict() | {"unchanged": False}
+
+
+def _downloadable(conn: Any, project_id: str, version: dict[str, Any]) -> bool:
+    """Whether api.dataset_download can sign the version's files (a version exported
+    before storage keys existed cannot: the demo then publishes a new one)."""
+    row = conn.execute(query("demo", "version_downloadable"),
+                       {"project_id": project_id, "name": version["name"],
+                        "version": version["version"]}).fetchone()
+    conn.commit()
+    return bool(row and row["downloadable"])
 
 
 def api_sample(db: AppDB, customer_key: str) -> list[dict[str, Any]]:
@@ -94,3 +114,61 @@ def api_sample(db: AppDB, customer_key: str) -> list[dict[str, Any]]:
     ident = db.sign_in_key(customer_key)
     rows = db.request(ident.role, ident.claims, sql.SQL(API_QUERY), path="/rpc/query_events")
     return [dict(r) for r in rows]
+
+
+DOWNLOAD_SPLIT = "train"
+DEMO_GATES = "--min-per-type 1 --max-class-share 1"
+"""publish_dataset's gates as `secinf export` options."""
+
+
+def download_split(db: AppDB, customer_key: str, dataset: dict[str, Any], ref: str,
+                   dest: Path, settings: Settings | None = None,
+                   split: str = DOWNLOAD_SPLIT) -> dict[str, Any]:
+    """The split of the published version, as the customer whose key this is: its signed
+    URLs from `api.dataset_download` (PostgREST's request model), every file fetched over
+    HTTP into dest/<dataset>@<version> and verified (bytes and sha256 as published, and as
+    manifest.json lists them). The file service is the one at files.service.base_url, or
+    one started for the download (workers/files/local_serve.py). Raises DownloadFailed
+    (ChecksumMismatch for a file that is not the published one) with what failed and the
+    fix. When `dataset` (publish_dataset's answer) is not published (blocked by a gate),
+    the newest version the customer may download is; when there is none, nothing is."""
+    ident = db.sign_in_key(customer_key)
+    label = _downloadable_label(db, ident, dataset)
+    if label is None:
+        return {"status": "skipped", "split": split}
+    what = f"downloading the {split} split of dataset {label}"
+    with local_serve.file_service(settings) as service:
+        try:
+            rows = db.request(ident.role, ident.claims, query("app_datasets", "dataset_download"),
+                              {"version": label, "split": split}, path="/rpc/dataset_download")
+        except SecinfError as exc:
+            raise DownloadFailed(f"{what}: api.dataset_download as the demo customer was "
+                                 f"refused: {exc}") from exc
+        try:
+            got = download_verified(rows, dest / label)
+        except ChecksumMismatch as exc:
+            raise ChecksumMismatch(
+                f"{what}: {exc}. `secinf datasets verify {label} -p {ref}` lists every "
+                "damaged file; restore them from a backup, or publish a new version with "
+                f"`secinf export -p {ref} {DEMO_GATES}`") from exc
+        except DownloadFailed as exc:
+            raise DownloadFailed(f"{what}: {exc}") from exc
+    return {"status": "verified", "version": label, "split": split,
+            "instead_of": None if label.endswith(f"@{dataset.get('version')}")
+            else dataset.get("version"),
+            "files": len(got.data_files), "bytes": got.bytes, "dest": str(dest / label),
+            "service": "started" if service.started else "running",
+            "base_url": service.base_url,
+            "expires_at": min((r["expires_at"] for r in rows), default=None)}
+
+
+def _downloadable_label(db: AppDB, ident: Identity, dataset: dict[str, Any]) -> str | None:
+    """dataset@X.Y.Z to download: the version just published or reported again, else the
+    newest published version the customer sees (api.datasets)."""
+    if dataset.get("status") == "published" and dataset.get("version"):
+        return f"{dataset.get('dataset') or 'events'}@{dataset['version']}"
+    rows = db.request(ident.role, ident.claims, query("app_datasets", "dataset_versions"),
+                      path="/datasets")
+    name = dataset.get("dataset") or "events"
+    newest = next((r for r in rows if r["status"] == "published" and r["name"] == name), None)
+    return f"{newest['name']}@{newest['version']}" if newest else None
