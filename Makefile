@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system venv db demo test test-fast lint typecheck squawk app bench-ingest \
-        bench-pipeline bench-scoring bench-review bench-quality clean db-down
+        bench-pipeline bench-scoring bench-review bench-quality bench-delivery clean db-down
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ bench-review: setup ## Benchmark: review-queue and analytics page latencies at 1
 
 bench-quality: setup ## Quality report: F1 on human-labelled recorded scenes and simulated presets
 	@$(SECINF) bench quality
+
+bench-delivery: setup ## Benchmark: file service downloads vs a plain read, upload-to-ingested vs the CLI
+	@$(SECINF) bench delivery
 
 db-down: venv ## Stop the project's cluster
 	@$(SECINF) db down

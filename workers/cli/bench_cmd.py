@@ -68,6 +68,25 @@ def bench_review_command(
 bench_app.command("quality")(quality_command)
 
 
+@bench_app.command("delivery")
+def bench_delivery_command(
+    mb: int = typer.Option(64, "--mb", min=1, max=4096, help="MiB of the downloaded file."),
+    fetches: int = typer.Option(5, "--fetches", min=1, max=50,
+                                help="Pairs of downloads (service, plain read)."),
+    points: int = typer.Option(300_000, "--points", min=1000,
+                               help="Points in the uploaded track CSV."),
+    repeat: int = typer.Option(3, "--repeat", min=1, max=15,
+                               help="Pairs of ingests (upload, secinf ingest)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """File service against plain paths: download MB/s through signed URLs over loopback
+    HTTP ÷ a plain read of the file, and upload-to-ingested time ÷ `secinf ingest` of the
+    same CSV (medians of alternating pairs), on a scratch database."""
+    from workers.bench.delivery_bench import bench_delivery
+
+    bench_delivery(mb, fetches, points, repeat, json_out)
+
+
 @bench_app.command("learning")
 def bench_learning_command(
     labelled: Path | None = typer.Option(None, "--labelled", help="Labelled scenes (default "
