@@ -18,6 +18,4 @@ ALTER TABLE files.uploads ADD CONSTRAINT uploads_status_check
                     'received',   -- the service stored exactly bytes/sha256
                     'queued',     -- ingest_upload_complete queued the job
                     'ingested',   -- the job loaded it
-                    'failed'))    -- the job gave up (job's last_error)
-  NOT VALID;
-ALTER TABLE files.uploads VALIDATE CONSTRAINT uploads_status_check;
+                    'failed'));   -- the job gave up (job's last_error)
