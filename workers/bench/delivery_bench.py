@@ -53,6 +53,7 @@ from workers.bench.ingest_bench import simulate_points
 from workers.bench.loopback import serving
 from workers.bench.scratch import scratch_database, settle
 from workers.cli.output import console, err_console, print_json
+from workers.datasets.storage import sha256_file
 from workers.db.connect import connect
 from workers.db.queries import query
 from workers.errors import SecinfError, UserError
@@ -87,14 +88,6 @@ def _authenticator(target: str, settings: Settings) -> str:
     if settings.authenticator_password:
         params["password"] = settings.authenticator_password
     return make_conninfo(**params)  # type: ignore[arg-type]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(READ):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @contextmanager
@@ -315,7 +308,7 @@ class _Rig:
         """Seconds of each step of one upload, from hashing the file to the job's success."""
         marks = [time.perf_counter()]
         size = csv.stat().st_size
-        sha256 = _sha256(csv)
+        sha256 = sha256_file(csv)
         marks.append(time.perf_counter())
         grant = self.app.request("customer", self.claims,
                                  query("bench_delivery", "ingest_upload_url"), {
