@@ -57,6 +57,37 @@ DROP POLICY IF EXISTS "the pipeline reads every organization" ON core.organizati
 CREATE POLICY "the pipeline reads every organization" ON core.organizations
   FOR SELECT TO pipeline USING (true);
 
+-- Billing's organization tables (Stripe's customers, subscriptions, invoices): members read
+-- their projects' organizations' rows; only the owner's functions (the webhook's) write.
+-- Stripe's raw events belong to no tenant: the owner only.
+DO $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['billing.customers', 'billing.subscriptions', 'billing.invoices'] LOOP
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format('DROP POLICY IF EXISTS %I ON %s', 'members read their organization''s rows', t);
+    EXECUTE format(
+      'CREATE POLICY %I ON %s FOR SELECT TO customer, reviewer, analyst, project_admin '
+      'USING (org_id IN (SELECT p.org_id FROM core.projects p '
+      'WHERE p.project_id = ANY ((SELECT auth.project_ids())::uuid[])))',
+      'members read their organization''s rows', t);
+    EXECUTE format('DROP POLICY IF EXISTS %I ON %s', 'the owner''s functions act on every organization', t);
+    EXECUTE format('CREATE POLICY %I ON %s FOR ALL TO secinf_owner USING (true) WITH CHECK (true)',
+                   'the owner''s functions act on every organization', t);
+    EXECUTE format('DROP POLICY IF EXISTS %I ON %s', 'the pipeline works on every organization', t);
+    EXECUTE format('CREATE POLICY %I ON %s FOR ALL TO pipeline USING (true) WITH CHECK (true)',
+                   'the pipeline works on every organization', t);
+  END LOOP;
+END
+$$;
+ALTER TABLE billing.stripe_events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE billing.stripe_events FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS "only the owner's functions read Stripe's events" ON billing.stripe_events;
+CREATE POLICY "only the owner's functions read Stripe's events" ON billing.stripe_events
+  FOR ALL TO secinf_owner USING (true) WITH CHECK (true);
+
 -- Signing secrets: the owner only (through SECURITY DEFINER functions).
 ALTER TABLE auth.signing_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE auth.signing_keys FORCE ROW LEVEL SECURITY;
