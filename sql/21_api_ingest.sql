@@ -622,6 +622,7 @@ DECLARE
   v_checked jsonb;
   v_merged record;
   v_lock_timeout text;
+  v_bytes bigint;
   v_out jsonb;
 BEGIN
   IF jsonb_typeof(p_batch) IS DISTINCT FROM 'object' THEN
@@ -684,6 +685,10 @@ BEGIN
   -- At most points_in_flight_max points not yet processed per project (sql/23_api_caps.sql):
   -- 429, before the source is created or anything staged.
   PERFORM ingest.check_points_in_flight(v_project, v_count);
+  -- The month's quota of bytes ingested (the request body): 402 before anything is staged.
+  -- Points are checked, and counted, at the merge (ingest.close_batch).
+  v_bytes := octet_length(p_batch::text);
+  PERFORM billing.check_quota(v_project, 'bytes_ingested', v_bytes);
   v_source := ingest.api_resolve_source(v_project, p_batch);
   v_checked := ingest.api_stage_points(v_points, v_source);
   IF coalesce((p_batch ->> 'strict')::boolean, false) AND (v_checked ->> 'invalid')::bigint > 0 THEN
@@ -710,6 +715,7 @@ BEGIN
   END;
   PERFORM set_config('lock_timeout', v_lock_timeout, true);
   UPDATE ingest.batches b SET created_by = auth.subject() WHERE b.batch_id = v_merged.batch_id;
+  PERFORM billing.count(v_project, 'bytes_ingested', v_bytes, 'batch:' || v_merged.batch_id);
 
   v_out := jsonb_build_object(
     'batch_id', v_merged.batch_id, 'source', v_source.name, 'source_id', v_source.source_id,

@@ -217,6 +217,9 @@ BEGIN
                         (extract(epoch FROM v_to) * 1000000)::bigint);
   -- At most jobs_in_flight_max queued or running per project (sql/23_api_caps.sql): 429.
   PERFORM jobs.check_in_flight(v_project, jobs.api_job_kinds(), p_kind, v_dedupe);
+  -- Pipeline and rules jobs process source time: refused (402) once the month's quota of
+  -- source_seconds is used up (sql/24_billing_usage.sql).
+  PERFORM billing.check_quota(v_project, 'source_seconds', 1);
   v_job := jobs.enqueue(v_project, p_kind, v_payload, p_max_attempts => 3,
                         p_dedupe_key => v_dedupe);
   -- Created by this call (not an equal live job found by its dedupe key)?

@@ -150,6 +150,11 @@ BEGIN
     UPDATE ingest.sources s SET high_water = greatest(s.high_water, v_max)
     WHERE s.source_id = v_source;
   END IF;
+  -- Metering (sql/24_billing_usage.sql): the new points count against the month's quota;
+  -- past it the whole transaction (this batch, its source, its stage) rolls back (PT402).
+  PERFORM billing.check_quota(v_project, 'points_ingested', v_inserted + p_direct);
+  PERFORM billing.count(v_project, 'points_ingested', v_inserted + p_direct,
+                        'batch:' || p_batch);
   RETURN QUERY SELECT v_inserted + p_direct, v_staged - v_inserted + p_dropped, v_poses,
                       v_late_from, v_late_to;
 END

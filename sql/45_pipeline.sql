@@ -293,6 +293,8 @@ DECLARE
   v_min_from timestamptz;
   v_anal_ms  numeric := 0;
   v_points   bigint;
+  v_project  uuid;
+  v_seconds  double precision;
   st         jsonb;
 BEGIN
   FOR st IN SELECT e FROM jsonb_array_elements(coalesce(p_stages, '[]')) e LOOP
@@ -311,6 +313,22 @@ BEGIN
   PERFORM pipeline.source_recovered(v_source);
   SELECT count(*) INTO v_points FROM ingest.track_points p
   WHERE p.source_id = v_source AND p.ts > coalesce(v_low_wm, '-infinity') AND p.ts <= v_to;
+  -- Metering (sql/24_billing_usage.sql): the source time this range processed for the first
+  -- time, past the end of every earlier range of the source (reprocessing old time, a
+  -- re-run range or a newly added stage adds 0), once per range end.
+  SELECT s.project_id, extract(epoch FROM v_to - coalesce(
+           -- watermarks never move back: the latest range ended furthest (runs_source_idx)
+           (SELECT r.to_ts FROM pipeline.runs r
+            WHERE r.source_id = v_source AND r.status = 'ok'
+            ORDER BY r.started_at DESC LIMIT 1),
+           (SELECT min(p.ts) FROM ingest.track_points p WHERE p.source_id = v_source)))
+    INTO v_project, v_seconds
+  FROM ingest.sources s WHERE s.source_id = v_source;
+  IF v_seconds > 0 THEN
+    PERFORM billing.count(v_project, 'source_seconds', ceil(v_seconds)::bigint,
+                          'range:' || v_source || ':'
+                          || (extract(epoch FROM v_to) * 1e6)::bigint);
+  END IF;
   INSERT INTO pipeline.runs (project_id, source_id, started_at, from_ts, to_ts, points, dirty,
                              status, stats)
   SELECT s.project_id, v_source, (p_plan ->> 'started')::timestamptz,

@@ -173,6 +173,8 @@ BEGIN
           source = 'human', verified_by = excluded.verified_by,
           decision_id = excluded.decision_id, updated_at = now()
     RETURNING e.event_id INTO v_event;
+    -- Metering (sql/24_billing_usage.sql): one verified event per accepting decision.
+    PERFORM billing.count(c.project_id, 'events_verified', 1, 'decision:' || v_decision);
   ELSE
     DELETE FROM events.events e WHERE e.candidate_id = c.candidate_id;
   END IF;

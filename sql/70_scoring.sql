@@ -35,6 +35,12 @@ BEGIN
        jobs.jobs j
   WHERE j.job_id = p_job AND c.candidate_id = s.candidate_id AND c.project_id = j.project_id;
   GET DIAGNOSTICS v_rows = ROW_COUNT;
+  -- Metering (sql/24_billing_usage.sql), in the fenced transaction: once per job and batch
+  -- (a retried attempt whose write rolled back counts then; one that committed, never again).
+  PERFORM billing.count(j.project_id, 'candidates_scored', v_rows,
+                        'score:' || p_job || ':' || p_candidates[1] || ':'
+                        || cardinality(p_candidates))
+  FROM jobs.jobs j WHERE j.job_id = p_job;
   RETURN v_rows;
 END
 $$;

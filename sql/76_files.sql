@@ -133,12 +133,19 @@ $$;
 -- refused (p_result: served | refused | received | redirected, an upload sent on to S3).
 -- Written by the service (role pipeline)
 -- with the client address it saw; the project comes from the key, never from the caller.
+-- A served download of a dataset file counts its bytes sent (p_details.sent, else .bytes)
+-- against the project's dataset_bytes_downloaded (sql/24_billing_usage.sql), once per
+-- access.
 CREATE OR REPLACE FUNCTION files.record_access(p_key text, p_method text, p_result text,
                                                p_address text, p_details jsonb DEFAULT '{}')
 RETURNS void
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+  v_project uuid;
+  v_audit bigint;
+BEGIN
   INSERT INTO audit.log (project_id, actor, action, target, details)
   SELECT p.project_id, 'file-service',
          CASE p_method WHEN 'PUT' THEN 'file.upload' ELSE 'file.download' END,
@@ -147,6 +154,13 @@ AS $$
                                                          'address', p_address)
   FROM (SELECT files.key_project(p_key) AS project_id) k
   LEFT JOIN core.projects p ON p.project_id = k.project_id
+  RETURNING project_id, audit_id INTO v_project, v_audit;
+  IF p_method = 'GET' AND p_result = 'served' AND p_key ~ '/datasets/' THEN
+    PERFORM billing.count(v_project, 'dataset_bytes_downloaded',
+                          coalesce(p_details ->> 'sent', p_details ->> 'bytes')::bigint,
+                          'access:' || v_audit);
+  END IF;
+END
 $$;
 
 -- The service stored an upload: its bytes and sha256 are the signed ones (it checked).
@@ -253,6 +267,12 @@ BEGIN
       USING ERRCODE = '55000',
       HINT = 'Export it again as a new version (secinf export) to make it downloadable.';
   END IF;
+  -- The month's quota of dataset bytes downloaded must hold the split (402 otherwise); the
+  -- bytes are counted as the file service serves them (files.record_access).
+  PERFORM billing.check_quota(v.project_id, 'dataset_bytes_downloaded',
+                              (SELECT coalesce(sum(f.bytes), 0)::bigint FROM datasets.files f
+                               WHERE f.version_id = v.version_id
+                                 AND (p_split IS NULL OR f.split = p_split)));
   RETURN QUERY
     SELECT f.path, f.kind, f.split, f.rows, f.bytes, f.sha256,
            files.signed_url('GET', v.storage_path || '/' || f.path, v_exp), v_exp
@@ -353,6 +373,10 @@ BEGIN
       HINT = 'Options: ' || array_to_string(files.upload_options(), ', ') || ' (docs/files.md).';
   END IF;
   PERFORM files.check_upload_options(coalesce(options, '{}'));
+  -- The month's quotas (sql/24_billing_usage.sql): the file's bytes must fit, and points
+  -- must be left (they are counted, and checked exactly, when the file is loaded): 402.
+  PERFORM billing.check_quota(v_project, 'bytes_ingested', bytes);
+  PERFORM billing.check_quota(v_project, 'points_ingested', 1);
   v_key := format('org/%s/project/%s/uploads/%s/%s', v_org, v_project, v_id, filename);
   INSERT INTO files.uploads (upload_id, project_id, source, filename, object_key, bytes, sha256,
                              options, issued_by, expires_at)

@@ -120,6 +120,19 @@ def populate(db: Conn, project_id: str, tag: str) -> None:
             "tracks.csv', p.org_id, p.project_id, gen_random_uuid()), 10, repeat('a', 64),"
             " 'fixture', now() + interval '1 hour' FROM core.projects p WHERE p.project_id = %s",
             (f"{tag}-cam", project_id))
+    if _exists(db, "billing.usage"):
+        # Metering: a count (with its work key), an operator's quota, a flushed request
+        # count and a usage report waiting for Stripe.
+        db.execute("SELECT billing.count(%s, 'points_ingested', 5, %s)",
+                   (project_id, f"fixture:{tag}"))
+        db.execute("INSERT INTO billing.quota_overrides (project_id, metric, quota, set_by,"
+                   " reason) VALUES (%s, 'points_ingested', 1000, 'fixture', 'fixture row')",
+                   (project_id,))
+        db.execute("INSERT INTO billing.request_counts (epoch, project_id, hour, n)"
+                   " VALUES ('fixture', %s, billing.hour_of(now()), 3)", (project_id,))
+        db.execute("INSERT INTO billing.usage_reports (project_id, metric, hour, amount,"
+                   " identifier) VALUES (%s, 'points_ingested', billing.hour_of(now()), 5, %s)",
+                   (project_id, f"fixture-{project_id}"))
     db.commit()
 
 

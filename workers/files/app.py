@@ -367,7 +367,9 @@ def create_app(store: Storage, db: ServiceDB, *,
                     # S3 serves it (ranges included): its own URL, for what is left of ours.
                     left = min(max(int(req.expires - clock()), 1), MAX_EXPIRES_S)
                     location = store.presigned_get(key, left, key.rsplit("/", 1)[-1])
-                    audit(key, "GET", "served", request, backend="s3", redirect=True)
+                    # Metered as the object's size: S3 serves the bytes, we never see them.
+                    audit(key, "GET", "served", request, backend="s3", redirect=True,
+                          sent=_size(store, key))
                     return RedirectResponse(location, status_code=302)
                 size = _size(store, key)
                 span = parse_range(range_, size)
@@ -375,6 +377,7 @@ def create_app(store: Storage, db: ServiceDB, *,
                 fh = _open(store, key)
                 try:
                     audit(key, "GET", "served", request, bytes=size,
+                          sent=size if span is None else span[1] - span[0] + 1,
                           range=None if span is None else f"{span[0]}-{span[1]}")
                 except BaseException:
                     fh.close()

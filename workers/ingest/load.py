@@ -28,6 +28,7 @@ from psycopg.types.json import Jsonb
 
 from workers import tenancy
 from workers.db.queries import query
+from workers.db.quota_warnings import QuotaWarnings
 from workers.errors import UserError
 from workers.ingest.formats import TrackReader, open_tracks
 from workers.ingest.kpf import KpfOptions
@@ -155,14 +156,19 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
     key = req.idempotency_key or content_key(req.source, files)
     fmt_name = reader.format if reader else "scene"
     observed: dict[str, Any] = {}
+    nbytes = sum(p.stat().st_size for p in files)
+    quota_warnings = QuotaWarnings()
 
     try:
-        with conn.transaction():
+        with conn.transaction(), quota_warnings.collecting(conn):
             conn.execute(query("ingest", "lock_key"), {"project_id": project_id, "key": key})
             dup = conn.execute(query("ingest", "find_batch"),
                                {"project_id": project_id, "key": key}).fetchone()
             if dup is not None:
                 return _duplicate_summary(dict(dup), started)
+            if reader is not None:  # metering: docs/billing.md
+                conn.execute(query("ingest", "check_bytes_quota"),
+                             {"project_id": project_id, "bytes": nbytes})
             row = conn.execute(query("ingest", "ensure_source"), {
                 "project_id": project_id, "name": src.name, "units": src.units,
                 "transform": Jsonb(src.transform.as_json()) if src.transform else None,
@@ -176,6 +182,9 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
                                        key, fmt_name, progress)
                 if not summary.duplicate_batch:
                     observed = _record_observed(conn, source_id, reader)
+                    conn.execute(query("ingest", "count_bytes"), {
+                        "project_id": project_id, "bytes": nbytes,
+                        "batch_id": summary.batch_id})
             if scene_doc is not None:
                 got = conn.execute(query("ingest", "upsert_scene"), {
                     "project_id": project_id, "source_id": source_id,
@@ -184,8 +193,12 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
                 summary.scene = {k: int(v) for k, v in got.items()}
     except psycopg.Error as exc:
         diag = exc.diag
+        hint = f" ({diag.message_hint})" if diag.sqlstate == "PT402" and diag.message_hint else ""
         raise UserError(f"ingest of {req.path or req.scene} failed and nothing was stored: "
-                        f"{diag.message_primary or exc}") from exc
+                        f"{diag.message_primary or exc}{hint}") from exc
+    if req.on_warning is not None:
+        for warning in quota_warnings.messages:
+            req.on_warning(warning)
     if observed and req.on_warning is not None:
         _warn(conn, source_id, req.on_warning)
     summary.seconds = time.perf_counter() - started

@@ -78,3 +78,12 @@ SELECT set_config('work_mem', '256MB', true), set_config('maintenance_work_mem',
 -- name: bypasses_rls
 -- Whether row-level security skips the session's role (COPY into an RLS table needs it).
 SELECT r.rolsuper OR r.rolbypassrls AS bypass FROM pg_roles r WHERE r.rolname = current_user;
+
+-- name: check_bytes_quota
+-- The month's quota of bytes ingested must hold the files (PT402 otherwise; docs/billing.md).
+SELECT billing.check_quota(%(project_id)s, 'bytes_ingested', %(bytes)s) AS status;
+
+-- name: count_bytes
+-- The files' bytes, counted once per batch in the batch's transaction.
+SELECT billing.count(%(project_id)s, 'bytes_ingested', %(bytes)s, 'batch:' || %(batch_id)s)
+  AS counted;
