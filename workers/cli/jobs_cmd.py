@@ -25,19 +25,40 @@ def jobs_list(
     kind: str | None = typer.Option(None, help="Only this job kind."),
     project: str | None = typer.Option(None, "--project", "-p", help="Only this org/project."),
     limit: int = typer.Option(50, min=1, max=10_000, help="Newest first, at most this many."),
+    summary: bool = typer.Option(False, "--summary",
+                                 help="Instead: the queue per plan (queued, due, running, the "
+                                      "oldest due job's wait), in claim order."),
     json_out: bool = JSON,
 ) -> None:
-    """List jobs, newest first."""
+    """List jobs, newest first, with each job's plan and priority (claims take the highest
+    priority first: the plan's job_priority when the job was queued; FIFO within one)."""
     if state is not None and state not in STATES:
         raise UserError(f"--state {state!r} is not a job state: use one of {', '.join(STATES)}")
+    if summary and (state or kind or project):
+        raise UserError("--summary counts every queued and running job: leave out --state, "
+                        "--kind and --project (or drop --summary to list jobs)")
     with connect() as conn:
-        project_id = tenancy.resolve_project(conn, project) if project else None
-        rows = client.list_jobs(conn, state=state, kind=kind, project_id=project_id, limit=limit)
-    if json_out:
+        if summary:
+            plans = client.queue_by_plan(conn)
+        else:
+            project_id = tenancy.resolve_project(conn, project) if project else None
+            rows = client.list_jobs(conn, state=state, kind=kind, project_id=project_id,
+                                    limit=limit)
+    if summary:
+        if json_out:
+            print_json(plans)
+            return
+        print_table([{**r, "oldest_wait_s": "" if r["oldest_wait_s"] is None
+                      else f"{r['oldest_wait_s']:.1f}"} for r in plans],
+                    title="queue by plan (claimed in this order)",
+                    columns=["plan", "priority", "queued", "due", "running", "projects",
+                             "oldest_due_at", "oldest_wait_s"])
+    elif json_out:
         print_json(rows)
     else:
-        print_table(rows, title="jobs", columns=["job_id", "project", "kind", "state", "priority",
-                                                 "attempt", "failures", "run_after", "last_error"])
+        print_table(rows, title="jobs", columns=["job_id", "project", "plan", "kind", "state",
+                                                 "priority", "attempt", "failures",
+                                                 "run_after", "last_error"])
 
 
 @app.command("show")

@@ -19,6 +19,7 @@ from workers.cli import (
     rules_cmd,
     tenancy_cmd,
     truth_cmd,
+    usage_cmd,
 )
 from workers.cli.bench_cmd import bench_app
 from workers.cli.demo_cmd import demo_command
@@ -56,6 +57,8 @@ app.command("train")(train_command)
 app.add_typer(models_cmd.app, name="models")
 app.command("worker")(worker_command)
 app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(usage_cmd.usage_app, name="usage")
+app.add_typer(usage_cmd.quotas_app, name="quotas")
 app.command("export")(datasets_cmd.export_command)
 app.add_typer(datasets_cmd.app, name="datasets")
 app.command("serve")(serve_command)

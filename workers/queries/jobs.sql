@@ -45,12 +45,15 @@ SELECT jobs.retry(%(job_id)s) AS state;
 SELECT jobs.cancel(%(job_id)s) AS state;
 
 -- name: list_jobs
-SELECT j.job_id, o.slug || '/' || p.slug AS project, j.kind, j.state, j.priority, j.attempt,
-       j.failures, j.max_attempts, j.run_after, j.worker, j.last_error, j.created_at,
-       j.finished_at
+-- priority: the job's own, which jobs.claim orders by (its plan's job_priority when it was
+-- queued, unless the enqueuer gave one); plan_priority: the plan's now.
+SELECT j.job_id, o.slug || '/' || p.slug AS project, o.plan_id AS plan, j.kind, j.state,
+       j.priority, pl.job_priority AS plan_priority, j.attempt, j.failures, j.max_attempts,
+       j.run_after, j.worker, j.last_error, j.created_at, j.finished_at
 FROM jobs.jobs j
 JOIN core.projects p ON p.project_id = j.project_id
 JOIN core.organizations o ON o.org_id = p.org_id
+JOIN core.plans pl ON pl.plan_id = o.plan_id
 WHERE (%(state)s::text IS NULL OR j.state = %(state)s)
   AND (%(kind)s::text IS NULL OR j.kind = %(kind)s)
   AND (%(project_id)s::uuid IS NULL OR j.project_id = %(project_id)s)
@@ -71,3 +74,10 @@ FROM jobs.attempts WHERE job_id = %(job_id)s ORDER BY attempt;
 
 -- name: counts
 SELECT state, count(*) AS jobs FROM jobs.jobs GROUP BY state ORDER BY state;
+
+-- name: queue_by_plan
+-- The queue per plan, highest priority (claimed first) first (sql/61_jobs_plans.sql).
+SELECT plan_id AS plan, priority, queued, due, running, projects, oldest_due_at,
+       oldest_wait_s
+FROM jobs.queue_by_plan
+ORDER BY priority DESC, plan_id;

@@ -220,6 +220,11 @@ def list_jobs(conn: Conn, *, state: str | None = None, kind: str | None = None,
     }).fetchall()
 
 
+def queue_by_plan(conn: Conn) -> list[dict[str, Any]]:
+    """Queued, due and running jobs per plan, in claim order (highest priority first)."""
+    return conn.execute(query("jobs", "queue_by_plan")).fetchall()
+
+
 def show_job(conn: Conn, job_id: int) -> dict[str, Any]:
     """The job, its result (if any) and every attempt."""
     row = conn.execute(query("jobs", "show_job"), {"job_id": job_id}).fetchone()
