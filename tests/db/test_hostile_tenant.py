@@ -94,6 +94,8 @@ CALLS: dict[str, Callable[[Target], dict[str, Any]]] = {
     "similar_candidates": lambda b: {"candidate_id": b.candidate, "k": 5},
     "similar_events": lambda b: {"p_event_id": b.event, "p_k": 5},
     "undo_last_decision": lambda b: {},
+    "usage": lambda b: {"p_project_id": b.project},
+    "usage_hourly": lambda b: {"p_metric": "points_ingested", "p_project_id": b.project},
 }
 
 

@@ -191,6 +191,70 @@ def test_api_role_cannot_write_into_other_projects(
     assert counts_of_b() == before
 
 
+def org_scoped(db: Conn, role: str) -> list[str]:
+    """Every table/view with an org_id (and no project_id) the role may SELECT from."""
+    rows = db.execute(
+        """SELECT format('%%I.%%I', n.nspname, c.relname) AS rel
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+           WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND n.nspname = ANY(%s)
+             AND has_schema_privilege(%s, n.oid, 'USAGE')
+             AND has_table_privilege(%s, c.oid, 'SELECT')
+             AND EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
+                         AND a.attname = 'org_id' AND NOT a.attisdropped)
+             AND NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid
+                             AND a.attname = 'project_id' AND NOT a.attisdropped)
+           ORDER BY 1""", (SCHEMAS, role, role)).fetchall()
+    return [r["rel"] for r in rows]
+
+
+@pytest.fixture(scope="module")
+def two_orgs(module_dsn: str, populated: tuple[str, str]) -> tuple[str, str]:
+    """The orgs of A and B, each with a Stripe customer, subscription and invoice (as the
+    webhook mirrors them)."""
+    orgs = []
+    with psycopg.connect(module_dsn, row_factory=dict_row) as db:
+        for tag, project in zip(("a", "b"), populated, strict=True):
+            row = db.execute("SELECT org_id::text AS o FROM core.projects WHERE project_id = %s",
+                             (project,)).fetchone()
+            assert row is not None
+            org = row["o"]
+            orgs.append(org)
+            db.execute("INSERT INTO billing.customers (org_id, stripe_customer_id)"
+                       " VALUES (%s, %s) ON CONFLICT DO NOTHING", (org, f"cus_{tag}iso"))
+            db.execute("INSERT INTO billing.subscriptions (stripe_subscription_id, org_id,"
+                       " stripe_customer_id, status, plan_id, stripe_updated)"
+                       " VALUES (%s, %s, %s, 'active', 'team', now()) ON CONFLICT DO NOTHING",
+                       (f"sub_{tag}iso", org, f"cus_{tag}iso"))
+            db.execute("INSERT INTO billing.invoices (stripe_invoice_id, org_id, number, status,"
+                       " currency, amount_due, amount_paid, stripe_updated)"
+                       " VALUES (%s, %s, %s, 'paid', 'eur', 4900, 4900, now())"
+                       " ON CONFLICT DO NOTHING", (f"in_{tag}iso", org, f"{tag.upper()}-0001"))
+        db.commit()
+    return orgs[0], orgs[1]
+
+
+@pytest.mark.parametrize("role", API_ROLES)
+def test_api_role_sees_no_other_organization(dsn: str, db: Conn, two_projects: tuple[str, str],
+                                             two_orgs: tuple[str, str], role: str) -> None:
+    """Billing's organization tables and the api views over them show only the caller's
+    organization; customers and project admins see their own invoice and subscription."""
+    a, _ = two_projects
+    org_a, _ = two_orgs
+    api = Api(dsn).as_(role, project_id=a)
+    seen = set()
+    for rel in org_scoped(db, role):
+        rows = api.request("GET", rel, sql.SQL(
+            "SELECT org_id::text AS o, count(*) AS n FROM {} GROUP BY 1").format(sql.SQL(rel)))
+        orgs = {r["o"] for r in rows}
+        assert orgs <= {org_a}, f"{role} sees organizations {orgs - {org_a}} through {rel}"
+        if orgs:
+            seen.add(rel)
+    if role in ("customer", "project_admin"):
+        assert {"api.invoices", "api.subscription", "billing.invoices"} <= seen, seen
+    else:
+        assert not {"api.invoices", "api.subscription"} & set(org_scoped(db, role))
+
+
 @pytest.fixture
 def analyst_login(db: Conn, dsn: str, two_projects: tuple[str, str]) -> Iterator[Conn]:
     """A real analyst login of project A, connected directly (as psql would)."""
