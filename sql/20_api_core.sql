@@ -3,9 +3,13 @@
 -- as the caller, and every object carries a COMMENT (PostgREST's OpenAPI text).
 
 -- ---------------------------------------------------------------- pre-request
--- Runs before every PostgREST request: a JWT minted from an API key dies with the key.
+-- Runs before every PostgREST request: a JWT minted from an API key dies with the key;
+-- then rate limits, the daily api_requests quota and the request's count
+-- (billing.admit_request, sql/25_billing_rate_limits_api.sql: 429 with Retry-After, or
+-- 402). VOLATILE: it sets response headers and takes tokens (in shared memory: GETs run
+-- in READ ONLY transactions).
 CREATE OR REPLACE FUNCTION api.pre_request() RETURNS void
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -27,19 +31,28 @@ BEGIN
       USING ERRCODE = 'PT401',
             HINT = 'Sign in again (or exchange your API key again) for your current role.';
   END IF;
+  PERFORM billing.admit_request();
 END
 $$;
 COMMENT ON FUNCTION api.pre_request() IS
   'Checks, before every request, that the API key or account behind the token is still valid '
-  'and still has the token''s project and role.';
+  'and still has the token''s project and role; then applies the rate limits (429) and the '
+  'daily API request quota (402), and counts the request.';
 
 -- ---------------------------------------------------------------- authentication
+-- Exchanges of one key (by its lookup prefix) are rate-limited (billing.admit_key_exchange).
 CREATE OR REPLACE FUNCTION api.exchange_key(api_key text) RETURNS jsonb
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT core.exchange_api_key(api_key) $$;
+AS $$
+BEGIN
+  PERFORM billing.admit_key_exchange(api_key);
+  RETURN core.exchange_api_key(api_key);
+END
+$$;
 COMMENT ON FUNCTION api.exchange_key(text) IS
-  'Exchange an API key (sik_…) for a signed JWT and its claims, valid for at most one hour.';
+  'Exchange an API key (sik_…) for a signed JWT and its claims, valid for at most one hour. '
+  'Exchanges of one key are rate-limited (429 with Retry-After).';
 
 CREATE OR REPLACE FUNCTION api.me() RETURNS jsonb
 LANGUAGE sql STABLE
