@@ -20,6 +20,16 @@ GRANT UPDATE ON ingest.sources, ingest.batches, ingest.zones, ingest.routes, ing
   TO pipeline;
 GRANT DELETE ON ingest.dirty_ranges TO pipeline;
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA ingest TO pipeline;
+-- A worker's file ingest COPYs appended points as ingest_loader (migration 0025): INSERT on
+-- the points, nothing else (COPY FROM needs no more).
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'ingest_loader') THEN
+    GRANT USAGE ON SCHEMA ingest TO ingest_loader;
+    GRANT INSERT ON ingest.track_points TO ingest_loader;
+  END IF;
+END
+$$;
 
 -- ---------------------------------------------------------------- functions
 GRANT EXECUTE ON FUNCTION

@@ -18,9 +18,9 @@ alternate their order; the ratio upload-to-ingested ÷ CLI is the median of the 
 The CLI's interpreter start-up (a second or so) is not counted. The downloads run before
 the worker starts, so its start-up does not compete for the CPUs.
 
-Expect the two ingests to differ in path: the CLI's administrator bypasses row-level
-security and COPYs new rows straight into the hypertable; the job's `pipeline` role does
-not, so it stages and merges (workers/ingest/load.py); the upload steps printed show it.
+Both ingests COPY new rows straight into the hypertable: the CLI's administrator because
+row-level security does not bind it, the job's `pipeline` role as ingest_loader (migration
+0025), the one role allowed to bypass RLS, which holds nothing but INSERT on the points.
 """
 
 from __future__ import annotations
@@ -419,9 +419,9 @@ def _render(result: dict[str, Any]) -> None:
     console.print(table)
     steps = ", ".join(f"{k} {v:.2f}" for k, v in u["upload_steps_s"].items())
     console.print(f"upload steps, median s: {steps}; the ingest itself: "
-                  f"{u['ingest_in_job_s']:.2f} in the job (as `pipeline`: row-level security "
-                  f"applies, so it stages and merges), {u['ingest_in_cli_s']:.2f} in the CLI "
-                  "(an administrator: COPY straight into the hypertable where it can)",
+                  f"{u['ingest_in_job_s']:.2f} in the job (`pipeline`, appending as "
+                  f"ingest_loader), {u['ingest_in_cli_s']:.2f} in the CLI (an administrator); "
+                  "both COPY new rows straight into the hypertable",
                   highlight=False)
     if not all(p["checkpointed"] for p in u["pairs"]):
         console.print("[yellow]no CHECKPOINT between phases (the role lacks pg_checkpoint): "

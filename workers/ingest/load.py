@@ -262,13 +262,16 @@ def _load_points(conn: Conn, req: IngestRequest, reader: Any, poses: PoseReader 
         assert dup is not None
         return _duplicate_summary(dict(dup), time.perf_counter())
     batch_id = opened["batch_id"]
-    # COPY straight into the hypertable only where row-level security does not apply to the
-    # session (an administrator's CLI); a worker's pipeline role stages and merges.
-    bypass = conn.execute(query("ingest", "bypasses_rls")).fetchone()
+    # COPY straight into the hypertable where row-level security does not apply to the
+    # session (an administrator's CLI), or as ingest_loader where the session's role may
+    # switch to it (a worker's pipeline role, migration 0025); anyone else stages and merges.
+    rls = conn.execute(query("ingest", "bypasses_rls")).fetchone()
+    assert rls is not None
     router = Router(validator, project_id, source_id, batch_id, opened["high_water"],
                     opened["high_frame"],
-                    allow_append=poses is None and bool(bypass and bypass["bypass"]))
-    streamed = stream_rows(conn, reader, router, progress)
+                    allow_append=poses is None and bool(rls["bypass"] or rls["loader"]))
+    streamed = stream_rows(conn, reader, router, progress,
+                           loader_from=rls["role"] if rls["loader"] else None)
     errors = validator.errors
     pose_rows = 0
     if poses is not None:

@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 import psycopg
+from psycopg import sql
 
 from workers.db.queries import query
 from workers.ingest import pgbinary
@@ -112,8 +113,13 @@ def _produce(chunks: Iterator[pl.DataFrame], router: Router, reader: Any,
 
 
 def stream_rows(conn: Conn, reader: Any, router: Router,
-                progress: Callable[[int, int], None] | None) -> StreamResult:
-    """COPY every chunk of `reader` to its target; parsing overlaps the COPY."""
+                progress: Callable[[int, int], None] | None,
+                loader_from: str | None = None) -> StreamResult:
+    """COPY every chunk of `reader` to its target; parsing overlaps the COPY.
+
+    With `loader_from` (the session's current role, one that row-level security binds), each
+    append COPY runs as ingest_loader (migration 0025) and the role switches back to
+    `loader_from` after it: PostgreSQL refuses COPY FROM under RLS."""
     result = StreamResult()
     items: queue.Queue[Chunk | BaseException | None] = queue.Queue(QUEUE_DEPTH)
     stop = threading.Event()
@@ -137,6 +143,10 @@ def stream_rows(conn: Conn, reader: Any, router: Router,
                     if copy_cm is not None:
                         _finish(copy, current)
                         copy_cm.__exit__(None, None, None)
+                        copy_cm = None
+                        _switch_back(cur, current, loader_from)
+                    if item.target == "append" and loader_from is not None:
+                        cur.execute(query("ingest", "as_loader"))
                     copy_cm = cur.copy(copies[item.target])
                     copy = copy_cm.__enter__()
                     current = item.target
@@ -155,6 +165,7 @@ def stream_rows(conn: Conn, reader: Any, router: Router,
             _finish(copy, current)
             cm, copy_cm = copy_cm, None
             cm.__exit__(None, None, None)
+            _switch_back(cur, current, loader_from)
     except BaseException as exc:
         stop.set()
         if copy_cm is not None:
@@ -166,6 +177,12 @@ def stream_rows(conn: Conn, reader: Any, router: Router,
         cur.close()
     result.dropped = router.validator.repeats
     return result
+
+
+def _switch_back(cur: Any, target: str | None, loader_from: str | None) -> None:
+    """After an append COPY as ingest_loader: the session's role again."""
+    if target == "append" and loader_from is not None:
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(loader_from)))
 
 
 def _finish(copy: Any, target: str | None) -> None:

@@ -76,8 +76,16 @@ SELECT zones, routes, triggers FROM ingest.upsert_scene(%(project_id)s, %(source
 SELECT set_config('work_mem', '256MB', true), set_config('maintenance_work_mem', '256MB', true);
 
 -- name: bypasses_rls
--- Whether row-level security skips the session's role (COPY into an RLS table needs it).
-SELECT r.rolsuper OR r.rolbypassrls AS bypass FROM pg_roles r WHERE r.rolname = current_user;
+-- Whether row-level security skips the session's role (COPY into an RLS table needs it),
+-- and whether the role may switch to ingest_loader for the COPY (migration 0025).
+SELECT r.rolsuper OR r.rolbypassrls AS bypass, current_user::text AS role,
+       NOT (r.rolsuper OR r.rolbypassrls)
+         AND EXISTS (SELECT FROM pg_roles l WHERE l.rolname = 'ingest_loader')
+         AND pg_has_role(session_user, 'ingest_loader', 'MEMBER') AS loader
+FROM pg_roles r WHERE r.rolname = current_user;
+
+-- name: as_loader
+SET LOCAL ROLE ingest_loader;
 
 -- name: check_bytes_quota
 -- The month's quota of bytes ingested must hold the files (PT402 otherwise; docs/billing.md).
