@@ -55,6 +55,24 @@ class Settings:
     s3_kms_key_id: str | None = None
     """SECINF_S3_KMS_KEY_ID: the KMS key of aws:kms (AWS's default S3 key when unset).
     Credentials are never settings: boto3's usual chain provides them."""
+    stripe_webhook_secret: str | None = None
+    """SECINF_STRIPE_WEBHOOK_SECRET: the signing secret (whsec_…) of the Stripe webhook
+    endpoint POST /stripe/webhook (the file service answers 503 without it)."""
+    stripe_secret_key: str | None = None
+    """SECINF_STRIPE_SECRET_KEY: the API key (sk_… or rk_…) of checkout sessions and usage
+    reports."""
+    stripe_api_base: str | None = None
+    """SECINF_STRIPE_API_BASE: Stripe's API address (default https://api.stripe.com; tests
+    point it at a local recorder)."""
+    stripe_success_url: str | None = None
+    """SECINF_STRIPE_SUCCESS_URL: where Stripe Checkout sends the customer after paying
+    (required for checkout sessions; may hold {CHECKOUT_SESSION_ID})."""
+    stripe_cancel_url: str | None = None
+    """SECINF_STRIPE_CANCEL_URL: where Checkout sends a customer who cancels (default: the
+    success URL)."""
+    stripe_meters: str = ""
+    """SECINF_STRIPE_METERS: metric=event_name pairs, comma-separated, overriding the meter
+    event name of a metric's usage reports (default secinf_<metric>)."""
 
     @property
     def managed(self) -> bool:
@@ -125,6 +143,12 @@ def load_settings() -> Settings:
         s3_endpoint_url=env.get("SECINF_S3_ENDPOINT_URL") or None,
         s3_sse=env.get("SECINF_S3_SSE") or "AES256",
         s3_kms_key_id=env.get("SECINF_S3_KMS_KEY_ID") or None,
+        stripe_webhook_secret=env.get("SECINF_STRIPE_WEBHOOK_SECRET") or None,
+        stripe_secret_key=env.get("SECINF_STRIPE_SECRET_KEY") or None,
+        stripe_api_base=env.get("SECINF_STRIPE_API_BASE") or None,
+        stripe_success_url=env.get("SECINF_STRIPE_SUCCESS_URL") or None,
+        stripe_cancel_url=env.get("SECINF_STRIPE_CANCEL_URL") or None,
+        stripe_meters=env.get("SECINF_STRIPE_METERS") or "",
     )
 
 

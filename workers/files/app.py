@@ -6,6 +6,8 @@
                        files.mark_received; a repeated PUT of the same bytes changes nothing
                        (S3 backend: 307 to S3's presigned PUT of that size and checksum,
                        files.mark_sent; the ingest_file job checks the receipt)
+    POST /stripe/webhook, POST /billing/checkout-session
+                       Stripe's events and plan checkouts (workers/billing/routes.py)
     GET /healthz       the service and its database
     GET /openapi.json  this API
 
@@ -36,6 +38,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
+from workers.billing.routes import BillingService, stripe_router
 from workers.errors import DatabaseUnavailable
 from workers.files import signing
 from workers.files.ranges import RangeNotSatisfiable, parse_range
@@ -267,9 +270,11 @@ def _refusal_in(exc: BaseException) -> FileRefused | None:
 
 # ---------------------------------------------------------------------- the app
 def create_app(store: Storage, db: ServiceDB, *,
-               clock: Callable[[], float] = time.time) -> FastAPI:
+               clock: Callable[[], float] = time.time,
+               billing: BillingService | None = None) -> FastAPI:
     """The service over one storage backend and database; `clock` (unix seconds) decides
-    expiry, so tests move it instead of sleeping."""
+    expiry, so tests move it instead of sleeping; `billing`: Stripe's routes (None: they
+    answer 503 naming the settings)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -322,8 +327,9 @@ def create_app(store: Storage, db: ServiceDB, *,
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        hint = ("The service answers GET and PUT on /files/{key} (signed URLs), GET /healthz "
-                "and GET /openapi.json.")
+        hint = ("The service answers GET and PUT on /files/{key} (signed URLs), POST "
+                "/stripe/webhook, POST /billing/checkout-session, GET /healthz and GET "
+                "/openapi.json.")
         return JSONResponse(ErrorBody(error=code, message=str(exc.detail), hint=hint)
                             .model_dump(), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
@@ -526,6 +532,8 @@ def create_app(store: Storage, db: ServiceDB, *,
         return JSONResponse(Received(key=key, bytes=req.bytes, sha256=req.sha256, status=now,
                                      repeated=stored).model_dump())
 
+    app.include_router(stripe_router(billing, ErrorBody))
+
     def openapi() -> dict[str, Any]:
         """FastAPI's document with each parameter's exact form (this service parses them
         itself, answering 400 malformed_url, so FastAPI neither validates them nor adds its
@@ -609,4 +617,5 @@ class _KeyLocks:
 def app_from_settings(settings: Settings | None = None) -> FastAPI:
     """The service over the configured storage backend and database (`secinf serve`)."""
     s = settings or load_settings()
-    return create_app(storage_from_settings(s), ServiceDB(s.conninfo()))
+    return create_app(storage_from_settings(s), ServiceDB(s.conninfo()),
+                      billing=BillingService.from_settings(s))

@@ -1,0 +1,30 @@
+-- Queries of Stripe's side of billing (workers/billing; sql/26_billing_stripe.sql).
+
+-- name: apply_stripe_event
+-- As `pipeline` (the file service's webhook), after the signature was verified.
+SELECT billing.apply_stripe_event(%(event)s) AS outcome;
+
+-- name: verify_token
+-- As `pipeline`: the claims of an HS256 API token signed with the active secret, or PT401.
+SELECT billing.verify_token(%(token)s) AS claims;
+
+-- name: as_caller
+-- As `authenticator`, in the caller's transaction, as PostgREST runs a request: the role
+-- was SET LOCAL before; the claims, then api.pre_request.
+SELECT set_config('request.jwt.claims', %(claims)s, true), api.pre_request();
+
+-- name: checkout_context
+SELECT billing.checkout_context(%(plan)s) AS context;
+
+-- name: checkout_created
+SELECT billing.checkout_created(%(plan)s, %(session_id)s);
+
+-- name: pending_usage_reports
+-- As `pipeline` (the report_usage job): its project's pending reports, oldest first.
+SELECT identifier, metric, hour, amount, stripe_customer_id, attempts
+FROM billing.pending_usage_reports(%(job_id)s, %(limit)s);
+
+-- name: record_usage_report
+-- Fenced (jobs.fence): the attempt must still hold the job's lease.
+SELECT billing.record_usage_report(%(job_id)s, %(attempt)s, %(identifier)s, %(state)s,
+                                   %(error)s) AS state;
