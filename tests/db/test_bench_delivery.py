@@ -22,10 +22,16 @@ def test_bench_delivery_prints_both_ratios_from_alternating_pairs(
     result = bench_delivery(mb=2, fetches=2, points=2000, repeat=2, json_out=False)
     printed = " ".join(capsys.readouterr().out.split())
     downloads, uploads = result["downloads"], result["uploads"]
-    assert [p["order"] for p in downloads["pairs"]] == ["plain, service", "service, plain"]
+    assert [p["order"] for p in downloads["pairs"]] == ["plain, service, loopback",
+                                                        "service, plain, loopback"]
     for p in downloads["pairs"]:
         assert p["ratio"] == pytest.approx(p["service_mb_per_s"] / p["plain_mb_per_s"],
                                            rel=0.05, abs=0.002)
+        # The machine's ceiling (the file's pages over loopback TCP, no HTTP), beside it.
+        assert p["loopback_ratio"] == pytest.approx(
+            p["loopback_mb_per_s"] / p["plain_mb_per_s"], rel=0.05, abs=0.002)
+        assert p["of_loopback"] == pytest.approx(
+            p["service_mb_per_s"] / p["loopback_mb_per_s"], rel=0.05, abs=0.002)
     assert downloads["ratio_min"] <= downloads["ratio"] <= downloads["ratio_max"]
     assert downloads["passed"] == (downloads["ratio"] >= 0.5)
     assert [p["order"] for p in uploads["pairs"]] == ["cli, upload", "upload, cli"]
@@ -38,7 +44,8 @@ def test_bench_delivery_prints_both_ratios_from_alternating_pairs(
                                            rel=0.05, abs=0.01)
         assert p["checkpointed"]  # the test role is a superuser
     assert uploads["passed"] == (uploads["ratio"] <= 1.5)
-    for text in ("download 2/2 (service, plain)", "upload 2/2 (upload, cli)",
+    for text in ("download 2/2 (service, plain, loopback)", "download ceiling of this machine",
+                 "upload 2/2 (upload, cli)",
                  "download MB/s", "upload→ingested s", ">= 0.5", "<= 1.5", "upload steps"):
         assert text in printed
     # The scratch database is gone, and the job's storage setting with it.
