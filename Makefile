@@ -9,7 +9,8 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup system venv db demo test test-fast lint typecheck squawk app bench-ingest \
-        bench-pipeline bench-scoring bench-review bench-quality bench-delivery clean db-down
+        bench-pipeline bench-scoring bench-review bench-quality bench-delivery bench-prerequest \
+        clean db-down
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}'
@@ -74,6 +75,9 @@ bench-quality: setup ## Quality report: F1 on human-labelled recorded scenes and
 
 bench-delivery: setup ## Benchmark: file service downloads vs a plain read, upload-to-ingested vs the CLI
 	@$(SECINF) bench delivery
+
+bench-prerequest: setup ## Benchmark: api.pre_request with metering and rate limits vs without (p95 added)
+	@$(SECINF) bench prerequest
 
 db-down: venv ## Stop the project's cluster
 	@$(SECINF) db down

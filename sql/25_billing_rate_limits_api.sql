@@ -130,16 +130,28 @@ BEGIN
 END
 $$;
 
--- The X-RateLimit-* headers of an admitted request (its tightest bucket).
+-- The X-RateLimit-* headers of an admitted request (its tightest bucket). Usually nothing
+-- set headers before (pre_request runs first): then one set_config, else appended.
 CREATE OR REPLACE FUNCTION billing.set_rate_headers(p_limit bigint, p_remaining bigint,
                                                     p_reset_s bigint)
 RETURNS void
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT billing.add_response_header('X-RateLimit-Limit', p_limit::text),
-         billing.add_response_header('X-RateLimit-Remaining', p_remaining::text),
-         billing.add_response_header('X-RateLimit-Reset', p_reset_s::text)
+BEGIN
+  IF coalesce(current_setting('response.headers', true), '') = '' THEN
+    PERFORM set_config('response.headers',
+                       json_build_array(json_build_object('X-RateLimit-Limit', p_limit::text),
+                                        json_build_object('X-RateLimit-Remaining',
+                                                          p_remaining::text),
+                                        json_build_object('X-RateLimit-Reset',
+                                                          p_reset_s::text))::text, true);
+  ELSE
+    PERFORM billing.add_response_header('X-RateLimit-Limit', p_limit::text),
+            billing.add_response_header('X-RateLimit-Remaining', p_remaining::text),
+            billing.add_response_header('X-RateLimit-Reset', p_reset_s::text);
+  END IF;
+END
 $$;
 
 -- ======================================================================= the request path
@@ -152,7 +164,11 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  c jsonb := auth.claims();
+  -- auth.claims(), without its superuser lookup on PostgREST's own sessions (the hot path).
+  c jsonb := CASE WHEN session_user::text = 'authenticator'
+                  THEN coalesce(nullif(current_setting('request.jwt.claims', true), ''),
+                                '{}')::jsonb
+                  ELSE auth.claims() END;
   t record;
 BEGIN
   IF c ? 'project_id' THEN

@@ -153,6 +153,8 @@ def add_analyst(conn: Conn, project_ref: str, name: str) -> AnalystLogin:
     conn.execute(query("tenancy", "add_member"),
                  {"project_id": project_id, "kind": "db_role", "member": role_name,
                   "role": "analyst"})
+    # Its CONNECTION LIMIT by the plan (analysts get no token buckets: they are not API calls).
+    conn.execute(query("tenancy", "apply_analyst_connection_limits"))
     conn.commit()
     return AnalystLogin(role_name, password, project_id)
 

@@ -261,7 +261,9 @@ def test_an_analyst_writes_nothing_anywhere(db: Conn, dsn: str) -> None:
         for statement, expected in tries.items():
             assert refusal(an, statement) == expected, statement
         # The volatile functions of the project an analyst may call are the API's sign-in,
-        # key exchange and dataset download (it audits and signs a URL), nothing else.
+        # key exchange and dataset download (it audits and signs a URL), and the request
+        # path's rate limits (tokens in shared memory, no table: on a direct session
+        # admit_request reads no claims and does nothing), nothing else.
         rows = an.execute(
             """SELECT p.oid::regprocedure::text AS fn FROM pg_proc p
                JOIN pg_namespace n ON n.oid = p.pronamespace
@@ -273,8 +275,9 @@ def test_an_analyst_writes_nothing_anywhere(db: Conn, dsn: str) -> None:
                ORDER BY 1""").fetchall()
         assert [r["fn"] for r in rows] == [
             "api.dataset_download(text,text)", "api.exchange_key(text)",
-            "api.login(text,text,text)", "core.exchange_api_key(text)",
-            "core.login_account(text,text,text)"]
+            "api.login(text,text,text)", "api.pre_request()",
+            "billing.admit_key_exchange(text)", "billing.admit_request()",
+            "core.exchange_api_key(text)", "core.login_account(text,text,text)"]
 
 
 def test_an_analyst_reaches_no_database_but_secinf_ones(db: Conn, dsn: str, admin: Conn

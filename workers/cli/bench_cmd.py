@@ -87,6 +87,20 @@ def bench_delivery_command(
     bench_delivery(mb, fetches, points, repeat, json_out)
 
 
+@bench_app.command("prerequest")
+def bench_prerequest_command(
+    requests: int = typer.Option(2000, "--requests", min=20, max=1_000_000,
+                                 help="Requests of each variant (interleaved)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """api.pre_request with metering and rate limits against its liveness checks alone:
+    p50/p95 per GET request through the PostgREST request model, the p95 difference
+    (target < 1 ms) and ratio, on a scratch database."""
+    from workers.bench.prerequest_bench import bench_prerequest
+
+    bench_prerequest(requests, json_out)
+
+
 @bench_app.command("learning")
 def bench_learning_command(
     labelled: Path | None = typer.Option(None, "--labelled", help="Labelled scenes (default "

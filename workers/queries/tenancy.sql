@@ -38,6 +38,10 @@ SELECT auth.lock_down_database();
 -- name: add_member
 SELECT core.add_member(%(project_id)s, %(kind)s, %(member)s, %(role)s);
 
+-- name: apply_analyst_connection_limits
+-- Every analyst login's CONNECTION LIMIT by its projects' plans (sql/98_analyst_connections.sql).
+SELECT auth.apply_analyst_connection_limits();
+
 -- name: list_analysts
 SELECT m.member AS role_name, o.slug || '/' || p.slug AS project, m.created_at
 FROM core.memberships m
