@@ -88,7 +88,7 @@ DROP VIEW IF EXISTS api.jobs;
 CREATE VIEW api.jobs WITH (security_invoker = true) AS
 SELECT j.job_id, j.project_id, j.kind, j.payload AS params, j.state, j.attempt AS attempts,
        j.failures, j.max_attempts, j.run_after, j.progress, j.last_error AS error, r.result,
-       j.created_by, j.created_at, j.updated_at, j.finished_at
+       j.created_by, j.created_at, j.updated_at, j.finished_at, j.priority
 FROM jobs.jobs j
 LEFT JOIN jobs.results r ON r.job_id = j.job_id;
 COMMENT ON VIEW api.jobs IS
@@ -97,6 +97,9 @@ COMMENT ON VIEW api.jobs IS
 COMMENT ON COLUMN api.jobs.attempts IS 'Claims so far (a retried job has several).';
 COMMENT ON COLUMN api.jobs.error IS 'The last failure''s message (dead: why it gave up).';
 COMMENT ON COLUMN api.jobs.result IS 'What the job produced, once succeeded.';
+COMMENT ON COLUMN api.jobs.priority IS
+  'Claim order: higher first (the organization''s plan''s job_priority when queued); FIFO '
+  'within one priority.';
 
 DROP FUNCTION IF EXISTS api.job(bigint);
 -- One job of the caller's projects, to poll; 404 when it is not theirs or does not exist.

@@ -41,7 +41,7 @@ GRANT EXECUTE ON FUNCTION api.ingest_batch(jsonb) TO customer, project_admin;
 GRANT USAGE ON SCHEMA jobs TO customer;
 GRANT SELECT (job_id, project_id, kind, payload, state, attempt, failures, max_attempts,
               run_after, progress, last_error, created_by, created_at, updated_at,
-              finished_at)
+              finished_at, priority)
   ON jobs.jobs TO customer;
 GRANT SELECT ON jobs.results TO customer;
 GRANT SELECT ON api.jobs TO customer, project_admin;
