@@ -223,9 +223,8 @@ def test_exchanges_of_one_key_are_limited_by_its_prefix(dsn: str, db: Conn,
 
 
 def test_each_database_has_its_own_segment(dsn: str, db: Conn) -> None:
-    row = db.execute("SELECT billing.rate_segment() AS s,"
-                     " (SELECT oid::text FROM pg_database WHERE datname = current_database()) AS oid"
-                     ).fetchone()
+    row = db.execute("SELECT billing.rate_segment() AS s, (SELECT oid::text FROM pg_database"
+                     " WHERE datname = current_database()) AS oid").fetchone()
     assert row is not None
     assert row["s"]["path"].endswith("-" + row["oid"])
     assert row["s"]["slots"] == 65536
