@@ -32,7 +32,8 @@ fi
 PKGS=(postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR postgresql-contrib
       postgresql-plpython3-$PG_MAJOR postgresql-$PG_MAJOR-cron postgresql-server-dev-$PG_MAJOR
       python3-numpy python3-jwt python3-venv python3-dev build-essential cmake dpkg-dev
-      libssl-dev libkrb5-dev chromium)
+      libssl-dev libkrb5-dev chromium
+      pgbackrest)  # backups: secinf db backup / backups / restore
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

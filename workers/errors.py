@@ -38,5 +38,9 @@ class ClusterError(SecinfError):
     """The project's Postgres cluster could not be managed."""
 
 
+class BackupError(SecinfError):
+    """pgBackRest failed: see its log under <home>/pgbackrest/log."""
+
+
 class AuthError(UserError):
     """Invalid, revoked or expired credentials."""

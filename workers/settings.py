@@ -73,6 +73,9 @@ class Settings:
     stripe_meters: str = ""
     """SECINF_STRIPE_METERS: metric=event_name pairs, comma-separated, overriding the meter
     event name of a metric's usage reports (default secinf_<metric>)."""
+    backup_repo: Path | None = None
+    """SECINF_BACKUP_REPO: the pgBackRest repository of the local cluster (backups and
+    archived WAL; default `<home>/backups`). Put it on another disk than the data."""
 
     @property
     def managed(self) -> bool:
@@ -149,6 +152,7 @@ def load_settings() -> Settings:
         stripe_success_url=env.get("SECINF_STRIPE_SUCCESS_URL") or None,
         stripe_cancel_url=env.get("SECINF_STRIPE_CANCEL_URL") or None,
         stripe_meters=env.get("SECINF_STRIPE_METERS") or "",
+        backup_repo=Path(env["SECINF_BACKUP_REPO"]) if env.get("SECINF_BACKUP_REPO") else None,
     )
 
 

@@ -56,15 +56,21 @@ class ThrowawayCluster:
     def conninfo(self) -> str:
         return self.cluster.settings.conninfo()
 
+    @property
+    def env(self) -> dict[str, str]:
+        """SECINF_* variables that make `secinf` (load_settings) manage this cluster."""
+        s = self.cluster.settings
+        return {"SECINF_HOME": str(s.home), "SECINF_PORT": str(s.port)}
+
     def restart(self) -> None:
         """`pg_ctl restart -m fast`: every connection is cut."""
         self.cluster.restart()
 
 
 @contextmanager
-def throwaway_cluster() -> Iterator[ThrowawayCluster]:
+def throwaway_cluster(prefix: str = "secinf-queue-") -> Iterator[ThrowawayCluster]:
     """initdb, start and migrate a private cluster; stop and delete it afterwards."""
-    home = Path(tempfile.mkdtemp(prefix="secinf-queue-", dir=_temp_root()))
+    home = Path(tempfile.mkdtemp(prefix=prefix, dir=_temp_root()))
     settings = replace(load_settings(), dsn=None, home=home, port=free_port(),
                        storage_root=home / "datasets")
     cluster = LocalCluster(settings)

@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from workers.cli import backup_cmd
 from workers.cli.output import console, print_json, print_table
 from workers.db import migrate as migrations
 from workers.db.checks import (
@@ -22,7 +23,8 @@ from workers.errors import UserError
 from workers.settings import Settings, load_settings
 from workers.tenancy import jwt_secret
 
-app = typer.Typer(help="Manage the database: cluster, migrations, checks.", no_args_is_help=True)
+app = typer.Typer(help="Manage the database: cluster, migrations, checks, backups.",
+                  no_args_is_help=True)
 
 
 def _ensure_database(settings: Settings) -> bool:
@@ -183,3 +185,6 @@ def jwt_secret_cmd() -> None:
     """Print the JWT secret PostgREST must use (PGRST_JWT_SECRET)."""
     with connect() as conn:
         print(jwt_secret(conn))
+
+
+backup_cmd.register(app)  # backup, backups, restore (pgBackRest): workers/cli/backup_cmd.py

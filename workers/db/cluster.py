@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from workers.db.archiving import archive_command, conf_quote
 from workers.errors import ClusterError
 from workers.settings import Settings
 
@@ -40,6 +41,11 @@ timescaledb.max_background_workers = 0
 timescaledb.telemetry_level = off
 log_min_messages = warning
 log_line_prefix = '%m [%p] %q%u@%d '
+# WAL archiving (docs/operations.md, "Backups"): on from the first start, so that enabling
+# backups needs no restart. Until `secinf db backup` has configured pgBackRest, the command
+# discards each segment (no backup exists that could use it); a reload switches it.
+archive_mode = on
+archive_command = {archive_command}
 """
 
 HBA_CONF = """\
@@ -127,19 +133,22 @@ class LocalCluster:
         return True
 
     def write_config(self) -> bool:
-        """Write the server's configuration; returns True when pg_hba.conf changed."""
+        """Write the server's configuration; returns True when pg_hba.conf or secinf.conf
+        changed (a running server needs a reload)."""
         s = self.settings
-        conf = SERVER_CONF.format(port=s.port, socket_dir=s.socket_dir, dbname=s.dbname)
+        conf = SERVER_CONF.format(port=s.port, socket_dir=s.socket_dir, dbname=s.dbname,
+                                  archive_command=conf_quote(archive_command(s)))
         target = s.pgdata / "secinf.conf"
         main_conf = s.pgdata / "postgresql.conf"
         hba = s.pgdata / "pg_hba.conf"
-        hba_changed = not hba.exists() or hba.read_text() != HBA_CONF
+        changed = not hba.exists() or hba.read_text() != HBA_CONF
+        changed |= not target.exists() or target.read_text() != conf
         self._write_as_owner(target, conf)
         self._write_as_owner(hba, HBA_CONF)
         text = main_conf.read_text()
         if "include 'secinf.conf'" not in text:
             self._write_as_owner(main_conf, text + "\ninclude 'secinf.conf'\n")
-        return hba_changed
+        return changed
 
     def _write_as_owner(self, path: Path, text: str) -> None:
         path.write_text(text)
@@ -151,9 +160,9 @@ class LocalCluster:
     def start(self) -> bool:
         """Start the server if it is not running; returns True when started now."""
         self.init()
-        hba_changed = self.write_config()
+        changed = self.write_config()
         if self.status().running:
-            if hba_changed:  # a running server reads pg_hba.conf again on reload only
+            if changed:  # a running server reads its files again on reload only
                 self._run(self._bin("pg_ctl"), "reload", "-D", str(self.settings.pgdata))
             return False
         self._prepare_home()
