@@ -1,9 +1,10 @@
-"""`secinf jobs list|show|retry|cancel|enqueue`: the work queue from the command line."""
+"""`secinf jobs list|show|retry|replay|cancel|enqueue`: the work queue from the command line."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
@@ -14,9 +15,27 @@ from workers.db.connect import connect
 from workers.errors import UserError
 from workers.queue import client, registry
 
-app = typer.Typer(help="The work queue: list, show, retry, cancel, enqueue.", no_args_is_help=True)
+app = typer.Typer(help="The work queue: list, show, retry, replay, cancel, enqueue.",
+                  no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print JSON.")
 STATES = ("queued", "running", "succeeded", "dead", "cancelled")
+_AGO = re.compile(r"^(\d+)\s*([dhm])$")
+
+
+def parse_since(value: str, now: datetime | None = None) -> datetime:
+    """`--since`: a duration back from now (7d, 12h, 30m) or an ISO timestamp (UTC if no
+    zone is given)."""
+    m = _AGO.match(value.strip())
+    if m:
+        n, unit = int(m.group(1)), m.group(2)
+        step = {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}
+        return (now or datetime.now(UTC)) - step[unit]
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise UserError(f"--since {value!r} is neither a duration (7d, 12h, 30m) nor an ISO "
+                        "timestamp (2026-05-01T12:00:00+00:00)") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @app.command("list")
@@ -85,6 +104,45 @@ def jobs_retry(job_id: int = typer.Argument(..., help="A dead or cancelled job's
         conn.commit()
     print_json({"job_id": job_id, "state": state}) if json_out else console.print(
         f"[green]✓[/] job {job_id} is {state}")
+
+
+@app.command("replay")
+def jobs_replay(
+    state: str = typer.Option("dead", help="Replay jobs in this state: dead or cancelled."),
+    kind: str | None = typer.Option(None, help="Only this job kind."),
+    project: str | None = typer.Option(None, "--project", "-p", help="Only this org/project."),
+    since: str | None = typer.Option(None, help="Only jobs that ended since: 7d, 12h, 30m or "
+                                                "an ISO timestamp."),
+    limit: int = typer.Option(1000, min=1, max=100_000, help="Oldest first, at most this many."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Show what would be replayed; change nothing."),
+    json_out: bool = JSON,
+) -> None:
+    """Re-queue dead letters in bulk (each with a fresh set of attempts, as `retry` does),
+    in one transaction. Fix the cause first: a replayed job fails again the same way."""
+    since_at = parse_since(since) if since is not None else None
+    with connect() as conn:
+        project_id = tenancy.resolve_project(conn, project) if project else None
+        rows = client.replay(conn, state=state, kind=kind, project_id=project_id,
+                             since=since_at, limit=limit)
+        if dry_run:
+            conn.rollback()
+        else:
+            conn.commit()
+    if json_out:
+        print_json({"dry_run": dry_run, "replayed": [] if dry_run else rows,
+                    "would_replay": rows if dry_run else []})
+        return
+    if not rows:
+        console.print(f"no {state} jobs match: nothing to replay")
+        return
+    print_table([{**r, "state": "(would be queued)" if dry_run else r["state"]} for r in rows],
+                title=f"{'would replay' if dry_run else 'replayed'} {len(rows)} {state} job(s)",
+                columns=["job_id", "kind", "finished_at", "last_error", "state"])
+    if not dry_run:
+        console.print(f"[green]✓[/] {len(rows)} job(s) queued again"
+                      + (f" (at most --limit {limit}: run again for more)"
+                         if len(rows) == limit else ""))
 
 
 @app.command("cancel")

@@ -81,3 +81,22 @@ SELECT plan_id AS plan, priority, queued, due, running, projects, oldest_due_at,
        oldest_wait_s
 FROM jobs.queue_by_plan
 ORDER BY priority DESC, plan_id;
+
+-- name: replay
+-- Dead letters (or cancelled jobs) re-queued in bulk through jobs.retry, oldest first, with a
+-- fresh set of attempts. Jobs another session holds (an operator's retry or cancel) are
+-- skipped, not waited for; the state is checked again after the lock.
+WITH picked AS (
+  SELECT j.job_id, j.kind, j.finished_at, j.last_error
+  FROM jobs.jobs j
+  WHERE j.state = %(state)s
+    AND (%(kind)s::text IS NULL OR j.kind = %(kind)s)
+    AND (%(project_id)s::uuid IS NULL OR j.project_id = %(project_id)s)
+    AND (%(since)s::timestamptz IS NULL OR j.finished_at >= %(since)s)
+  ORDER BY j.job_id
+  LIMIT %(limit)s
+  FOR UPDATE SKIP LOCKED
+)
+SELECT p.job_id, p.kind, p.finished_at, p.last_error, jobs.retry(p.job_id) AS state
+FROM picked p
+ORDER BY p.job_id;

@@ -213,6 +213,19 @@ def cancel(conn: Conn, job_id: int) -> str:
     return str(row["state"])
 
 
+def replay(conn: Conn, *, state: str = "dead", kind: str | None = None,
+           project_id: str | None = None, since: datetime | None = None,
+           limit: int = 1000) -> list[dict[str, Any]]:
+    """Re-queue dead (or cancelled) jobs in bulk, oldest first: each as `retry` does.
+    Returns the jobs re-queued (in the caller's transaction)."""
+    if state not in ("dead", "cancelled"):
+        raise UserError(f"--state {state!r}: only dead or cancelled jobs can be replayed")
+    return conn.execute(query("jobs", "replay"), {
+        "state": state, "kind": kind, "project_id": project_id, "since": since,
+        "limit": limit,
+    }).fetchall()
+
+
 def list_jobs(conn: Conn, *, state: str | None = None, kind: str | None = None,
               project_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
     return conn.execute(query("jobs", "list_jobs"), {
