@@ -1,7 +1,8 @@
 """`secinf db backup|backups|restore` with the real pgBackRest, on a private throwaway
 cluster (never the shared one): a full backup, transaction A, a time T from the server,
 transaction B, an incremental backup, then a restore to T into a second cluster on its own
-port holds A's rows and not B's, while the first cluster runs on untouched."""
+port holds A's rows and not B's, while the first cluster runs on untouched; last, the same
+restore --in-place over the stopped first cluster, which then backs up on a new timeline."""
 
 from __future__ import annotations
 
@@ -112,4 +113,19 @@ def test_restore_to_a_time_has_the_rows_before_it_and_not_after(
         finally:
             LocalCluster(replace(tc.cluster.settings, home=restored_home, port=port)
                          ).stop(mode="immediate")
+
+        # Over the cluster itself: refused while it runs, then (stopped, confirmed) it comes
+        # back at T on its own port and goes on archiving and backing up on a new timeline.
+        refused = CliRunner().invoke(db_app, ["restore", "--to", target.isoformat(),
+                                              "--in-place", "--yes"])
+        assert "which is running: stop it first with `secinf db down`" in str(
+            refused.exception)
+        tc.cluster.stop()
+        done = json.loads(secinf_db("restore", "--to", target.isoformat(), "--in-place",
+                                    "--yes", "--json").stdout)
+        assert done["in_place"] is True and done["port"] == src_port
+        assert ledger(src) == {"A": 50}
+        assert one(src, "SELECT pg_is_in_recovery()") is False
+        after = json.loads(secinf_db("backup", "--json").stdout)
+        assert after["type"] == "incr" and after["label"] != incr["label"]
     print(f"\nbackup and restore test: {time.monotonic() - started:.1f} s")
