@@ -33,7 +33,8 @@ PKGS=(postgresql-$PG_MAJOR postgresql-client-$PG_MAJOR postgresql-contrib
       postgresql-plpython3-$PG_MAJOR postgresql-$PG_MAJOR-cron postgresql-server-dev-$PG_MAJOR
       python3-numpy python3-jwt python3-venv python3-dev build-essential cmake dpkg-dev
       libssl-dev libkrb5-dev chromium
-      pgbackrest)  # backups: secinf db backup / backups / restore
+      pgbackrest  # backups: secinf db backup / backups / restore
+      prometheus prometheus-postgres-exporter)  # metrics: promtool and the scrape test
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -46,7 +47,21 @@ if ((${#missing[@]})); then
   mkdir -p /etc/postgresql-common
   grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf \
     || echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
+  # Debian's prometheus and prometheus-postgres-exporter would start their systemd services
+  # (a Prometheus on :9090 scraping nothing of ours): a temporary policy-rc.d that answers
+  # 101 ("action forbidden") stops every daemon start during this install; removed after.
+  # secinf runs its own Prometheus and exporter (docs/operations.md, "Metrics and alerts").
+  # An existing policy-rc.d (a container's own) is left as it is.
+  policy_rc=/usr/sbin/policy-rc.d own_policy=
+  if [[ ! -e $policy_rc ]]; then
+    printf '#!/bin/sh\n# secinf install-system: no daemon starts during apt-get\nexit 101\n' > $policy_rc
+    chmod 755 $policy_rc
+    own_policy=1
+    trap '[[ -z $own_policy ]] || rm -f "$policy_rc"' EXIT
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [[ -z $own_policy ]] || rm -f "$policy_rc"
+  own_policy=
 else
   log "Debian packages present"
 fi

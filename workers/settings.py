@@ -7,8 +7,11 @@ Without it, secinf runs its own cluster: data in `SECINF_PGDATA`, port `SECINF_P
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from workers.errors import UserError
 
 DEFAULT_PORT = 5433
 DEFAULT_DBNAME = "secinf"
@@ -73,6 +76,11 @@ class Settings:
     stripe_meters: str = ""
     """SECINF_STRIPE_METERS: metric=event_name pairs, comma-separated, overriding the meter
     event name of a metric's usage reports (default secinf_<metric>)."""
+    worker_metrics_port: int = 0
+    """SECINF_WORKER_METRICS_PORT: the port `secinf worker` serves Prometheus metrics on at
+    /metrics (0 or unset: no metrics server)."""
+    worker_metrics_host: str = "127.0.0.1"
+    """SECINF_WORKER_METRICS_HOST: the address of that server (0.0.0.0 in a container)."""
     backup_repo: Path | None = None
     """SECINF_BACKUP_REPO: the pgBackRest repository of the local cluster (backups and
     archived WAL; default `<home>/backups`). Put it on another disk than the data."""
@@ -127,6 +135,17 @@ class Settings:
         return self.dbname
 
 
+def _port(env: Mapping[str, str], name: str) -> int:
+    """A TCP port setting: unset or empty is 0 (off)."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) > 65535:
+        raise UserError(f"{name}={raw!r} is not a port: set it to a number from 1 to 65535, "
+                        "or 0 (or unset it) for none")
+    return int(raw)
+
+
 def load_settings() -> Settings:
     """Read the environment once; tests clear SECINF_* before they run."""
     env = os.environ
@@ -152,6 +171,8 @@ def load_settings() -> Settings:
         stripe_success_url=env.get("SECINF_STRIPE_SUCCESS_URL") or None,
         stripe_cancel_url=env.get("SECINF_STRIPE_CANCEL_URL") or None,
         stripe_meters=env.get("SECINF_STRIPE_METERS") or "",
+        worker_metrics_port=_port(env, "SECINF_WORKER_METRICS_PORT"),
+        worker_metrics_host=env.get("SECINF_WORKER_METRICS_HOST") or "127.0.0.1",
         backup_repo=Path(env["SECINF_BACKUP_REPO"]) if env.get("SECINF_BACKUP_REPO") else None,
     )
 

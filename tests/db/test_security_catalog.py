@@ -11,7 +11,7 @@ pytestmark = pytest.mark.db
 
 OUR_SCHEMAS = ("core", "auth", "audit", "api", "ingest", "features", "rules", "candidates",
                "review", "events", "jobs", "datasets", "billing", "scoring", "pipeline",
-               "analytics")
+               "analytics", "monitoring")
 RLS_BOUND = ("anon", "customer", "reviewer", "analyst", "project_admin")
 APP_ROLES = ("authenticator", *RLS_BOUND, "pipeline")
 

@@ -8,6 +8,7 @@ import typer
 
 from workers.cli.output import print_json
 from workers.errors import UserError
+from workers.metrics import serve_metrics
 from workers.queue.worker import WorkerConfig, run_worker
 from workers.settings import load_settings
 
@@ -38,6 +39,13 @@ def worker_command(
     device: str = typer.Option("auto", "--device",
                                help="Model device for scoring jobs: auto (CUDA when present), "
                                     "cpu or cuda."),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=0, max=65535,
+        help="Serve Prometheus metrics on this port at /metrics (0: off). "
+             "Default: SECINF_WORKER_METRICS_PORT, else off."),
+    metrics_host: str | None = typer.Option(
+        None, "--metrics-host", help="Address of the metrics server. Default: "
+        "SECINF_WORKER_METRICS_HOST, else 127.0.0.1."),
 ) -> None:
     """Run queued jobs until stopped (SIGTERM: finish or release, then exit)."""
     if once and until_idle:
@@ -55,7 +63,16 @@ def worker_command(
         mode="once" if once else "until_idle" if until_idle else "forever",
         plugins=tuple(plugin or ()),
     )
-    stats = run_worker(load_settings().conninfo(), config)
+    settings = load_settings()
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    server = serve_metrics(port, metrics_host or settings.worker_metrics_host) if port else None
+    if server is not None:
+        logging.getLogger(__name__).info("metrics at %s", server.url)
+    try:
+        stats = run_worker(settings.conninfo(), config)
+    finally:
+        if server is not None:
+            server.close()
     if json_out:
         print_json(vars(stats))
 

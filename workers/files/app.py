@@ -10,6 +10,8 @@
                        Stripe's events and plan checkouts (workers/billing/routes.py)
     GET /healthz       the service and its database
     GET /openapi.json  this API
+    GET /metrics       Prometheus metrics: requests by route and status, bytes sent
+                       (workers/metrics.py; not an API route, so not in the document)
 
 Every download served or refused and every upload received or refused is an audit row
 (files.record_access, with the client's address). Errors are JSON {"error", "message",
@@ -44,6 +46,7 @@ from workers.files import signing
 from workers.files.ranges import RangeNotSatisfiable, parse_range
 from workers.files.service_db import ServiceDB, Upload
 from workers.files.signing import BadKey, FileRefused, MalformedUrl, SignedRequest, verify
+from workers.metrics import RequestMetrics, metrics_endpoint
 from workers.settings import Settings, load_settings
 from workers.storage import BadKey as StorageBadKey
 from workers.storage import ObjectMissing, S3Storage, Storage, storage_from_settings
@@ -288,6 +291,8 @@ def create_app(store: Storage, db: ServiceDB, *,
                   docs_url=None, redoc_url=None, redirect_slashes=False,
                   description="Downloads and uploads by signed URL (docs/files.md).")
     locks = _KeyLocks()
+    app.add_middleware(RequestMetrics, routes=lambda: app.router.routes)
+    app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     def address(request: Request) -> str:
         return request.client.host if request.client else "unknown"
@@ -328,8 +333,8 @@ def create_app(store: Storage, db: ServiceDB, *,
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         hint = ("The service answers GET and PUT on /files/{key} (signed URLs), POST "
-                "/stripe/webhook, POST /billing/checkout-session, GET /healthz and GET "
-                "/openapi.json.")
+                "/stripe/webhook, POST /billing/checkout-session, GET /healthz, GET "
+                "/openapi.json and GET /metrics.")
         return JSONResponse(ErrorBody(error=code, message=str(exc.detail), hint=hint)
                             .model_dump(), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))

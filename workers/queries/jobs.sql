@@ -10,9 +10,13 @@ SELECT job_id FROM jobs.enqueue_many(%(project_id)s, %(kind)s, %(payloads)s::jso
                                      %(priority)s, %(max_attempts)s, %(retry_delay)s) AS job_id;
 
 -- name: claim
-SELECT job_id, attempt, project_id, kind, payload, priority, failures, max_attempts,
-       lease_until
-FROM jobs.claim(%(worker)s, %(kinds)s, %(limit)s, %(lease)s, %(exclude)s);
+-- waited_s: since the job fell due (its run_after, which a claim leaves as it was), for the
+-- worker's queue-wait histogram (workers/metrics.py).
+SELECT c.job_id, c.attempt, c.project_id, c.kind, c.payload, c.priority, c.failures,
+       c.max_attempts, c.lease_until,
+       extract(epoch FROM clock_timestamp() - (SELECT j.run_after FROM jobs.jobs j
+                                               WHERE j.job_id = c.job_id))::float8 AS waited_s
+FROM jobs.claim(%(worker)s, %(kinds)s, %(limit)s, %(lease)s, %(exclude)s) c;
 
 -- name: next_due
 SELECT jobs.next_due(%(kinds)s, %(exclude)s) - clock_timestamp() AS wait;

@@ -46,6 +46,8 @@ class Job:
     failures: int
     max_attempts: int
     lease_until: datetime
+    waited_s: float | None = None
+    """Seconds from when the job fell due to this claim (None: not known)."""
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Job:
@@ -55,6 +57,7 @@ class Job:
             payload=dict(row["payload"] or {}), priority=int(row["priority"]),
             failures=int(row["failures"]), max_attempts=int(row["max_attempts"]),
             lease_until=row["lease_until"],
+            waited_s=None if row.get("waited_s") is None else float(row["waited_s"]),
         )
 
 

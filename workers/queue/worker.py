@@ -33,6 +33,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
+from workers import metrics
 from workers.errors import UserError
 from workers.queue import client, registry
 from workers.queue.client import Conn, Job, StaleAttempt
@@ -84,6 +85,7 @@ class _Running:
     next_beat: float
     timeout_s: float
     thread: threading.Thread | None = None
+    started: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -168,6 +170,7 @@ class Worker:
 
         def before_sleep(state: Any) -> None:
             self.stats.db_retries += 1
+            metrics.DB_RETRIES.inc()
             exc = state.outcome.exception() if state.outcome else None
             log.warning("worker %s: database unavailable (%s); retrying", self.worker_id,
                         str(exc).strip().splitlines()[0] if exc and str(exc).strip() else exc)
@@ -195,6 +198,7 @@ class Worker:
         self.stats.stale += 1
         log.warning("worker %s: %s refused: %s", self.worker_id, what, exc)
         job = run.job
+        metrics.LEASE_LOSSES.labels(job.kind, what).inc()
         self._db(lambda c: client.note_stale(c, job.job_id, job.attempt, f"{what}: {exc}"))
 
     def _fail(self, run: _Running, error: str, *, permanent: bool) -> None:
@@ -207,9 +211,11 @@ class Worker:
             return
         if state == "dead":
             self.stats.dead += 1
+            metrics.JOBS_DEAD.labels(job.kind).inc()
             log.warning("job %s (%s) dead-lettered: %s", job.job_id, job.kind, error)
         else:
             self.stats.retried += 1
+            metrics.JOBS_RETRIED.labels(job.kind).inc()
             log.info("job %s (%s) attempt %s failed, will retry: %s", job.job_id, job.kind,
                      job.attempt, error)
 
@@ -258,14 +264,18 @@ class Worker:
         if run is None:
             return  # abandoned earlier (timed out or lease lost): nothing to write
         job, exc = run.job, outcome.error
+        metrics.RUN_TIME.labels(job.kind, "succeeded" if exc is None else "failed").observe(
+            time.monotonic() - run.started)
         if exc is None:
             if run.ctx.completed:
                 self.stats.succeeded += 1
+                metrics.JOBS_SUCCEEDED.labels(job.kind).inc()
                 return
             result = outcome.result if isinstance(outcome.result, dict) else {}
             try:
                 self._db(lambda c: client.complete(c, job.job_id, job.attempt, result))
                 self.stats.succeeded += 1
+                metrics.JOBS_SUCCEEDED.labels(job.kind).inc()
             except StaleAttempt as stale:
                 self._stale(run, stale, "complete")
         elif isinstance(exc, StaleAttempt):
@@ -285,6 +295,7 @@ class Worker:
         try:
             self._db(lambda c: client.release(c, job.job_id, job.attempt, reason))
             self.stats.released += 1
+            metrics.JOBS_RELEASED.labels(job.kind).inc()
         except StaleAttempt as exc:
             self._stale(run, exc, "release")
 
@@ -297,6 +308,7 @@ class Worker:
                 self._running.pop(key)
                 run.ctx.cancelled.set()
                 self.stats.timed_out += 1
+                metrics.JOBS_TIMED_OUT.labels(job.kind).inc()
                 self._fail(run, f"timed out: the handler ran past its {run.timeout_s:g}s limit "
                            f"on worker {self.worker_id} and was abandoned", permanent=False)
             elif now >= run.next_beat:
@@ -315,6 +327,7 @@ class Worker:
             lease=timedelta(seconds=self.config.lease_s), exclude=self._exclude))
         self.stats.claimed += len(jobs)
         for job in jobs:
+            metrics.observe_claim(job.kind, job.waited_s)
             self._start(job)
         return len(jobs)
 

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from workers import metrics
 from workers.db.queries import query
 from workers.errors import NotFound
 from workers.queue.builtin import SCORE_CANDIDATES, ScoreCandidatesPayload
@@ -113,8 +114,11 @@ def score_candidates(payload: ScoreCandidatesPayload, ctx: JobContext) -> JsonRe
     job = ctx.job
     try:
         with ctx.connection() as conn:
+            started = time.perf_counter()
             scored = score_batch(conn, payload.candidate_ids, job.project_id, payload.model,
                                  opts.device, opts.batch_size)
+            metrics.SCORE_BATCH.labels(opts.device.type).observe(time.perf_counter() - started)
+            metrics.MODEL_FORWARD.labels(opts.device.type).observe(scored.seconds["model"])
     except NotFound as exc:
         raise PermanentError(f"score_candidates: {exc}") from exc
     ctx.check()
@@ -125,6 +129,7 @@ def score_candidates(payload: ScoreCandidatesPayload, ctx: JobContext) -> JsonRe
     with ctx.write_back() as conn:
         result["scored"] = write_scores(conn, job.job_id, job.attempt, scored)
         ctx.complete_in(conn, result)
+    metrics.CANDIDATES_SCORED.inc(result["scored"])  # committed: write_back() has returned
     log.info("job %s: scored %s of %s candidates with %s on %s", job.job_id, result["scored"],
              result["requested"], scored.version, opts.device)
     return result
