@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 ENV_EXAMPLE = DOCKER / ".env.example"
-SERVICES = {"postgres", "postgrest", "migrate", "worker", "streamlit", "files"}
+SERVICES = {"postgres", "postgrest", "migrate", "worker", "streamlit", "files", "prometheus",
+            "postgres-exporter"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?+-][^}]*)?\}")
 
 
@@ -192,8 +193,72 @@ def test_initdb_script_creates_the_login_roles() -> None:
     assert script.stat().st_mode & 0o111, "initdb script must be executable"
     assert "CREATE ROLE authenticator LOGIN NOINHERIT" in text
     assert "CREATE ROLE pipeline LOGIN" in text
+    assert "CREATE ROLE secinf_monitor LOGIN NOINHERIT" in text
     env = _env(_compose()["services"]["postgres"])
-    assert {"AUTHENTICATOR_PASSWORD", "PIPELINE_PASSWORD"} <= set(env)
+    assert {"AUTHENTICATOR_PASSWORD", "PIPELINE_PASSWORD", "MONITOR_PASSWORD"} <= set(env)
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, Path]:
+    """Container path -> host file of a service's bind mounts of repository files."""
+    out: dict[str, Path] = {}
+    for volume in service.get("volumes", []):
+        host, container = volume.split(":")[:2]
+        if host.startswith("./"):
+            out[container] = DOCKER / host
+    return out
+
+
+def test_prometheus_scrapes_the_worker_the_file_service_and_the_exporter() -> None:
+    services = _compose()["services"]
+    prom, exporter = services["prometheus"], services["postgres-exporter"]
+    mounts = _mounts(prom)
+    config_path = prom["command"][0].removeprefix("--config.file=")
+    assert config_path in mounts and all(p.is_file() for p in mounts.values())
+    config = yaml.safe_load(mounts[config_path].read_text())
+    # alerts.yml is named relative to the config, and mounted beside it.
+    for rule_file in config["rule_files"]:
+        beside = str(Path(config_path).parent / rule_file)
+        assert beside in mounts and mounts[beside].name == "alerts.yml", rule_file
+    targets = {c["job_name"]: c["static_configs"][0]["targets"] for c in config["scrape_configs"]}
+    worker_env = _env(services["worker"])
+    assert worker_env["SECINF_WORKER_METRICS_HOST"] == "0.0.0.0"
+    files_port = services["files"]["command"][services["files"]["command"].index("--port") + 1]
+    listen = next(a for a in exporter["command"] if a.startswith("--web.listen-address="))
+    assert targets == {
+        "secinf-worker": [f"worker:{worker_env['SECINF_WORKER_METRICS_PORT']}"],
+        "secinf-files": [f"files:{files_port}"],
+        "secinf-postgres": [f"postgres-exporter:{listen.rsplit(':', 1)[1]}"],
+    }
+    assert all(f"127.0.0.1:{p.split(':')[-1]}" in " ".join(s["healthcheck"]["test"])
+               for s, p in ((prom, "9090"), (exporter, listen)))
+    assert all(p.startswith("127.0.0.1:") for p in prom["ports"])  # the host only
+
+
+def test_the_exporter_logs_in_as_the_monitoring_role_with_the_queries_file() -> None:
+    exporter = _compose()["services"]["postgres-exporter"]
+    env = _env(exporter)
+    dsn = dict(part.split("=", 1) for part in env["DATA_SOURCE_NAME"].split())
+    assert dsn["user"] == "secinf_monitor" and dsn["host"] == "postgres"
+    assert "password" not in dsn and "MONITOR_PASSWORD" in env["PGPASSWORD"]
+    assert dsn["dbname"] == _env(_compose()["services"]["postgres"])["POSTGRES_DB"]
+    queries = next(a for a in exporter["command"] if a.startswith("--extend.query-path="))
+    mounted = _mounts(exporter)[queries.split("=", 1)[1]]
+    assert mounted == DOCKER / "monitoring" / "postgres_exporter_queries.yaml"
+    assert "--no-collector.database" in exporter["command"]
+    assert exporter["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    # The image versions are the Debian packages' that the scrape test runs.
+    assert exporter["image"].endswith("${POSTGRES_EXPORTER_VERSION:-v0.11.1}")
+    assert _compose()["services"]["prometheus"]["image"].endswith("${PROMETHEUS_VERSION:-v2.42.0}")
+
+
+def test_promtool_accepts_the_prometheus_config() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is absent: it comes with Debian's prometheus package "
+                    "(scripts/install-system.sh installs it)")
+    done = subprocess.run([promtool, "check", "config", "prometheus.yml"],
+                          cwd=DOCKER / "monitoring", capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def _compose_client() -> list[str] | None:
