@@ -276,3 +276,35 @@ def test_prometheus_scrapes_the_worker_the_file_service_and_the_exporter(
             assert sum(len(g["rules"]) for g in groups) >= 10
     exporter_log = _tail(tmp_path / "exporter.log")
     assert "level=error" not in exporter_log, exporter_log
+
+
+# ---------------------------------------------------------------------- the worker's counters
+def test_the_worker_counts_retries_dead_letters_and_run_time(db: Conn, dsn: str) -> None:
+    from prometheus_client import REGISTRY
+
+    from tests.db.queue_helpers import ThreadWorker
+    from workers.queue.worker import WorkerConfig
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    names = [("secinf_worker_jobs_claimed_total", {"kind": "test_boom"}),
+             ("secinf_worker_jobs_retried_total", {"kind": "test_boom"}),
+             ("secinf_worker_jobs_dead_total", {"kind": "test_boom"}),
+             ("secinf_worker_jobs_dead_total", {"kind": "no_such_kind"}),
+             ("secinf_worker_jobs_succeeded_total", {"kind": "noop"}),
+             ("secinf_job_run_seconds_count", {"kind": "test_boom", "outcome": "failed"}),
+             ("secinf_job_queue_wait_seconds_count", {"kind": "noop"})]
+    before = [sample(n, **labels) for n, labels in names]
+    project = make_project(db, "acme", "plaza")
+    client.enqueue(db, project, "test_boom", max_attempts=2, retry_delay=timedelta(0))
+    client.enqueue(db, project, "no_such_kind")
+    client.enqueue_many(db, project, "noop", [{}] * 3)
+    db.commit()
+    config = WorkerConfig(concurrency=2, lease_s=5.0, poll_s=0.5, mode="until_idle",
+                          plugins=("tests.support.queue_kinds",))
+    with ThreadWorker(dsn, config) as tw:
+        tw.thread.join(30)
+        assert not tw.thread.is_alive()
+    after = [sample(n, **labels) for n, labels in names]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 1, 1, 1, 3, 2, 3]

@@ -101,6 +101,21 @@ def bench_prerequest_command(
     bench_prerequest(requests, json_out)
 
 
+@bench_app.command("monitoring")
+def bench_monitoring_command(
+    repeat: int = typer.Option(5, "--repeat", min=1, max=1000, help="Timed runs per query."),
+    queries: Path | None = typer.Option(
+        None, "--queries", help="postgres_exporter queries file (default: "
+        "docker/monitoring/postgres_exporter_queries.yaml)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Time each postgres_exporter query (docker/monitoring) on the configured database, as
+    secinf_monitor (target: < 50 ms each at 10M rows)."""
+    from workers.bench.monitoring_bench import QUERIES_FILE, bench_monitoring
+
+    bench_monitoring(repeat=repeat, queries_file=queries or QUERIES_FILE, json_out=json_out)
+
+
 @bench_app.command("learning")
 def bench_learning_command(
     labelled: Path | None = typer.Option(None, "--labelled", help="Labelled scenes (default "
