@@ -97,7 +97,7 @@ def test_the_monitoring_role_reads_aggregates_and_no_tenant_data(db: Conn, dsn: 
         rows = mon.execute("SELECT * FROM monitoring.pipeline_sources").fetchall()
         assert [(str(r["project_id"]), r["source_id"], r["dirty_pending"]) for r in rows] == [
             (project, source, 1)]
-        assert rows[0]["lag_seconds"] == 3600  # never processed: high water − first point
+        assert rows[0]["lag_seconds"] == 3600  # never processed: high water - first point
         depth = {(r["kind"], r["state"]): r["jobs"] for r in
                  mon.execute("SELECT * FROM monitoring.queue_depth").fetchall()}
         assert depth == {("noop", "queued"): 1, ("echo", "dead"): 1}

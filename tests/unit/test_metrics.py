@@ -88,7 +88,7 @@ def test_the_worker_metrics_server_serves_and_names_a_busy_port() -> None:
     with socket.socket() as probe:  # closed: the port is free again
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", server.port))
-    with pytest.raises(UserError, match="metrics host 'no-such-host.invalid' is not an "
+    with pytest.raises(UserError, match=r"metrics host 'no-such-host\.invalid' is not an "
                                         "address of this machine"):
         serve_metrics(0, "no-such-host.invalid")
 
