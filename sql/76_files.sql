@@ -117,17 +117,11 @@ BEGIN
 END
 $$;
 
--- The caller's address as PostgREST passes it on (X-Forwarded-For's first hop, else the
--- connection's peer).
+-- The caller's address as PostgREST passes it on (audit.caller_address, sql/05_audit.sql).
 CREATE OR REPLACE FUNCTION files.caller_address() RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT coalesce(
-    nullif(trim(split_part(coalesce(nullif(current_setting('request.headers', true), ''),
-                                    '{}')::jsonb ->> 'x-forwarded-for', ',', 1)), ''),
-    host(inet_client_addr()), 'local')
-$$;
+AS $$ SELECT audit.caller_address() $$;
 
 -- One access of the file service: a download served or refused, an upload received or
 -- refused (p_result: served | refused | received | redirected, an upload sent on to S3).

@@ -46,5 +46,12 @@ GRANT EXECUTE ON FUNCTION core.resolve_project(text)
 REVOKE EXECUTE ON FUNCTION audit.record(uuid, text, text, jsonb)
   FROM customer, reviewer, analyst, project_admin;
 GRANT EXECUTE ON FUNCTION audit.record(uuid, text, text, jsonb) TO pipeline;
+-- The audit chain (sql/05_audit.sql): pg_cron seals and adds partitions as pipeline; verify
+-- reports counts and a chain position only, never a row.
+GRANT EXECUTE ON FUNCTION audit.seal(integer), audit.ensure_partitions(integer),
+  audit.verify_chain() TO pipeline;
+-- Every insert path runs the trigger's address lookup as the writer.
+GRANT EXECUTE ON FUNCTION audit.caller_address()
+  TO anon, customer, reviewer, analyst, project_admin, pipeline;
 -- The worker reads the secret channel names it listens on (auth.notify_channels, 0018).
 GRANT EXECUTE ON FUNCTION auth.channel(text) TO pipeline;

@@ -101,6 +101,19 @@ def bench_prerequest_command(
     bench_prerequest(requests, json_out)
 
 
+@bench_app.command("governance")
+def bench_governance_command(
+    audit_rows: int = typer.Option(1_000_000, "--audit-rows", min=100, max=50_000_000,
+                                   help="Audit rows to write, seal and verify."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Governance figures on a scratch database: the audit chain's seal rate and its verify
+    time (target: 1M rows in < 10 s)."""
+    from workers.bench.governance_bench import bench_governance
+
+    bench_governance(audit_rows, json_out)
+
+
 @bench_app.command("monitoring")
 def bench_monitoring_command(
     repeat: int = typer.Option(5, "--repeat", min=1, max=1000, help="Timed runs per query."),

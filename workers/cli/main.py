@@ -11,6 +11,7 @@ import typer
 from workers.cli import (
     accounts_cmd,
     analytics_cmd,
+    audit_cmd,
     datasets_cmd,
     db_cmd,
     jobs_cmd,
@@ -63,6 +64,7 @@ app.command("export")(datasets_cmd.export_command)
 app.add_typer(datasets_cmd.app, name="datasets")
 app.command("serve")(serve_command)
 app.add_typer(analytics_cmd.app, name="analytics")
+app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(bench_app, name="bench")
 app.command("demo")(demo_command)
 

@@ -1,0 +1,10 @@
+-- name: seal
+-- Seal what can be sealed into the hash chain (audit.seal, sql/05_audit.sql).
+SELECT audit.seal(%(limit)s) AS sealed;
+
+-- name: verify
+SELECT rows_checked, first_broken, reason, unsealed FROM audit.verify_chain();
+
+-- name: broken_row
+-- The row at a broken link, to show what it is (never its details).
+SELECT audit_id, at, project_id, actor, action, target FROM audit.log WHERE chain_seq = %(seq)s;
