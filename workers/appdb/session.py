@@ -116,10 +116,33 @@ def _message(exc: psycopg.Error) -> str:
     return f"{text} ({diag.message_hint})" if diag.message_hint else text
 
 
+def _pgrst(exc: psycopg.Error) -> tuple[str | None, str, str | None]:
+    """A SQLSTATE PGRST error (PostgREST's error with a status and headers, e.g. the rate
+    limit's 429) as (code, message with hint, Retry-After); anything else unchanged."""
+    diag = exc.diag
+    try:
+        body = json.loads(diag.message_primary or "")
+        meta = json.loads(diag.message_detail or "{}")
+    except ValueError:
+        return diag.sqlstate, _message(exc), None
+    if not isinstance(body, dict) or not isinstance(meta, dict):
+        return diag.sqlstate, _message(exc), None
+    text = str(body.get("message", ""))
+    hint = body.get("hint")
+    retry = (meta.get("headers") or {}).get("Retry-After")
+    return (str(body.get("code") or "PGRST"), f"{text} ({hint})" if hint else text,
+            None if retry is None else str(retry))
+
+
 def translate(exc: psycopg.Error, *, signing_in: bool = False) -> SecinfError:
     """A database error as the exception the app shows (message and hint, no traceback)."""
     state = exc.diag.sqlstate
     msg = _message(exc)
+    if state == "PGRST":
+        state, msg, retry = _pgrst(exc)
+        if state == "PT429":
+            return ApiCallError(f"too many requests: {msg}"
+                                + (f"; try again in {retry} s" if retry else ""))
     if isinstance(exc, psycopg.OperationalError) and state is None:
         return DatabaseUnavailable(f"cannot reach the database: {msg}")
     if state in ("PT401", "28P01", "28000"):
