@@ -10,6 +10,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help setup system venv db demo test test-fast lint typecheck squawk app bench-ingest \
         bench-pipeline bench-scoring bench-review bench-quality bench-delivery bench-prerequest \
+        bench-monitoring \
         clean db-down
 
 help: ## List the targets
@@ -78,6 +79,9 @@ bench-delivery: setup ## Benchmark: file service downloads vs a plain read, uplo
 
 bench-prerequest: setup ## Benchmark: api.pre_request with metering and rate limits vs without (p95 added)
 	@$(SECINF) bench prerequest
+
+bench-monitoring: setup ## Benchmark: each postgres_exporter query as secinf_monitor on this database (< 50 ms)
+	@$(SECINF) bench monitoring
 
 db-down: venv ## Stop the project's cluster
 	@$(SECINF) db down
