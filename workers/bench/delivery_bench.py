@@ -47,7 +47,6 @@ from urllib.parse import urlsplit
 
 import polars as pl
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.json import Jsonb
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
@@ -56,7 +55,7 @@ from workers import tenancy
 from workers.appdb.session import AppDB
 from workers.bench.ingest_bench import simulate_points
 from workers.bench.loopback import serving
-from workers.bench.scratch import scratch_database, settle
+from workers.bench.scratch import as_authenticator, scratch_database, settle
 from workers.cli.output import console, err_console, print_json
 from workers.datasets.storage import sha256_file
 from workers.db.connect import connect
@@ -84,15 +83,6 @@ api.ingest_upload_complete, the job from queued to succeeded."""
 JOB_TIMEOUT_S = 900.0
 Conn = psycopg.Connection[dict[str, Any]]
 
-
-def _authenticator(target: str, settings: Settings) -> str:
-    """The scratch database as `authenticator`, as PostgREST logs in."""
-    params = conninfo_to_dict(target)
-    params["user"] = "authenticator"
-    params.pop("password", None)
-    if settings.authenticator_password:
-        params["password"] = settings.authenticator_password
-    return make_conninfo(**params)  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -508,7 +498,7 @@ def bench_delivery(mb: int = 64, fetches: int = 5, points: int = 300_000, repeat
             project = str(tenancy.create_project(admin, org, name)["project_id"])
             served = _publish(admin, store, project, blob, blob_sha)
             service = create_app(store, ServiceDB(target, max_size=4))
-            app = AppDB(_authenticator(target, settings), max_size=2)
+            app = AppDB(as_authenticator(target, settings), max_size=2)
             claims = {"role": "customer", "project_id": project, "sub": "bench-customer"}
             try:
                 with serving(service) as base_url:

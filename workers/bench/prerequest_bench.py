@@ -21,30 +21,21 @@ import time
 from typing import Any
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from rich.table import Table
 
 from workers import tenancy
-from workers.bench.scratch import scratch_database
+from workers.bench.scratch import as_authenticator, scratch_database
 from workers.cli.output import console, print_json
 from workers.db.connect import connect
 from workers.db.queries import query
 from workers.errors import UserError
-from workers.settings import Settings, load_settings
+from workers.settings import load_settings
 
 TARGET_P95_MS = 1.0
 VARIANTS = ("with_limits", "without_limits")
 Conn = psycopg.Connection[dict[str, Any]]
 
-
-def _authenticator(target: str, settings: Settings) -> str:
-    params = conninfo_to_dict(target)
-    params["user"] = "authenticator"
-    params.pop("password", None)
-    if settings.authenticator_password:
-        params["password"] = settings.authenticator_password
-    return make_conninfo(**params)  # type: ignore[arg-type]
 
 
 def _percentile(samples: list[float], q: float) -> float:
@@ -92,7 +83,7 @@ def bench_prerequest(requests: int, json_out: bool, warmup: int = 50) -> dict[st
             admin.commit()
             assert answer is not None
             claims = json.dumps(answer["answer"]["claims"])
-        with psycopg.connect(_authenticator(target, settings), row_factory=dict_row,
+        with psycopg.connect(as_authenticator(target, settings), row_factory=dict_row,
                              autocommit=True) as conn:
             for i in range(warmup):  # plans, the module compiled, the segment mapped
                 _request(conn, claims, VARIANTS[i % 2])

@@ -20,32 +20,23 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from rich.table import Table
 from tqdm import tqdm
 
 from workers import tenancy
-from workers.bench.scratch import scratch_database
+from workers.bench.scratch import as_authenticator, scratch_database
 from workers.cli.output import console, print_json
 from workers.db.connect import connect
 from workers.errors import UserError
 from workers.review.synthetic import add_candidates, add_tracks, make_scene
-from workers.settings import Settings, load_settings
+from workers.settings import load_settings
 
 REPEATS = 25
 DEPTH = 20  # pages walked before timing a deep page
 PAGE = 50
 Conn = psycopg.Connection[dict[str, Any]]
 
-
-def _authenticator(target: str, settings: Settings) -> str:
-    params = conninfo_to_dict(target)
-    params["user"] = "authenticator"
-    params.pop("password", None)
-    if settings.authenticator_password:
-        params["password"] = settings.authenticator_password
-    return make_conninfo(**params)  # type: ignore[arg-type]
 
 
 class Caller:
@@ -127,7 +118,7 @@ def bench_review(points: int, json: bool) -> dict[str, Any]:
         with connect(settings, autocommit=True, conninfo=target) as admin:
             admin.execute("VACUUM ANALYZE candidates.candidates")
         claims = {"role": "reviewer", "project_id": project, "sub": "bench-reviewer"}
-        with psycopg.connect(_authenticator(target, settings), row_factory=dict_row) as conn:
+        with psycopg.connect(as_authenticator(target, settings), row_factory=dict_row) as conn:
             caller = Caller(conn, claims)
             filters = {"p_types": ["follow", "meet"], "p_source_ids": sources[:2],
                        "p_min_score": 0.2, "p_max_score": 0.9}

@@ -10,6 +10,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from workers.db.connect import connect
 from workers.db.migrate import migrate
@@ -45,3 +46,14 @@ def settle(conn: psycopg.Connection[Any]) -> bool:
     except psycopg.errors.InsufficientPrivilege:
         conn.rollback()
         return False
+
+
+def as_authenticator(target: str, settings: Settings) -> str:
+    """The scratch database `target` as `authenticator`, as PostgREST logs in (its password
+    from SECINF_AUTHENTICATOR_PASSWORD where one is set)."""
+    params = conninfo_to_dict(target)
+    params["user"] = "authenticator"
+    params.pop("password", None)
+    if settings.authenticator_password:
+        params["password"] = settings.authenticator_password
+    return make_conninfo(**params)  # type: ignore[arg-type]

@@ -3,20 +3,11 @@ body is the file service's {"error", "message", "hint"}."""
 
 from __future__ import annotations
 
-from workers.errors import UserError
+from workers.files.signing import FileRefused
 
 
-class BillingRefused(UserError):
-    """The request was refused."""
-
-    status = 400
-    code = "refused"
-    hint = ""
-
-    def __init__(self, message: str | None = None, hint: str | None = None) -> None:
-        super().__init__(message)
-        if hint is not None:
-            self.hint = hint
+class BillingRefused(FileRefused):
+    """The request was refused (status, code and hint as every refusal of the service)."""
 
 
 class NotConfigured(BillingRefused):
