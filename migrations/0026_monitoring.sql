@@ -31,7 +31,8 @@ CREATE SCHEMA monitoring;
 -- history. jobs.jobs is the queue's table; its writes wait for this build (seconds at
 -- millions of rows): CREATE INDEX CONCURRENTLY cannot run in a migration's transaction.
 -- squawk-ignore require-concurrent-index-creation
-CREATE INDEX jobs_monitor_idx ON jobs.jobs (state, kind) INCLUDE (run_after, finished_at)
+CREATE INDEX jobs_monitor_idx ON jobs.jobs (state, kind)
+  INCLUDE (run_after, finished_at, priority)
   WHERE state IN ('queued', 'running', 'dead');
 
 RESET ROLE;

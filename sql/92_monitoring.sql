@@ -40,23 +40,27 @@ CREATE VIEW monitoring.pipeline_sources WITH (security_invoker = true) AS
 SELECT * FROM monitoring.pipeline_source_stats();
 
 -- ======================================================================= queue
--- Jobs by kind and state: queued (and how many of them are due now, and how long the
--- oldest due one has waited), running, dead. Succeeded and cancelled jobs are history, not
+-- Jobs by kind, state and priority (the claim order: the plan's job_priority when queued,
+-- so a free tenant's flood shows apart from paying tenants' work): queued (and how many of
+-- them are due now, and how long the oldest due one has waited), running, dead. Succeeded and cancelled jobs are history, not
 -- depth: the workers' counters count them. An index-only scan of jobs_monitor_idx (0026).
+-- (Dropped first: its columns changed once.)
+DROP VIEW IF EXISTS monitoring.queue_depth;
+DROP FUNCTION IF EXISTS monitoring.queue_depth_stats();
 CREATE OR REPLACE FUNCTION monitoring.queue_depth_stats()
-RETURNS TABLE (kind text, state text, jobs bigint, due bigint,
+RETURNS TABLE (kind text, state text, priority bigint, jobs bigint, due bigint,
                oldest_due_seconds double precision)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT j.kind, j.state, count(*),
+  SELECT j.kind, j.state, j.priority, count(*),
          count(*) FILTER (WHERE j.state = 'queued' AND j.run_after <= now()),
          coalesce(extract(epoch FROM now() - min(j.run_after)
                   FILTER (WHERE j.state = 'queued' AND j.run_after <= now())
                   )::double precision, 0)
   FROM jobs.jobs j
   WHERE j.state IN ('queued', 'running', 'dead')
-  GROUP BY j.kind, j.state
+  GROUP BY j.kind, j.state, j.priority
 $$;
 
 DROP VIEW IF EXISTS monitoring.queue_depth;

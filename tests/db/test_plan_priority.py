@@ -98,6 +98,11 @@ def test_the_queue_per_plan_shows_the_flood_and_who_waits(
     worker_conn.commit()
     assert [(p, plans[p]["queued"], plans[p]["due"]) for p in ("enterprise", "team", "free")
             ] == [("enterprise", 0, 0), ("team", 1, 1), ("free", FLOOD, FLOOD)]
+    # The exporter's queue series (monitoring.queue_depth) carry the priority as a label.
+    depth = {(r["state"], r["priority"]): r["jobs"] for r in db.execute(
+        "SELECT state, priority, jobs FROM monitoring.queue_depth WHERE kind = 'noop'")}
+    db.rollback()
+    assert depth == {("queued", 0): FLOOD, ("queued", 5): 1}
     claimed = claim_one(worker_conn)
     assert claimed is not None
     plans = {r["plan"]: r for r in client.queue_by_plan(worker_conn)}
