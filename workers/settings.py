@@ -81,6 +81,9 @@ class Settings:
     /metrics (0 or unset: no metrics server)."""
     worker_metrics_host: str = "127.0.0.1"
     """SECINF_WORKER_METRICS_HOST: the address of that server (0.0.0.0 in a container)."""
+    log_format: str = "json"
+    """SECINF_LOG_FORMAT: `secinf worker` and `secinf serve` log JSON lines (json, the
+    default) or plain text (text); both redacted (workers/logs.py)."""
     backup_repo: Path | None = None
     """SECINF_BACKUP_REPO: the pgBackRest repository of the local cluster (backups and
     archived WAL; default `<home>/backups`). Put it on another disk than the data."""
@@ -173,6 +176,7 @@ def load_settings() -> Settings:
         stripe_meters=env.get("SECINF_STRIPE_METERS") or "",
         worker_metrics_port=_port(env, "SECINF_WORKER_METRICS_PORT"),
         worker_metrics_host=env.get("SECINF_WORKER_METRICS_HOST") or "127.0.0.1",
+        log_format=env.get("SECINF_LOG_FORMAT") or "json",
         backup_repo=Path(env["SECINF_BACKUP_REPO"]) if env.get("SECINF_BACKUP_REPO") else None,
     )
 

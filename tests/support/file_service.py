@@ -85,13 +85,15 @@ class Service:
 
 
 @contextmanager
-def serving(app: FastAPI) -> Iterator[Service]:
-    """Run `app` with uvicorn on 127.0.0.1 (a free port) until the block ends."""
+def serving(app: FastAPI, **config: Any) -> Iterator[Service]:
+    """Run `app` with uvicorn on 127.0.0.1 (a free port) until the block ends; `config`:
+    more uvicorn.Config settings (log_config=None: logging as `secinf serve` sets it up)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", "lifespan": "on",
+                                                   **config}))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15

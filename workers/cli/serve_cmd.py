@@ -7,6 +7,7 @@ import re
 import psycopg
 import typer
 
+from workers import logs
 from workers.cli.output import console
 from workers.db.connect import connect
 from workers.db.queries import query
@@ -61,5 +62,6 @@ def serve_command(
                       "(change it with --public-url)", highlight=False)
     # Client addresses from X-Forwarded-For only when the proxy is trusted: uvicorn's
     # --forwarded-allow-ips (FORWARDED_ALLOW_IPS), 127.0.0.1 by default.
+    logs.configure(settings.log_format)
     uvicorn.run(app_from_settings(settings), host=host, port=port, log_level=log_level,
-                proxy_headers=True, server_header=False)
+                proxy_headers=True, server_header=False, log_config=None)

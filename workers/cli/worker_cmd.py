@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from workers import logs
 from workers.cli.output import print_json
 from workers.errors import UserError
 from workers.metrics import serve_metrics
@@ -54,16 +55,14 @@ def worker_command(
 
     configure(device)
     names = tuple(k.strip() for item in (kinds or []) for k in item.split(",") if k.strip())
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("psycopg").setLevel(logging.WARNING)
+    settings = load_settings()
+    logs.configure(settings.log_format, logging.DEBUG if verbose else logging.INFO)
     config = WorkerConfig(
         kinds=names or None, concurrency=concurrency, batch=batch, lease_s=lease, poll_s=poll,
         grace_s=grace, role=role or None, worker_id=worker_id,
         mode="once" if once else "until_idle" if until_idle else "forever",
         plugins=tuple(plugin or ()),
     )
-    settings = load_settings()
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
     server = serve_metrics(port, metrics_host or settings.worker_metrics_host) if port else None
     if server is not None:

@@ -44,6 +44,7 @@ from workers.billing.routes import BillingService, stripe_router
 from workers.errors import DatabaseUnavailable
 from workers.files import signing
 from workers.files.ranges import RangeNotSatisfiable, parse_range
+from workers.files.request_ids import RequestIds
 from workers.files.service_db import ServiceDB, Upload
 from workers.files.signing import BadKey, FileRefused, MalformedUrl, SignedRequest, verify
 from workers.metrics import RequestMetrics, metrics_endpoint
@@ -292,6 +293,7 @@ def create_app(store: Storage, db: ServiceDB, *,
                   description="Downloads and uploads by signed URL (docs/files.md).")
     locks = _KeyLocks()
     app.add_middleware(RequestMetrics, routes=lambda: app.router.routes)
+    app.add_middleware(RequestIds)  # outermost: the id covers every line of the request
     app.add_route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False)
 
     def address(request: Request) -> str:

@@ -21,6 +21,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
@@ -33,7 +34,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import BaseModel
 from tenacity import Retrying, retry_if_exception_type, wait_exponential_jitter
 
-from workers import metrics
+from workers import logs, metrics
 from workers.errors import UserError
 from workers.queue import client, registry
 from workers.queue.client import Conn, Job, StaleAttempt
@@ -45,6 +46,12 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Mode = Literal["forever", "once", "until_idle"]
 _RETRYABLE = (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def _job_logs(worker_id: str, job: Job) -> AbstractContextManager[None]:
+    """Log lines about this attempt carry its job, attempt, kind, project and worker."""
+    return logs.bound(job_id=job.job_id, attempt=job.attempt, kind=job.kind,
+                      project_id=job.project_id, worker=worker_id)
 
 
 @dataclass(frozen=True)
@@ -253,7 +260,8 @@ class Worker:
         key = (run.job.job_id, run.job.attempt)
         assert kind.handler is not None
         try:
-            outcome = _Outcome(key, result=kind.handler(payload, run.ctx))
+            with _job_logs(self.worker_id, run.job):
+                outcome = _Outcome(key, result=kind.handler(payload, run.ctx))
         except BaseException as exc:  # a poison handler must not take the worker down
             outcome = _Outcome(key, error=exc, trace=traceback.format_exc(limit=8))
         self._outcomes.put(outcome)
@@ -263,6 +271,10 @@ class Worker:
         run = self._running.pop(outcome.key, None)
         if run is None:
             return  # abandoned earlier (timed out or lease lost): nothing to write
+        with _job_logs(self.worker_id, run.job):
+            self._finish_run(run, outcome)
+
+    def _finish_run(self, run: _Running, outcome: _Outcome) -> None:
         job, exc = run.job, outcome.error
         metrics.RUN_TIME.labels(job.kind, "succeeded" if exc is None else "failed").observe(
             time.monotonic() - run.started)
