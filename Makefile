@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help setup system venv db demo test test-fast lint typecheck squawk app bench-ingest \
         bench-pipeline bench-scoring bench-review bench-quality bench-delivery bench-prerequest \
-        bench-monitoring \
+        bench-monitoring bench-governance \
         clean db-down
 
 help: ## List the targets
@@ -82,6 +82,9 @@ bench-prerequest: setup ## Benchmark: api.pre_request with metering and rate lim
 
 bench-monitoring: setup ## Benchmark: each postgres_exporter query as secinf_monitor on this database (< 50 ms)
 	@$(SECINF) bench monitoring
+
+bench-governance: setup ## Benchmark: the audit chain's seal rate and verify time at 1M rows (< 10 s)
+	@$(SECINF) bench governance
 
 db-down: venv ## Stop the project's cluster
 	@$(SECINF) db down
