@@ -93,8 +93,15 @@ def configure(fmt: str = "json", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
+    route_uvicorn()
+    logging.getLogger("psycopg").setLevel(logging.WARNING)
+
+
+def route_uvicorn() -> None:
+    """uvicorn's loggers (its access line included) hand their records to the root logger's
+    handler instead of their own (uvicorn runs with log_config=None)."""
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         lg = logging.getLogger(name)
         lg.handlers = []
         lg.propagate = True
-    logging.getLogger("psycopg").setLevel(logging.WARNING)
+        lg.disabled = False

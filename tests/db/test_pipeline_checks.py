@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from typer.testing import CliRunner
 
 from tests.support.scene_loader import load_tracks, project, run_tick
+from workers.cli import output
 from workers.cli.main import app
 from workers.db.queries import query
 from workers.errors import UserError
@@ -187,6 +188,8 @@ def test_a_failing_check_does_not_fail_the_ticks(db: Conn) -> None:
 def test_tick_and_status_show_the_warnings(db: Conn, secinf_env: str,
                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "300")  # the status table, unwrapped
+    # ... also where the console fixed its width when it was made (COLUMNS set then)
+    monkeypatch.setattr(output.console, "_width", 300)
     _, fast = scene(db, "clifast", 8.0, tick=False)
     _, bare = scene(db, "clibare", 1.3, ontology=False, tick=False)
     runner = CliRunner()
@@ -304,7 +307,7 @@ def test_settings_show_set_refuse_and_recompute(db: Conn, secinf_env: str) -> No
         (["--source", "tune-cam", "gap_limit_s=2"], "gap_limit_s cannot be set per source: "
          "the stages read only smoothing_s per source; drop --source"),
         (["smoothing=1"], "smoothing: no such pipeline setting; the keys are "
-                          "analyst_idle_in_transaction_max_s"),
+                          "analyst_connection_limit, analyst_idle_in_transaction_max_s"),
         (["smoothing_s=11"], "smoothing_s=11: out of range (0 to 10)"),
         (["smoothing_s=-1"], "smoothing_s=-1: out of range (0 to 10)"),
         (["smoothing_s=fast"], "smoothing_s=fast: not a number; e.g. smoothing_s=1.0"),

@@ -73,9 +73,12 @@ def test_the_file_service_binds_a_request_id_and_redacts_signed_urls(
     root.addHandler(handler)
     level = root.level
     root.setLevel(logging.INFO)
-    access = logging.getLogger("uvicorn.access")
-    access_level = access.level
-    access.setLevel(logging.INFO)
+    # As `secinf serve` sets logging up (another test's uvicorn may have left its own
+    # handlers on these loggers); put back as found afterwards.
+    saved = {name: (lg.handlers[:], lg.propagate, lg.disabled, lg.level) for name, lg in
+             ((n, logging.getLogger(n)) for n in ("uvicorn", "uvicorn.error", "uvicorn.access"))}
+    logs.route_uvicorn()
+    logging.getLogger("uvicorn.access").setLevel(logging.INFO)
     try:
         with serving(create_app(LocalStorage(tmp_path), ServiceDB(dsn, max_size=2)),
                      log_level="info", log_config=None) as svc:  # as `secinf serve` runs
@@ -86,7 +89,10 @@ def test_the_file_service_binds_a_request_id_and_redacts_signed_urls(
     finally:
         root.removeHandler(handler)
         root.setLevel(level)
-        access.setLevel(access_level)
+        for name, (handlers, propagate, disabled, lvl) in saved.items():
+            lg = logging.getLogger(name)
+            lg.handlers, lg.propagate, lg.disabled = handlers, propagate, disabled
+            lg.setLevel(lvl)
     assert given.headers["x-request-id"] == "req-0123456789"
     assert len(fresh.headers["x-request-id"]) == 32
     records = [json.loads(line) for line in buffer]
