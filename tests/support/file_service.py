@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -14,8 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import uvicorn
 from fastapi import FastAPI
+
+from workers.files.local_serve import serve_in_thread
 
 
 @dataclass
@@ -86,24 +85,9 @@ class Service:
 
 @contextmanager
 def serving(app: FastAPI, **config: Any) -> Iterator[Service]:
-    """Run `app` with uvicorn on 127.0.0.1 (a free port) until the block ends; `config`:
-    more uvicorn.Config settings (log_config=None: logging as `secinf serve` sets it up)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", "lifespan": "on",
-                                                   **config}))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the file service did not start")
-        time.sleep(0.02)
-    try:
-        yield Service("127.0.0.1", port)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    """Run `app` with uvicorn on 127.0.0.1 (a free port) until the block ends (the product's
+    workers.files.local_serve.serve_in_thread); `config`: more uvicorn.Config settings."""
+    with serve_in_thread(app, **config) as base:
+        parts = urlsplit(base)
+        assert parts.hostname is not None and parts.port is not None
+        yield Service(parts.hostname, parts.port)

@@ -54,7 +54,6 @@ from rich.table import Table
 from workers import tenancy
 from workers.appdb.session import AppDB
 from workers.bench.ingest_bench import simulate_points
-from workers.bench.loopback import serving
 from workers.bench.scratch import as_authenticator, scratch_database, settle
 from workers.cli.output import console, err_console, print_json
 from workers.datasets.storage import sha256_file
@@ -62,6 +61,7 @@ from workers.db.connect import connect
 from workers.db.queries import query
 from workers.errors import SecinfError, UserError
 from workers.files.app import create_app
+from workers.files.local_serve import serve_in_thread
 from workers.files.service_db import ServiceDB
 from workers.ingest import IngestRequest, ingest
 from workers.ingest.upload_job import INGEST_FILE
@@ -501,7 +501,7 @@ def bench_delivery(mb: int = 64, fetches: int = 5, points: int = 300_000, repeat
             app = AppDB(as_authenticator(target, settings), max_size=2)
             claims = {"role": "customer", "project_id": project, "sub": "bench-customer"}
             try:
-                with serving(service) as base_url:
+                with serve_in_thread(service) as base_url:
                     admin.execute(query("bench_delivery", "set_base_url"),
                                   {"base_url": base_url})
                     admin.commit()

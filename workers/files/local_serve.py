@@ -19,6 +19,7 @@ import urllib.error
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 import uvicorn
@@ -71,9 +72,10 @@ def health(base_url: str, timeout: float = HEALTH_TIMEOUT_S) -> str | None:
 
 @contextmanager
 def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", *,
-                    start_timeout: float = START_TIMEOUT_S) -> Iterator[str]:
+                    start_timeout: float = START_TIMEOUT_S, **config: Any) -> Iterator[str]:
     """Run `app` with uvicorn on `host` (a free port) until the block ends; yields its base
-    URL. uvicorn logs warnings only and leaves the process's logging configuration alone."""
+    URL. uvicorn logs warnings only and leaves the process's logging configuration alone;
+    `config`: other uvicorn.Config settings (benchmarks and tests)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.bind((host, 0))
@@ -82,8 +84,9 @@ def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", *,
         raise ServiceStartFailed(f"cannot open a port on {host} for the file service: {exc}. "
                                  "Start it yourself with `secinf serve`.") from exc
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", log_config=None,
-                                           lifespan="on", server_header=False))
+    server = uvicorn.Server(uvicorn.Config(app, **{
+        "log_level": "warning", "log_config": None, "lifespan": "on", "server_header": False,
+        **config}))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
                               name=f"secinf-files-{port}")
     thread.start()
