@@ -168,6 +168,21 @@ END
 $$;
 
 -- ======================================================================= counting
+-- Add p_amount to a project's usage of a metric in the hour p_hour, the one write of
+-- billing.usage (billing.count here; the API request flush, 25_billing_rate_limits_api.sql).
+-- The row stays locked until the caller's transaction ends.
+CREATE OR REPLACE FUNCTION billing.add_usage(p_project uuid, p_metric text, p_hour timestamptz,
+                                             p_amount bigint)
+RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  INSERT INTO billing.usage AS u (project_id, metric, hour, amount)
+  VALUES (p_project, p_metric, p_hour, p_amount)
+  ON CONFLICT (project_id, metric, hour)
+    DO UPDATE SET amount = u.amount + excluded.amount, updated_at = now()
+$$;
+
 -- Count p_amount of p_metric for project p_project, once per unit of work p_work_key
 -- ('batch:42', 'range:7:…', 'score:job:…'): a key counted before adds 0 and returns false.
 -- Call it in the transaction of the work, so a rolled-back attempt leaves no count and the
@@ -190,10 +205,7 @@ BEGIN
   IF NOT FOUND THEN
     RETURN false;
   END IF;
-  INSERT INTO billing.usage AS u (project_id, metric, hour, amount)
-  VALUES (p_project, p_metric, v_hour, p_amount)
-  ON CONFLICT (project_id, metric, hour)
-    DO UPDATE SET amount = u.amount + excluded.amount, updated_at = now();
+  PERFORM billing.add_usage(p_project, p_metric, v_hour, p_amount);
   RETURN true;
 END
 $$;

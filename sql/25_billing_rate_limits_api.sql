@@ -262,10 +262,7 @@ BEGIN
     CONTINUE WHEN r.n <= v_old;
     UPDATE billing.request_counts rc SET n = greatest(rc.n, r.n), flushed_at = now()
     WHERE rc.epoch = r.epoch AND rc.project_id = r.project_id AND rc.hour = v_hour;
-    INSERT INTO billing.usage AS u (project_id, metric, hour, amount)
-    VALUES (r.project_id, 'api_requests', v_hour, r.n - v_old)
-    ON CONFLICT (project_id, metric, hour)
-      DO UPDATE SET amount = u.amount + excluded.amount, updated_at = now();
+    PERFORM billing.add_usage(r.project_id, 'api_requests', v_hour, r.n - v_old);
     v_counters := v_counters + 1;
     v_added := v_added + (r.n - v_old);
   END LOOP;
