@@ -448,49 +448,34 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_parts text[];
   v_secret text := auth.active_secret();
-  v_sig text;
-  v_header jsonb;
-  v_claims jsonb;
-  v_now double precision := extract(epoch FROM now());
+  v_check jsonb;
 BEGIN
   IF p_token IS NULL OR length(p_token) > 8192
      OR p_token !~ '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' THEN
     RAISE EXCEPTION 'the bearer token is not a JWT' USING ERRCODE = 'PT401',
       HINT = 'Send Authorization: Bearer <token> with a token from api.exchange_key.';
   END IF;
-  v_parts := string_to_array(p_token, '.');
-  v_sig := rtrim(translate(encode(public.hmac(convert_to(v_parts[1] || '.' || v_parts[2], 'UTF8'),
-                                              convert_to(coalesce(v_secret, ''), 'UTF8'),
-                                              'sha256'), 'base64'), '+/', '-_'), '=');
-  IF v_secret IS NULL OR v_sig <> v_parts[3] THEN
-    RAISE EXCEPTION 'the bearer token''s signature is not valid' USING ERRCODE = 'PT401',
-      HINT = 'Exchange your API key again (api.exchange_key): tokens signed with a rotated '
-             'secret stop working.';
-  END IF;
-  BEGIN
-    v_header := convert_from(decode(rpad(translate(v_parts[1], '-_', '+/'),
-                                         (length(v_parts[1]) + 3) / 4 * 4, '='), 'base64'),
-                             'UTF8')::jsonb;
-    v_claims := convert_from(decode(rpad(translate(v_parts[2], '-_', '+/'),
-                                         (length(v_parts[2]) + 3) / 4 * 4, '='), 'base64'),
-                             'UTF8')::jsonb;
-  EXCEPTION WHEN OTHERS THEN
-    RAISE EXCEPTION 'the bearer token is not a JWT' USING ERRCODE = 'PT401';
-  END;
-  IF v_header ->> 'alg' IS DISTINCT FROM 'HS256' OR jsonb_typeof(v_claims) <> 'object' THEN
-    RAISE EXCEPTION 'the bearer token is not an HS256 JWT of claims' USING ERRCODE = 'PT401';
-  END IF;
-  IF jsonb_typeof(v_claims -> 'exp') = 'number' AND (v_claims ->> 'exp')::numeric <= v_now THEN
-    RAISE EXCEPTION 'the bearer token expired at %', to_timestamp((v_claims ->> 'exp')::numeric)
-      USING ERRCODE = 'PT401', HINT = 'Exchange your API key again (api.exchange_key).';
-  END IF;
-  IF jsonb_typeof(v_claims -> 'nbf') = 'number' AND (v_claims ->> 'nbf')::numeric > v_now THEN
-    RAISE EXCEPTION 'the bearer token is not valid before %',
-      to_timestamp((v_claims ->> 'nbf')::numeric) USING ERRCODE = 'PT401';
-  END IF;
-  RETURN v_claims;
+  v_check := CASE WHEN v_secret IS NULL THEN '{"error": "signature"}'::jsonb
+                  ELSE auth.verify_jwt(p_token, v_secret) END;
+  CASE v_check ->> 'error'
+    WHEN 'signature' THEN
+      RAISE EXCEPTION 'the bearer token''s signature is not valid' USING ERRCODE = 'PT401',
+        HINT = 'Exchange your API key again (api.exchange_key): tokens signed with a rotated '
+               'secret stop working.';
+    WHEN 'expired' THEN
+      RAISE EXCEPTION 'the bearer token expired at %', to_timestamp((v_check ->> 'exp')::numeric)
+        USING ERRCODE = 'PT401', HINT = 'Exchange your API key again (api.exchange_key).';
+    WHEN 'immature' THEN
+      RAISE EXCEPTION 'the bearer token is not valid before %',
+        to_timestamp((v_check ->> 'nbf')::numeric) USING ERRCODE = 'PT401';
+    WHEN 'malformed' THEN
+      RAISE EXCEPTION 'the bearer token is not a JWT' USING ERRCODE = 'PT401';
+    WHEN 'algorithm' THEN
+      RAISE EXCEPTION 'the bearer token is not an HS256 JWT of claims' USING ERRCODE = 'PT401';
+    ELSE
+      RETURN v_check -> 'claims';
+  END CASE;
 END
 $$;
 
