@@ -210,20 +210,25 @@ END
 $$;
 
 -- Recompute every link of the chain: each row's hash from its content and prev_hash, each
--- prev_hash against the row before, chain_seq without gaps from 1. Returns the rows checked,
+-- prev_hash against the row before, chain_seq without gaps from 1 (or, once retention
+-- dropped old months, from the newest anchor's last_seq + 1 and its last_hash). Returns the rows checked,
 -- the first broken chain_seq and why (NULL when whole), and the rows not sealed yet.
 CREATE OR REPLACE FUNCTION audit.verify_chain(OUT rows_checked bigint, OUT first_broken bigint,
                                               OUT reason text, OUT unsealed bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  WITH links AS (
+  WITH anchor AS (  -- where retention dropped the oldest months, the chain starts here
+    SELECT a.last_seq, a.last_hash FROM audit.anchors a ORDER BY a.last_seq DESC LIMIT 1
+  ), links AS (
     SELECT l.chain_seq,
            l.row_hash = audit.row_hash(l.prev_hash, l.chain_seq, l.audit_id, l.at,
                                        l.project_id, l.actor, l.action, l.target, l.details,
                                        l.address) AS self_ok,
-           l.prev_hash IS NOT DISTINCT FROM lag(l.row_hash) OVER w AS link_ok,
-           l.chain_seq = coalesce(lag(l.chain_seq) OVER w, 0) + 1 AS seq_ok
+           l.prev_hash IS NOT DISTINCT FROM
+             coalesce(lag(l.row_hash) OVER w, (SELECT a.last_hash FROM anchor a)) AS link_ok,
+           l.chain_seq = coalesce(lag(l.chain_seq) OVER w, (SELECT a.last_seq FROM anchor a), 0)
+                         + 1 AS seq_ok
     FROM audit.log l
     WHERE l.chain_seq IS NOT NULL
     WINDOW w AS (ORDER BY l.chain_seq)
@@ -243,3 +248,23 @@ AS $$
          (SELECT count(*) FROM audit.log l WHERE l.chain_seq IS NULL)
   FROM checked c
 $$;
+
+-- ======================================================================= anchors
+-- The anchors of dropped months (audit.anchors, written by records.drop_audit_months) are
+-- as final as the rows they stand for.
+CREATE OR REPLACE FUNCTION audit.refuse_anchor_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  RAISE EXCEPTION 'audit.anchors is append-only (% refused)', tg_op USING ERRCODE = '42501';
+END
+$$;
+DROP TRIGGER IF EXISTS audit_anchors_append_only ON audit.anchors;
+CREATE TRIGGER audit_anchors_append_only
+  BEFORE UPDATE OR DELETE ON audit.anchors
+  FOR EACH ROW EXECUTE FUNCTION audit.refuse_anchor_change();
+DROP TRIGGER IF EXISTS audit_anchors_no_truncate ON audit.anchors;
+CREATE TRIGGER audit_anchors_no_truncate
+  BEFORE TRUNCATE ON audit.anchors
+  FOR EACH STATEMENT EXECUTE FUNCTION audit.refuse_anchor_change();

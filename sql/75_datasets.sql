@@ -46,7 +46,13 @@ CREATE OR REPLACE VIEW api.datasets WITH (security_invoker = true) AS
          (SELECT count(*) FROM datasets.files f WHERE f.version_id = v.version_id) AS files,
          (SELECT coalesce(sum(f.bytes), 0) FROM datasets.files f
           WHERE f.version_id = v.version_id) AS bytes,
-         v.created_by, v.created_at, v.published_at
+         v.created_by, v.created_at, v.published_at,
+         -- An erasure since publishing (the version holds an erased actor) or retention
+         -- (its files are gone): either way it is no longer downloadable.
+         (SELECT s.superseded_at FROM records.superseded_versions s
+          WHERE s.version_id = v.version_id) AS superseded_at,
+         (SELECT e.expired_at FROM records.expired_versions e
+          WHERE e.version_id = v.version_id) AS expired_at
   FROM datasets.versions v;
 COMMENT ON VIEW api.datasets IS
   'Dataset versions of the caller''s projects (semver; status draft, published or blocked), '

@@ -252,6 +252,19 @@ BEGIN
       p_version, v.status USING ERRCODE = '22023',
       HINT = 'Publish it (secinf export) once its quality gates pass.';
   END IF;
+  -- Gone (HTTP 410): its objects expired under the project's retention, or it holds an
+  -- actor erased since (records, sql/79_records_erasure.sql).
+  IF EXISTS (SELECT FROM records.expired_versions e WHERE e.version_id = v.version_id) THEN
+    RAISE EXCEPTION 'dataset version % expired under the project''s retention of dataset '
+      'files: its files were deleted', p_version USING ERRCODE = 'PT410',
+      HINT = 'Export a new version (secinf export), or keep dataset files longer '
+             '(api.set_retention).';
+  END IF;
+  IF EXISTS (SELECT FROM records.superseded_versions s WHERE s.version_id = v.version_id) THEN
+    RAISE EXCEPTION 'dataset version % holds an actor erased since it was published and is '
+      'superseded', p_version USING ERRCODE = 'PT410',
+      HINT = 'Export a new version (secinf export): it leaves the erased actor out.';
+  END IF;
   IF p_split IS NOT NULL AND p_split NOT IN ('train', 'val', 'test') THEN
     RAISE EXCEPTION 'unknown split "%"', p_split USING ERRCODE = '22023',
       HINT = 'Use train, val or test, or leave it out for every file.';

@@ -20,7 +20,7 @@ BEGIN
     WHERE c.relkind IN ('r', 'p')
       AND n.nspname IN ('core', 'ingest', 'features', 'rules', 'candidates', 'review', 'events',
                         'jobs', 'datasets', 'billing', 'scoring', 'pipeline', 'analytics', 'audit',
-                        'files')
+                        'files', 'records')
   LOOP
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t.rel);
     EXECUTE format('ALTER TABLE %s FORCE ROW LEVEL SECURITY', t.rel);

@@ -22,7 +22,7 @@ Conn = psycopg.Connection[dict[str, Any]]
 # every relation of them (tests/db/test_isolation.py, test_hostile_tenant.py).
 SCHEMAS = ["core", "auth", "audit", "api", "ingest", "features", "rules", "candidates",
            "review", "events", "jobs", "datasets", "billing", "scoring", "pipeline",
-           "analytics", "files"]
+           "analytics", "files", "records"]
 
 
 def tenant_tables(db: Conn) -> list[str]:
@@ -110,8 +110,13 @@ def populate(db: Conn, project_id: str, tag: str) -> None:
                    " 0, 0, repeat('0', 64))", part)
         db.execute("INSERT INTO datasets.quality_reports (project_id, version_id, gate, passed,"
                    " summary) VALUES (%s, %s, 'schema', true, 'ok')", part)
+        if _exists(db, "datasets.version_tracks"):
+            db.execute("INSERT INTO datasets.version_tracks (project_id, version_id, source_id,"
+                       " track_id) VALUES (%s, %s, %s, '1')", (*part, source_id))
         db.execute("UPDATE datasets.versions SET status = 'published' WHERE version_id = %s",
                    (version["version_id"],))
+        if _exists(db, "records.tombstones"):
+            _records_rows(db, project_id, source_id, version["version_id"])
     if _exists(db, "files.uploads"):
         # A signed upload, issued and not yet received.
         db.execute(
@@ -135,6 +140,34 @@ def populate(db: Conn, project_id: str, tag: str) -> None:
                    " identifier) VALUES (%s, 'points_ingested', billing.hour_of(now()), 5, %s)",
                    (project_id, f"fixture-{project_id}"))
     db.commit()
+
+
+def _records_rows(db: Conn, project_id: str, source_id: int, version_id: int) -> None:
+    """A retention setting, a (long past) legal hold, a subject link, a finished erasure's
+    tombstone with the version it superseded, an expired version and a retention step."""
+    db.execute("SELECT records.set_retention(%s, 'events', '2 years', 'fixture')", (project_id,))
+    db.execute("SELECT records.set_hold(%s, NULL, '1990-01-01', '1990-01-02', 'fixture hold')",
+               (project_id,))
+    db.execute("SELECT records.link_subjects(%s, jsonb_build_array(jsonb_build_object("
+               "'source', s.name, 'track_id', '1', 'subject', 'sha256:fixture1')))"
+               " FROM ingest.sources s WHERE s.source_id = %s", (project_id, source_id))
+    stone = db.execute(
+        "INSERT INTO records.tombstones (project_id, subject_kind, subject, source_id, tracks,"
+        " reason, requested_by, status, finished_at) VALUES (%s, 'track', '404', %s,"
+        " jsonb_build_array(jsonb_build_object('source_id', %s, 'track_id', '404')),"
+        " 'fixture erasure', 'fixture', 'done', now()) RETURNING tombstone_id",
+        (project_id, source_id, source_id)).fetchone()
+    assert stone is not None
+    db.execute("INSERT INTO records.superseded_versions (version_id, project_id, tombstone_id)"
+               " VALUES (%s, %s, %s)", (version_id, project_id, stone["tombstone_id"]))
+    run = db.execute("INSERT INTO records.retention_runs (started_by, status) VALUES"
+                     " ('fixture', 'ok') RETURNING run_id").fetchone()
+    assert run is not None
+    db.execute("INSERT INTO records.expired_versions (version_id, project_id, run_id,"
+               " storage_path) VALUES (%s, %s, %s, 'fixture/path')",
+               (version_id, project_id, run["run_id"]))
+    db.execute("SELECT records.retention_record(%s, %s, 'events', 'events.events', 'delete',"
+               " now(), 0, 0, 0.0)", (run["run_id"], project_id))
 
 
 def _review_rows(db: Conn, project_id: str, tag: str, source_id: int) -> None:

@@ -20,6 +20,7 @@ from workers.db.checks import (
 from workers.db.cluster import LocalCluster
 from workers.db.connect import connect
 from workers.errors import UserError
+from workers.records import retention
 from workers.settings import Settings, load_settings
 from workers.tenancy import jwt_secret
 
@@ -111,6 +112,7 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
             if has_cron else []
         )
         info["analyst_limits"] = analyst_limits(conn)
+        info["retention"] = _retention_status(conn)
     info["analyst_limit_problems"] = analyst_limit_problems(info["analyst_limits"])
     info["pending_migrations"] = migrations.pending(settings.conninfo())
     if json_out:
@@ -123,6 +125,23 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
         print_table(info["cron_jobs"], title="cron jobs")
     for line in info["analyst_limit_problems"]:
         console.print(f"[yellow]analyst limits:[/] {line}", highlight=False)
+    last = info["retention"]["last_run"]
+    console.print("retention: " + (
+        "never run (pg_cron runs it nightly; `secinf retention run` runs it now)" if last is None
+        else f"last run {last['run_id']} {last['status']} at {last['started_at']:%Y-%m-%d %H:%M} "
+             f"UTC: {last['rows']:,} rows, {last['chunks']} chunks in {last['seconds']:.1f} s"
+             + (f" ({last['error']})" if last["error"] else "")
+        ) + f" · active legal holds: {info['retention']['active_holds']}", highlight=False)
+
+
+def _retention_status(conn: Any) -> dict[str, Any]:
+    """The last retention run and the number of active legal holds (`secinf retention
+    runs` has more)."""
+    runs = retention.history(conn, 1)
+    held = conn.execute("SELECT count(*) AS n FROM records.holds WHERE lifted_at IS NULL"
+                        ).fetchone()
+    return {"last_run": runs[0] if runs else None,
+            "active_holds": int(held["n"] if isinstance(held, dict) else held[0])}
 
 
 @app.command()

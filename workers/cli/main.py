@@ -16,6 +16,7 @@ from workers.cli import (
     db_cmd,
     jobs_cmd,
     models_cmd,
+    records_cmd,
     review_cmd,
     rules_cmd,
     tenancy_cmd,
@@ -65,6 +66,11 @@ app.add_typer(datasets_cmd.app, name="datasets")
 app.command("serve")(serve_command)
 app.add_typer(analytics_cmd.app, name="analytics")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(records_cmd.retention_app, name="retention")
+app.add_typer(records_cmd.hold_app, name="hold")
+app.command("erase")(records_cmd.erase_command)
+app.command("tombstones")(records_cmd.tombstones_command)
+app.add_typer(records_cmd.subjects_app, name="subjects")
 app.add_typer(bench_app, name="bench")
 app.command("demo")(demo_command)
 

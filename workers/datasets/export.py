@@ -185,6 +185,10 @@ def _record(conn: Conn, project_id: str, req: ExportRequest, version: str, stora
     for e in entries:
         conn.execute(query("datasets", "insert_file"), {
             "project_id": project_id, "version_id": version_id, **e.as_dict()})
+    # The tracks the version holds (its events' actors), so an erasure finds it exactly.
+    conn.execute(query("datasets", "insert_version_tracks"), {
+        "project_id": project_id, "version_id": version_id,
+        "event_ids": [int(e["event_id"]) for e in data.events]})
     for g in results:
         conn.execute(query("datasets", "insert_report"), {
             "project_id": project_id, "version_id": version_id, "gate": g.gate,

@@ -127,6 +127,14 @@ INSERT INTO datasets.files (project_id, version_id, path, kind, split, rows, byt
 VALUES (%(project_id)s, %(version_id)s, %(path)s, %(kind)s, %(split)s, %(rows)s, %(bytes)s,
         %(sha256)s);
 
+-- name: insert_version_tracks
+-- The tracks of a draft version: every actor of its events (an erasure finds it by them).
+INSERT INTO datasets.version_tracks (project_id, version_id, source_id, track_id)
+SELECT DISTINCT %(project_id)s::uuid, %(version_id)s::bigint, e.source_id, a.value
+FROM events.events e
+CROSS JOIN LATERAL jsonb_each_text(e.actors) a
+WHERE e.project_id = %(project_id)s::uuid AND e.event_id = ANY (%(event_ids)s::bigint[]);
+
 -- name: insert_report
 INSERT INTO datasets.quality_reports (project_id, version_id, gate, passed, summary, details)
 VALUES (%(project_id)s, %(version_id)s, %(gate)s, %(passed)s, %(summary)s, %(details)s);
