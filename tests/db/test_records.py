@@ -384,3 +384,38 @@ def test_old_audit_months_go_whole_and_the_chain_verifies_from_their_anchor(db: 
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         db.execute("DELETE FROM audit.anchors")
     db.rollback()
+
+
+# ---------------------------------------------------------------- dataset files
+def test_expired_dataset_versions_lose_their_objects_through_a_job(
+        dsn: str, db: Conn, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.stored_dataset import store_version
+    from workers.storage.local import LocalStorage
+
+    monkeypatch.setenv("SECINF_DATASETS_DIR", str(tmp_path))
+    store = LocalStorage(tmp_path)
+    p = make_project(db, "ds-ret", "plaza")
+    prefix = store_version(db, store, p, "1.0.0")
+    assert store.list(prefix)
+    # The free plan keeps dataset files 90 days: a run 100 days on takes this version.
+    result = retention.run(db, at=datetime.now(UTC).replace(microsecond=0)
+                           + (LATER - DAY1) + (LATER - DAY1))
+    expired = [s for s in result["steps_detail"] if s["method"] == "expire"]
+    assert [(s["project"], s["rows"]) for s in expired] == [("ds-ret/plaza", 1)]
+    job = db.execute("SELECT job_id, kind, payload FROM jobs.jobs WHERE project_id = %s"
+                     " AND kind = 'expire_dataset_files'", (p,)).fetchone()
+    assert job is not None and len(job["payload"]["version_ids"]) == 1
+    db.rollback()
+    run_worker(dsn, WorkerConfig(kinds=("expire_dataset_files",), mode="until_idle",
+                                 concurrency=1, poll_s=0.2, lease_s=30.0), signals=False)
+    assert store.list(prefix) == []
+    row = db.execute("SELECT objects_deleted_at IS NOT NULL AS gone FROM records.expired_versions"
+                     " e JOIN datasets.versions v USING (version_id) WHERE v.project_id = %s",
+                     (p,)).fetchone()
+    assert row == {"gone": True}
+    customer = Api(dsn).as_("customer", project_id=p, sub="key:sik_test")
+    with pytest.raises(ApiError) as gone:
+        customer.rpc("dataset_download", p_version="1.0.0")
+    assert gone.value.status == 410 and "expired" in gone.value.message
+    # The version's row stays as the record (the manifest, the checksums).
+    assert count(db, "datasets.versions", "project_id = %s", p) == 1

@@ -10,6 +10,7 @@ from workers.bench.ingest_bench import bench_ingest
 from workers.cli.output import console, err_console, print_json, print_table
 from workers.cli.quality_cmd import quality_command
 from workers.cli.scoring_cmd import bench_scoring
+from workers.errors import UserError
 
 bench_app = typer.Typer(help="Benchmarks (ratios against the server's ceiling).",
                         no_args_is_help=True)
@@ -105,13 +106,25 @@ def bench_prerequest_command(
 def bench_governance_command(
     audit_rows: int = typer.Option(1_000_000, "--audit-rows", min=100, max=50_000_000,
                                    help="Audit rows to write, seal and verify."),
+    points: int = typer.Option(10_000_000, "--points", min=1_000, max=200_000_000,
+                               help="Track points in all (90 % of them old enough to expire)."),
+    source_points: int = typer.Option(1_000_000, "--source-points", min=200,
+                                      help="Points of the current source one actor is erased "
+                                           "from."),
+    repeat: int = typer.Option(3, "--repeat", min=1, max=100,
+                               help="Timed runs per exporter query."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Governance figures on a scratch database: the audit chain's seal rate and its verify
-    time (target: 1M rows in < 10 s)."""
+    """Governance figures on a scratch database: the audit chain's seal rate and verify time
+    (target: 1M rows in < 10 s); at --points track points, the exporter queries (< 50 ms
+    each), erasing one actor of a --source-points source (< 30 s) and a retention run
+    (minutes, not hours, for 10M)."""
     from workers.bench.governance_bench import bench_governance
 
-    bench_governance(audit_rows, json_out)
+    if source_points >= points:
+        raise UserError(f"--source-points {source_points:,} must be below --points {points:,}")
+    bench_governance(audit_rows, json_out, points=points, source_points=source_points,
+                     repeat=repeat)
 
 
 @bench_app.command("monitoring")
