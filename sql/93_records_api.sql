@@ -23,18 +23,20 @@ $$;
 -- ======================================================================= retention
 DROP FUNCTION IF EXISTS api.retention(uuid);
 CREATE FUNCTION api.retention(p_project_id uuid DEFAULT NULL)
-RETURNS TABLE (category text, keep_days integer, forever boolean, source text, set_by text,
-               set_at timestamptz, reason text, description text)
+RETURNS TABLE (category text, keep text, keep_days integer, forever boolean, source text,
+               set_by text, set_at timestamptz, reason text, description text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT r.category, (extract(epoch FROM r.keep) / 86400)::integer, r.keep IS NULL, r.source,
+  SELECT r.category, r.keep::text, floor(extract(epoch FROM r.keep) / 86400)::integer,
+         r.keep IS NULL, r.source,
          r.set_by, r.set_at, r.reason, r.description
   FROM records.retention_of(records.caller_project(
          p_project_id, ARRAY['customer', 'analyst', 'project_admin'])) r
 $$;
 COMMENT ON FUNCTION api.retention(uuid) IS
-  'How long each category of the project''s data is kept: keep_days (NULL with forever), '
+  'How long each category of the project''s data is kept: keep (e.g. 2 years) and keep_days '
+  '(NULL with forever), '
   'source project (its own setting) | plan (its plan''s default) | none.';
 
 DROP FUNCTION IF EXISTS api.set_retention(text, integer, text, boolean, uuid);

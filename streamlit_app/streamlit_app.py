@@ -54,7 +54,7 @@ st.success(f"Signed in as **{who.person}**, role **{who.role}**, project "
 if who.expires_at is not None:
     st.caption(f"This session ends at {who.expires_at:%Y-%m-%d %H:%M:%S %Z}; "
                "sign in again then.")
-cols = st.columns(7)
+cols = st.columns(8)
 cols[0].page_link("pages/1_Review_queue.py", label="Review queue", icon=":material/list:")
 cols[1].page_link("pages/2_Candidate.py", label="Candidate", icon=":material/search:")
 cols[2].page_link("pages/3_Second_opinions.py", label="Second opinions",
@@ -63,6 +63,7 @@ cols[3].page_link("pages/4_Reviewers.py", label="Reviewers", icon=":material/lea
 cols[4].page_link("pages/5_Analytics.py", label="Analytics", icon=":material/monitoring:")
 cols[5].page_link("pages/7_Datasets.py", label="Datasets", icon=":material/dataset:")
 cols[6].page_link("pages/8_Usage.py", label="Usage", icon=":material/speed:")
+cols[7].page_link("pages/9_Records.py", label="Records", icon=":material/policy:")
 if st.button("Sign out", icon=":material/logout:"):
     state.sign_out("Signed out.")
     st.rerun()

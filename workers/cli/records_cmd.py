@@ -57,7 +57,7 @@ def retention_show(project: str = PROJECT, json_out: bool = JSON) -> None:
     for col in ("category", "keep", "source", "set by", "set at", "reason", "what"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["category"], "forever" if r["keep"] is None else f"{r['keep_days']} days",
+        table.add_row(r["category"], r["keep"] or "forever",
                       r["source"], r["set_by"] or "",
                       f"{r['set_at']:%Y-%m-%d}" if r["set_at"] else "",
                       escape(r["reason"] or ""), escape(r["description"]))

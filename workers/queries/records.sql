@@ -2,7 +2,8 @@
 
 -- name: retention_of
 -- Each category's retention for a project: keep, where it comes from, who set it.
-SELECT r.category, r.keep::text AS keep, (extract(epoch FROM r.keep) / 86400)::integer AS keep_days,
+SELECT r.category, r.keep::text AS keep,
+       floor(extract(epoch FROM r.keep) / 86400)::integer AS keep_days,
        r.source, r.set_by, r.set_at, r.reason, r.description
 FROM records.retention_of(%(project_id)s) r;
 
