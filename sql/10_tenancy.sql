@@ -168,6 +168,11 @@ BEGIN
     'iat', floor(extract(epoch FROM now()))::bigint,
     'exp', floor(extract(epoch FROM v_exp))::bigint);
   UPDATE core.api_keys SET last_used_at = now() WHERE key_id = v_key.key_id;
+  -- A key's sign-in is an audit row like an account's (account.login); a refused one
+  -- rolls back with the request (PostgREST's log and the file service's have it).
+  INSERT INTO audit.log (project_id, actor, action, target, details)
+  VALUES (v_key.project_id, 'key:' || v_key.lookup_prefix, 'api_key.sign_in',
+          v_key.lookup_prefix, jsonb_build_object('role', v_key.role, 'expires_at', v_exp));
   RETURN jsonb_build_object('token', auth.sign_jwt(v_claims, v_secret), 'claims', v_claims,
                             'expires_at', v_exp, 'person', v_key.owner);
 END

@@ -16,6 +16,7 @@ AS $$
 DECLARE
   p record;
   v review.settings;
+  v_sources bigint[];
   v_rows bigint;
   v_total bigint := 0;
 BEGIN
@@ -26,12 +27,22 @@ BEGIN
   LOOP
     v := review.project_settings(p.project_id);
     CONTINUE WHEN v.auto_accept_model IS NULL AND v.auto_accept_rule IS NULL;
+    -- The sources no tick holds now. A tick locks its source FOR UPDATE and later writes
+    -- that source's candidates; the events inserted below need a KEY SHARE lock on the
+    -- source (their foreign key) while this holds candidate locks: taking the sources
+    -- first, and skipping a source being ticked until the next run, keeps the two from
+    -- deadlocking (tests/db/test_cron_scheduled.py).
+    v_sources := ARRAY(SELECT s.source_id FROM ingest.sources s
+                       WHERE s.project_id = p.project_id
+                       ORDER BY s.source_id FOR KEY SHARE SKIP LOCKED);
+    CONTINUE WHEN cardinality(v_sources) = 0;
     -- The UPDATE locks each candidate and re-checks its status after a concurrent
     -- api.decide (which locks the same row first), so a decided candidate is skipped.
     WITH promoted AS (
       UPDATE candidates.candidates c
       SET status = 'accepted', updated_at = now()
       WHERE c.project_id = p.project_id
+        AND c.source_id = ANY (v_sources)
         AND c.status IN ('new', 'scored')
         -- rule_score alone accepts only the rules' strict tier; the model may accept both.
         AND (c.model_score >= v.auto_accept_model

@@ -192,3 +192,42 @@ def test_the_cli_verifies_and_fails_naming_the_broken_row(db: Conn, secinf_env: 
     text = str(bad.exception)
     assert f"audit chain broken at position {target} (its content or hash was changed)" in text
     assert "action 'test.cli'" in text
+
+
+def test_every_settings_change_is_audited_whatever_the_path(db: Conn) -> None:
+    project = make_project(db, "audit-org", "settings")
+    db.execute("INSERT INTO pipeline.settings (project_id, key, value) VALUES (%s,"
+               " 'smoothing_s', '0.8')", (project,))
+    db.execute("UPDATE pipeline.settings SET value = '1.2' WHERE project_id = %s"
+               " AND key = 'smoothing_s'", (project,))
+    db.execute("UPDATE pipeline.settings SET value = '1.2', updated_at = now()"
+               " WHERE project_id = %s AND key = 'smoothing_s'", (project,))  # no change
+    db.execute("INSERT INTO review.settings (project_id, auto_accept_rule) VALUES (%s, 0.97)"
+               " ON CONFLICT (project_id) DO UPDATE SET auto_accept_rule = 0.97", (project,))
+    db.execute("DELETE FROM pipeline.settings WHERE project_id = %s AND key = 'smoothing_s'",
+               (project,))
+    db.commit()
+    rows = db.execute("SELECT target, details FROM audit.log WHERE project_id = %s"
+                      " AND action = 'settings.change' ORDER BY audit_id", (project,)).fetchall()
+    assert [r["target"] for r in rows] == [
+        "pipeline.settings:smoothing_s", "pipeline.settings:smoothing_s", "review.settings",
+        "pipeline.settings:smoothing_s"]
+    assert rows[0]["details"] == {"before": None, "after": {"value": 0.8}}
+    assert rows[1]["details"] == {"before": {"value": 0.8}, "after": {"value": 1.2}}
+    assert rows[2]["details"]["after"]["auto_accept_rule"] == 0.97
+    assert rows[3]["details"] == {"before": {"value": 1.2}, "after": None}
+
+
+def test_a_keys_sign_in_is_audited(db: Conn) -> None:
+    from tests.support.factories import make_key
+
+    project = make_project(db, "audit-org", "sign-in")
+    key = make_key(db, project, "customer")
+    db.execute("SELECT api.exchange_key(%s)", (key["api_key"],))
+    db.commit()
+    rows = db.execute("SELECT actor, target, details FROM audit.log WHERE project_id = %s"
+                      " AND action = 'api_key.sign_in'", (project,)).fetchall()
+    prefix = key["api_key"][:16]
+    assert [(r["actor"], r["target"]) for r in rows] == [(f"key:{prefix}", prefix)]
+    assert rows[0]["details"]["role"] == "customer"
+    assert key["api_key"] not in str(rows)             # never the key itself
