@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system venv db demo test test-fast lint typecheck squawk app bench-ingest \
+.PHONY: help setup system venv db demo test test-fast lint typecheck golden squawk app bench-ingest \
         bench-pipeline bench-scoring bench-review bench-quality bench-delivery bench-prerequest \
         bench-monitoring bench-governance \
         clean db-down
@@ -55,6 +55,9 @@ lint: venv ## ruff
 
 typecheck: venv ## mypy --strict on the package
 	@$(VENV)/bin/mypy
+
+golden: setup ## Regenerate tests/golden/ (catalog, privileges, migration checksums) after a deliberate change
+	@SECINF_UPDATE_GOLDEN=1 $(VENV)/bin/pytest -q tests/db/test_golden_catalog.py
 
 squawk: venv ## Lint the migrations
 	@$(VENV)/bin/squawk --config .squawk.toml migrations/*[0-9]_*[a-z].sql
