@@ -1,4 +1,4 @@
-"""Private memory of a server process, for the analyst watchdog (sql/98_analyst_limits.sql).
+"""Private memory of a server process, for the analyst watchdog (sql/961_analyst_limits.sql).
 
 RssAnon in /proc/<pid>/status is the anonymous memory a backend has resident: its sorts,
 hashes, tuplestores and caches (what work_mem lets it take), not the shared buffers every

@@ -1,6 +1,6 @@
 """Two-sided CUSUM change points per track and segment, on speed and heading.
 
-Plain typed Python (numpy) so it is unit-tested outside Postgres; sql/41_features_plpython.sql
+Plain typed Python (numpy) so it is unit-tested outside Postgres; sql/410_features_plpython.sql
 inlines it into `features.cusum(...)`, which is called once per stage range with whole arrays.
 
 Per group (one track segment) and signal: the reference mean is the mean of the first

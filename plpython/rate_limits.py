@@ -23,7 +23,7 @@ is over, a day counter of an earlier day; failing that, the fullest bucket (the 
 at most what it had left). Counters that are not flushed are never evicted; a counter that
 finds no slot is dropped and reported (`dropped`).
 
-The SQL wrappers (sql/25_billing_rate_limits.sql) call the functions at the end of this
+The SQL wrappers (sql/250_billing_rate_limits.sql) call the functions at the end of this
 module with `plpy` and PL/Python's GD; unit tests call Segment directly.
 """
 
@@ -368,7 +368,7 @@ class Segment:
 # ====================================================================== in the server
 # Called by the PL/Python wrappers with `plpy` and GD (the backend's dict shared by its
 # PL/Python functions). GD keeps the open segment and the limits per project for
-# CONFIG_TTL_S; the SQL functions they read are in sql/25_billing_rate_limits_api.sql.
+# CONFIG_TTL_S; the SQL functions they read are in sql/251_billing_rate_limits_api.sql.
 
 def segment_name(system_identifier: str, port: str, database_oid: str) -> str:
     return f"secinf-ratelimits-v{VERSION}-{system_identifier}-{port}-{database_oid}"

@@ -1,5 +1,5 @@
 """The audit log's hash chain from Python: seal what can be sealed, verify every link
-(`secinf audit seal|verify`; sql/05_audit.sql holds the chain itself)."""
+(`secinf audit seal|verify`; sql/050_audit.sql holds the chain itself)."""
 
 from __future__ import annotations
 

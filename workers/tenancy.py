@@ -146,7 +146,7 @@ def add_analyst(conn: Conn, project_ref: str, name: str) -> AnalystLogin:
     conn.execute(query("tenancy", "lock_down_database"))
     # A login reads only its own role settings, never the `analyst` group's: copy the
     # group's (the caps migration 0010 sets on it for API requests, temp_file_limit from
-    # sql/98_analyst_limits.sql) onto the login.
+    # sql/961_analyst_limits.sql) onto the login.
     for cap in conn.execute(query("tenancy", "analyst_group_settings")).fetchall():
         conn.execute(sql.SQL("ALTER ROLE {} SET {} = {}").format(
             sql.Identifier(role_name), sql.Identifier(cap["key"]), sql.Literal(cap["value"])))

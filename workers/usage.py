@@ -1,7 +1,7 @@
 """Usage against quota and quota overrides (issue 18): the data behind `secinf usage` and
 `secinf quotas`, and the numbers in words that the CLI and the app's Usage page print.
 
-Reads go through api.usage and api.usage_hourly (sql/27_api_billing.sql), so a period is
+Reads go through api.usage and api.usage_hourly (sql/270_api_billing.sql), so a period is
 validated and a quota computed in one place; changes through billing.set_quota
 (administrators only, audited). Database errors become UserErrors naming the fix.
 """

@@ -24,7 +24,7 @@ NO_MODELS = ("This project has no scoring model of its own yet: the global model
              "candidates. Train one with `secinf train --project ORG/PROJECT`, or let the "
              "pg_cron `train_model` job train it once enough reviewed examples are new "
              "(pipeline setting `train_min_new_examples`).")
-# The roles sql/99_grants_scoring.sql lets read scoring.models, activations and examples.
+# The roles sql/989_grants_scoring.sql lets read scoring.models, activations and examples.
 MODEL_ROLES = frozenset({"reviewer", "project_admin"})
 NOT_FOR_ROLE = "The Model page is for reviewers and project admins of the project."
 ORIGINS = ("review", "truth")  # review: live first decisions; truth: imported labels

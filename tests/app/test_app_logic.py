@@ -39,7 +39,7 @@ ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)
 
 def _doc(fps: float | None = 10.0, limits: tuple[float, float] | None = (2.0, 9.0)
          ) -> dict[str, Any]:
-    """A candidate_detail document shaped as sql/50_review_detail.sql builds it."""
+    """A candidate_detail document shaped as sql/503_review_detail.sql builds it."""
     def track(y: float, speed: float) -> list[dict[str, Any]]:
         return [{"t": round(1.0 + i / 10, 1), "frame": 10 + i, "x": i * 0.1 * speed, "y": y,
                  "speed": speed, "heading": 0.0} for i in range(0, 91)]

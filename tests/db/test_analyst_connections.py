@@ -1,4 +1,4 @@
-"""Analysts' direct logins get a CONNECTION LIMIT by plan (sql/98_analyst_connections.sql)
+"""Analysts' direct logins get a CONNECTION LIMIT by plan (sql/960_analyst_connections.sql)
 instead of token buckets: `secinf analysts add` sets it, a plan change re-applies it, and
 the server refuses the connection past it with its own message."""
 

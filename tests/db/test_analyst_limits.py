@@ -1,4 +1,4 @@
-"""Analyst limits that hold (sql/98_analyst_limits.sql): each hole tried as a real analyst
+"""Analyst limits that hold (sql/961_analyst_limits.sql): each hole tried as a real analyst
 login (`secinf analysts add`, connected as psql would), asserting the exact refusal or that
 the attempt had no effect. The watchdog is called directly, with caps of a second or two.
 """

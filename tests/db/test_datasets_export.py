@@ -128,7 +128,7 @@ def test_export_publishes_grouped_splits_with_checked_files(db: Conn, scene: Sce
     assert sorted(p.name for p in base.parent.iterdir()) == ["1.0.0"]  # no staging left
     assert db.execute("SELECT files.valid_key(%s) AS ok",  # signable by dataset_download
                       (f"{r.key}/manifest.json",)).fetchone() == {"ok": True}
-    # Publishing is audited (sql/75_datasets_audit.sql): who, which version, what it holds.
+    # Publishing is audited (sql/751_datasets_audit.sql): who, which version, what it holds.
     audit = db.execute("SELECT project_id, actor, action, target, details FROM audit.log"
                        " WHERE action LIKE 'dataset.%%'").fetchall()
     files = db.execute("SELECT count(*) AS n, sum(bytes) AS b FROM datasets.files"

@@ -1,7 +1,7 @@
 """File delivery in the database (issue 17): signed download URLs of a published dataset
 version, signed upload URLs and their one-time completion, and the audit of both, called
 as the real roles through the PostgREST request model. The signatures are checked here
-with Python's hmac against the canonical text of sql/76_files.sql (the file service's
+with Python's hmac against the canonical text of sql/760_files.sql (the file service's
 own verification is tested with it, tests/db/test_file_service.py)."""
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ def writable(db: Conn, role: str) -> list[tuple[str, str]]:
 
 def test_every_table_with_a_project_is_under_forced_rls(db: Conn) -> None:
     """In every schema of the product, not only the listed ones: a tenant table in a new
-    schema that sql/90_policies.sql does not know fails here."""
+    schema that sql/900_policies.sql does not know fails here."""
     rows = db.execute(
         r"""SELECT format('%%I.%%I', n.nspname, c.relname) AS rel,
                   c.relrowsecurity AND c.relforcerowsecurity AS forced,

@@ -1,4 +1,4 @@
-"""Pair rows computed when read (sql/40_features_relations.sql, migration 0013).
+"""Pair rows computed when read (sql/402_features_relations.sql, migration 0013).
 
 features.pair_rows() (the grid join the candidates stage and the view use) must return
 exactly the pairs a brute-force join of every same-frame pair returns; the per-pair function

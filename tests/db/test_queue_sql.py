@@ -198,7 +198,7 @@ def test_grants_pipeline_works_project_admin_reads_own_customer_no_internals(
             conn.execute("SELECT * FROM jobs.claim('x')")
     with psycopg.connect(dsn, row_factory=dict_row) as conn:
         conn.execute("SET ROLE customer")
-        # Customers poll their jobs (api.jobs, sql/99_grants_api.sql) but never see the
+        # Customers poll their jobs (api.jobs, sql/973_grants_api.sql) but never see the
         # worker's lease internals nor call the queue's functions.
         with pytest.raises(psycopg.errors.InsufficientPrivilege,
                            match="permission denied for table jobs"):

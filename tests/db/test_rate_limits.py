@@ -1,5 +1,5 @@
 """Rate limits, request metering and the daily request quota in api.pre_request
-(sql/25_billing_rate_limits*.sql), through the PostgREST request model with real API keys
+(sql/25x_billing_rate_limits*.sql), through the PostgREST request model with real API keys
 exchanged for tokens: bounded loops of requests on loopback, each its own connection and
 transaction (READ ONLY for GETs), against a test plan with small buckets."""
 

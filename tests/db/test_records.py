@@ -1,4 +1,4 @@
-"""Retention, legal holds and erasure (issue 19, migration 0028; sql/77-79_records_*.sql).
+"""Retention, legal holds and erasure (issue 19, migration 0028; sql/770-790_records_*.sql).
 
 Retention: whole chunks every source let expire go by drop_chunks, a chunk another project
 still keeps loses only the expired project's rows (batched deletes), holds are spared, and

@@ -101,7 +101,7 @@ def test_security_definer_functions_pin_search_path(db: Conn) -> None:
 
 
 def test_rls_bound_roles_hold_no_table_privilege_on_hypertables_or_chunks(db: Conn) -> None:
-    # Chunks have no RLS: any privilege there would be a side door (02_hypertable_access.sql).
+    # Chunks have no RLS: any privilege there would be a side door (020_hypertable_access.sql).
     db.execute("SELECT auth.lock_down_chunks()")
     rows = db.execute(
         """SELECT c.oid::regclass::text AS rel, r.rolname, 'table' AS level

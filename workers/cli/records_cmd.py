@@ -1,6 +1,6 @@
 """`secinf retention …`, `secinf hold …`, `secinf erase`, `secinf subjects link` and
 `secinf tombstones`: what a project keeps and for how long, legal holds, and erasure of one
-actor (issue 19). The rules and the audit rows are the database's (sql/77-79_records_*.sql);
+actor (issue 19). The rules and the audit rows are the database's (sql/770-790_records_*.sql);
 an operator's connection (the admin DSN) may act on any project."""
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def require_server(conn: psycopg.Connection[dict[str, object]]) -> CheckResult:
 
 
 def analyst_limits(conn: psycopg.Connection[dict[str, object]]) -> dict[str, Any] | None:
-    """auth.analyst_limits_report() of the connected database (sql/98_analyst_limits.sql),
+    """auth.analyst_limits_report() of the connected database (sql/961_analyst_limits.sql),
     or None before that file was applied."""
     row = conn.execute(query("db", "has_analyst_limits")).fetchone()
     if not row or not row["ok"]:

@@ -1,5 +1,5 @@
 """The file service's database side: a small pool of `pipeline` sessions, and the calls it
-makes (files.url_secret, files.record_access, files.mark_received; sql/76_files.sql).
+makes (files.url_secret, files.record_access, files.mark_received; sql/760_files.sql).
 
 Database errors are wrapped here: an unreachable server is DatabaseUnavailable, which the
 service answers with 503."""

@@ -1,4 +1,4 @@
-"""Signed file URLs, verified exactly as sql/76_files.sql signs them (issue 17).
+"""Signed file URLs, verified exactly as sql/760_files.sql signs them (issue 17).
 
     {base_url}/files/{key}?method=M&expires=E&kid=K[&bytes=B&sha256=H]&sig=S
 

@@ -1,6 +1,6 @@
 """Parallel lanes: several sources' ranges at once, one connection per lane.
 
-Each lane is one `CALL pipeline.run_lane(...)` (sql/45_pipeline.sql, where the protocol
+Each lane is one `CALL pipeline.run_lane(...)` (sql/450_pipeline.sql, where the protocol
 lives, so that pg_cron can run lanes as well): every source that no other backend holds,
 under its advisory lock (`pipeline.source_lock_key`; `pipeline.tick` and other lanes leave
 it alone), its range worked step by step with a commit after each step:

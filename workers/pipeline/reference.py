@@ -1,7 +1,7 @@
 """Kinematics computed in memory with Polars and NumPy: the independent reference the
 database stage is tested against, and the in-memory baseline of `secinf bench pipeline`.
 
-Same definitions as sql/40_features_kinematics.sql: per track, a gap longer than `gap_s`
+Same definitions as sql/401_features_kinematics.sql: per track, a gap longer than `gap_s`
 starts a new segment; inside the segment, the least-squares line through the raw points with
 |t - t_row| <= smoothing_s / 2 gives the smoothed position (its value at the row) and the
 velocity (its slope); a window holding only the row itself falls back to the backward

@@ -43,7 +43,7 @@ class TickReport:
     seconds: float = 0.0
     warnings: list[dict[str, Any]] = field(default_factory=list)
     """{source_id, source, code, message} per warning of a ticked source, read after the
-    last commit (sql/46_pipeline_checks.sql; not counted in `seconds`)."""
+    last commit (sql/460_pipeline_checks.sql; not counted in `seconds`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return {"ticks": self.ticks, "busy": self.busy, "points": self.points,

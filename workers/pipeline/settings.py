@@ -4,7 +4,7 @@ source.
 Three levels, the nearest wins: the defaults (`pipeline.settings`, project_id NULL), the
 project's rows, and a source's own (`ingest.sources.attributes -> 'settings'`). A source
 level exists only for the keys a stage reads per source through
-`pipeline.source_setting_float` (sql/45_pipeline.sql): SOURCE_KEYS. Changing a setting does
+`pipeline.source_setting_float` (sql/450_pipeline.sql): SOURCE_KEYS. Changing a setting does
 not recompute stored features; `recompute` deletes the sources' `features.watermarks` so the
 next tick runs every stage over their whole history again.
 """
@@ -31,7 +31,7 @@ RANGES: dict[str, tuple[float, float]] = {"smoothing_s": (0.0, 10.0)}
 """Allowed [low, high] of a numeric key; other numeric keys must be ≥ 0."""
 NO_RECOMPUTE_KEYS = ("settle_s", "tick_max_span_s", "jobs_in_flight_max",
                      "points_in_flight_max")
-"""Keys that change when ticks run or how much work the API accepts (sql/23_api_caps.sql),
+"""Keys that change when ticks run or how much work the API accepts (sql/230_api_caps.sql),
 not what the stages compute."""
 DEFAULT_WORD = "default"
 """`KEY=default` removes the override at the level being set."""

@@ -1,4 +1,4 @@
--- Analytics: refresh the materialized views and read the metrics (sql/85_analytics*.sql).
+-- Analytics: refresh the materialized views and read the metrics (sql/85x_analytics*.sql).
 
 -- name: refresh
 SELECT matview, concurrent, ms FROM analytics.refresh(%(concurrently)s);

@@ -106,7 +106,7 @@ SELECT api.project_metrics(p_from => %(from)s::timestamptz, p_to => %(to)s::time
 
 -- ---------------------------------------------------------------- scoring models
 -- The Model page reads the project's scoring tables themselves, through the column grants
--- of sql/99_grants_scoring.sql (never the weights, never the stored windows); RLS keeps
+-- of sql/989_grants_scoring.sql (never the weights, never the stored windows); RLS keeps
 -- other projects' rows and the global models (project_id NULL) out of sight, so none of
 -- these queries names a project.
 

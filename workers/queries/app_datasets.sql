@@ -3,7 +3,7 @@
 -- claims, api.pre_request()); only `api` objects appear.
 
 -- name: may_download
--- Whether the caller's role may call api.dataset_download (sql/99_grants_files.sql).
+-- Whether the caller's role may call api.dataset_download (sql/980_grants_files.sql).
 SELECT has_function_privilege('api.dataset_download(text, text)', 'EXECUTE') AS allowed;
 
 -- name: dataset_versions

@@ -2,7 +2,7 @@
 -- runs inside workers.appdb's PostgREST-style request; only `api` objects appear.
 
 -- name: access
--- What the caller's role may read (sql/99_grants_records.sql): the database's grants.
+-- What the caller's role may read (sql/986_grants_records.sql): the database's grants.
 SELECT has_function_privilege('api.retention(uuid)', 'EXECUTE') AS retention,
        has_function_privilege('api.tombstones(integer, uuid)', 'EXECUTE') AS admin;
 

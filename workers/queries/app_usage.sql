@@ -3,7 +3,7 @@
 -- claims, api.pre_request()); only `api` objects appear.
 
 -- name: access
--- What the caller's role may read (sql/99_grants_billing_api.sql): the database's grants.
+-- What the caller's role may read (sql/975_grants_billing_api.sql): the database's grants.
 SELECT has_function_privilege('api.usage(text, uuid)', 'EXECUTE') AS usage,
        has_table_privilege('api.invoices', 'SELECT')
          AND has_table_privilege('api.subscription', 'SELECT') AS invoices;

@@ -1,5 +1,5 @@
 -- name: seal
--- Seal what can be sealed into the hash chain (audit.seal, sql/05_audit.sql).
+-- Seal what can be sealed into the hash chain (audit.seal, sql/050_audit.sql).
 SELECT audit.seal(%(limit)s) AS sealed;
 
 -- name: verify

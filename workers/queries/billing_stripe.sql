@@ -1,4 +1,4 @@
--- Queries of Stripe's side of billing (workers/billing; sql/26_billing_stripe.sql).
+-- Queries of Stripe's side of billing (workers/billing; sql/260_billing_stripe.sql).
 
 -- name: apply_stripe_event
 -- As `pipeline` (the file service's webhook), after the signature was verified.

@@ -4,5 +4,5 @@
 SELECT to_regprocedure('auth.analyst_limits_report()') IS NOT NULL AS ok;
 
 -- name: analyst_limits_report
--- What of the analyst limits does not hold on this server (sql/98_analyst_limits.sql).
+-- What of the analyst limits does not hold on this server (sql/961_analyst_limits.sql).
 SELECT auth.analyst_limits_report() AS report;

@@ -1,5 +1,5 @@
 -- Work-queue queries (workers/queue/client.py and `secinf jobs`). Every state change goes
--- through a function of sql/60_jobs.sql, so fencing is enforced in one place.
+-- through a function of sql/600_jobs.sql, so fencing is enforced in one place.
 
 -- name: enqueue
 SELECT jobs.enqueue(%(project_id)s, %(kind)s, %(payload)s, %(priority)s, %(run_after)s,
@@ -80,7 +80,7 @@ FROM jobs.attempts WHERE job_id = %(job_id)s ORDER BY attempt;
 SELECT state, count(*) AS jobs FROM jobs.jobs GROUP BY state ORDER BY state;
 
 -- name: queue_by_plan
--- The queue per plan, highest priority (claimed first) first (sql/61_jobs_plans.sql).
+-- The queue per plan, highest priority (claimed first) first (sql/610_jobs_plans.sql).
 SELECT plan_id AS plan, priority, queued, due, running, projects, oldest_due_at,
        oldest_wait_s
 FROM jobs.queue_by_plan

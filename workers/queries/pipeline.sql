@@ -4,7 +4,7 @@
 SELECT pipeline.tick(%(until_idle)s) AS result;
 
 -- name: status
--- warnings: pipeline.source_checks (sql/46_pipeline_checks.sql), [{code, message}].
+-- warnings: pipeline.source_checks (sql/460_pipeline_checks.sql), [{code, message}].
 -- failures .. retry_at: pipeline.source_failures (failures 0: not failing).
 SELECT project_id::text AS project_id, source_id, source, watermark, newest,
        extract(epoch FROM lag)::float8 AS lag_s, dirty_pending, last_run_at, last_status,
@@ -47,7 +47,7 @@ FROM ingest.merge_staged(%(project)s, %(source)s, %(key)s, 'api', NULL,
                          'pg_temp.pipeline_copy_stage'::regclass, %(total)s, 0, 0, '[]'::jsonb);
 
 -- name: source_checks
--- The warnings of some sources (sql/46_pipeline_checks.sql), one row each, in order.
+-- The warnings of some sources (sql/460_pipeline_checks.sql), one row each, in order.
 SELECT s.source_id, s.name AS source, c.value ->> 'code' AS code,
        c.value ->> 'message' AS message
 FROM ingest.sources s

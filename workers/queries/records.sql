@@ -1,4 +1,4 @@
--- Retention, legal holds and erasure (workers/records/, sql/77-79_records_*.sql).
+-- Retention, legal holds and erasure (workers/records/, sql/770-790_records_*.sql).
 
 -- name: retention_of
 -- Each category's retention for a project: keep, where it comes from, who set it.

@@ -31,7 +31,7 @@ SELECT lookup_prefix, role, owner, label, created_at, expires_at, revoked_at, la
 FROM core.api_keys WHERE project_id = %(project_id)s ORDER BY created_at;
 
 -- name: lock_down_database
--- CONNECT and TEMP of this database for the project's roles only (sql/98_analyst_limits.sql):
+-- CONNECT and TEMP of this database for the project's roles only (sql/961_analyst_limits.sql):
 -- database privileges are not copied by CREATE DATABASE … TEMPLATE.
 SELECT auth.lock_down_database();
 
@@ -39,7 +39,7 @@ SELECT auth.lock_down_database();
 SELECT core.add_member(%(project_id)s, %(kind)s, %(member)s, %(role)s);
 
 -- name: apply_analyst_connection_limits
--- Every analyst login's CONNECTION LIMIT by its projects' plans (sql/98_analyst_connections.sql).
+-- Every analyst login's CONNECTION LIMIT by its projects' plans (sql/960_analyst_connections.sql).
 SELECT auth.apply_analyst_connection_limits();
 
 -- name: list_analysts

@@ -1,5 +1,5 @@
 -- Usage against quota and quota overrides for `secinf usage` and `secinf quotas`
--- (workers/usage.py). Reads go through the api functions (sql/27_api_billing.sql), so the
+-- (workers/usage.py). Reads go through the api functions (sql/270_api_billing.sql), so the
 -- period's validation and the quota's arithmetic are the API's; changes go through
 -- billing.set_quota (administrators only, audited).
 

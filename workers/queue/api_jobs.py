@@ -1,4 +1,4 @@
-"""Job kinds customers request through the API (`api.create_job`, sql/22_api_jobs.sql):
+"""Job kinds customers request through the API (`api.create_job`, sql/220_api_jobs.sql):
 run the pipeline for a source now, re-process a time range, re-run the rules.
 
 A worker plug-in module (workers.queue.registry.PLUGIN_MODULES, or `secinf worker --plugin

@@ -1,5 +1,5 @@
 """The queue's client: enqueue, claim, heartbeat, complete, fail, release — all through the
-functions of sql/60_jobs.sql, which enforce the lease (fencing) in one place.
+functions of sql/600_jobs.sql, which enforce the lease (fencing) in one place.
 
 Each call runs one statement in the caller's connection: on an autocommit connection that is
 its own transaction; inside `write_back()` it shares the handler's fenced transaction.

@@ -1,5 +1,5 @@
-"""Typed NOTIFY payloads of the work queue (the trigger in sql/60_jobs.sql sends them), and
-the secret channel names they travel on (auth.channel, sql/00_auth.sql): PostgreSQL lets any
+"""Typed NOTIFY payloads of the work queue (the trigger in sql/600_jobs.sql sends them), and
+the secret channel names they travel on (auth.channel, sql/000_auth.sql): PostgreSQL lets any
 role LISTEN on any name, so a channel's name is known only to the owner and the pipeline."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Records (issue 19): retention per project, legal holds, erasure with tombstones.
 
-The rules live in SQL (sql/77_records_holds.sql, 78_records_retention.sql,
-79_records_erasure.sql); these modules call them and turn their refusals into user errors.
+The rules live in SQL (sql/770_records_holds.sql, 780_records_retention.sql,
+790_records_erasure.sql); these modules call them and turn their refusals into user errors.
 See docs/operations.md ("Retention, legal hold and erasure")."""
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 An account is a user name with a bcrypt-hashed password (core.accounts); what it may do
 comes from memberships of kind 'user' (core.add_member), exactly like the projects an API
-key's subject belongs to. People sign in with `api.login` (sql/50_review_accounts.sql).
+key's subject belongs to. People sign in with `api.login` (sql/500_review_accounts.sql).
 """
 
 from __future__ import annotations

@@ -1,3 +1,0 @@
--- Runs after every grants file: strip RLS-bound roles' privileges that a GRANT on a
--- hypertable copied onto its existing chunks (see 02_hypertable_access.sql).
-SELECT auth.lock_down_chunks();
