@@ -5,7 +5,8 @@
 --     global, project_id NULL) settings, one row per key;
 --   * review.settings: second-opinion share and auto-accept thresholds.
 -- action 'settings.change', target '<table>:<key>', details {before, after} (NULL before: a
--- new setting; NULL after: one removed). Rows written with no change are not recorded.
+-- new setting; NULL after: one removed). Rows written with no change are not recorded, nor
+-- the row of defaults review.project_settings makes on first use.
 
 CREATE OR REPLACE FUNCTION audit.record_setting_change() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -16,8 +17,9 @@ DECLARE
   v_after jsonb := CASE WHEN tg_op <> 'DELETE' THEN to_jsonb(NEW) - 'updated_at' END;
   v_row jsonb := coalesce(v_after, v_before);
 BEGIN
-  IF v_before IS NOT DISTINCT FROM v_after THEN
-    RETURN NULL;
+  IF v_before IS NOT DISTINCT FROM v_after
+     OR current_setting('secinf.settings_defaulted', true) = 'on' THEN
+    RETURN NULL;  -- nothing changed, or a row of defaults made on first use
   END IF;
   INSERT INTO audit.log (project_id, actor, action, target, details)
   VALUES ((v_row ->> 'project_id')::uuid, auth.subject(), 'settings.change',

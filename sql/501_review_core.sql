@@ -14,8 +14,12 @@ DECLARE
 BEGIN
   SELECT * INTO v FROM review.settings s WHERE s.project_id = p_project;
   IF NOT FOUND THEN
+    -- The defaults made a row: no setting changed, so no audit row
+    -- (audit.record_setting_change, sql/070_audit_settings.sql).
+    PERFORM set_config('secinf.settings_defaulted', 'on', true);
     INSERT INTO review.settings (project_id) VALUES (p_project)
     ON CONFLICT (project_id) DO NOTHING;
+    PERFORM set_config('secinf.settings_defaulted', 'off', true);
     SELECT * INTO v FROM review.settings s WHERE s.project_id = p_project;
   END IF;
   RETURN v;

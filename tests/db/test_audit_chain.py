@@ -196,14 +196,15 @@ def test_the_cli_verifies_and_fails_naming_the_broken_row(db: Conn, secinf_env: 
 
 def test_every_settings_change_is_audited_whatever_the_path(db: Conn) -> None:
     project = make_project(db, "audit-org", "settings")
+    db.execute("SELECT review.project_settings(%s)", (project,))  # defaults: not a change
     db.execute("INSERT INTO pipeline.settings (project_id, key, value) VALUES (%s,"
                " 'smoothing_s', '0.8')", (project,))
     db.execute("UPDATE pipeline.settings SET value = '1.2' WHERE project_id = %s"
                " AND key = 'smoothing_s'", (project,))
     db.execute("UPDATE pipeline.settings SET value = '1.2', updated_at = now()"
                " WHERE project_id = %s AND key = 'smoothing_s'", (project,))  # no change
-    db.execute("INSERT INTO review.settings (project_id, auto_accept_rule) VALUES (%s, 0.97)"
-               " ON CONFLICT (project_id) DO UPDATE SET auto_accept_rule = 0.97", (project,))
+    db.execute("UPDATE review.settings SET auto_accept_rule = 0.97 WHERE project_id = %s",
+               (project,))
     db.execute("DELETE FROM pipeline.settings WHERE project_id = %s AND key = 'smoothing_s'",
                (project,))
     db.commit()
@@ -215,6 +216,7 @@ def test_every_settings_change_is_audited_whatever_the_path(db: Conn) -> None:
     assert rows[0]["details"] == {"before": None, "after": {"value": 0.8}}
     assert rows[1]["details"] == {"before": {"value": 0.8}, "after": {"value": 1.2}}
     assert rows[2]["details"]["after"]["auto_accept_rule"] == 0.97
+    assert rows[2]["details"]["before"]["auto_accept_rule"] != 0.97
     assert rows[3]["details"] == {"before": {"value": 1.2}, "after": None}
 
 
