@@ -300,7 +300,8 @@ AS $$
 $$;
 
 -- The plain tables: what expires in them for project p at cut-off c, as a condition on
--- their rows ($1 project, $2 cut-off, $3 the project's sources' held ranges as jsonb).
+-- their rows ($1 project, $2 cut-off). start_ts < cut-off is implied by end_ts < cut-off and
+-- lets the (project_id, start_ts) indexes find them.
 CREATE OR REPLACE FUNCTION records.retention_tables()
 RETURNS TABLE (category text, relation regclass, condition text)
 LANGUAGE sql IMMUTABLE
@@ -313,12 +314,12 @@ AS $$
      'project_id = $1::uuid AND coalesce(left_at, entered_at) < $2::timestamptz '
      'AND NOT records.is_held($1::uuid, source_id, entered_at, coalesce(left_at, entered_at))'),
     ('events', 'events.events'::regclass,
-     'project_id = $1::uuid AND end_ts < $2::timestamptz '
+     'project_id = $1::uuid AND start_ts < $2::timestamptz AND end_ts < $2::timestamptz '
      'AND NOT records.is_held($1::uuid, source_id, start_ts, end_ts)'),
     -- A candidate that became an event stays as long as its event (which references its
     -- decision); its review rows go with it (ON DELETE CASCADE).
     ('candidates', 'candidates.candidates'::regclass,
-     'project_id = $1::uuid AND end_ts < $2::timestamptz '
+     'project_id = $1::uuid AND start_ts < $2::timestamptz AND end_ts < $2::timestamptz '
      'AND NOT EXISTS (SELECT FROM events.events e WHERE e.candidate_id = candidates.candidate_id) '
      'AND NOT records.is_held($1::uuid, source_id, start_ts, end_ts)')
 $$;
