@@ -35,6 +35,28 @@ BEGIN
 END
 $$;
 
+-- The project an api call with an optional p_project_id is about (the usage, billing and
+-- records functions): the one named (callers of several projects), else the caller's one;
+-- the caller needs one of p_roles in it (admins: any, but named), and it must exist.
+CREATE OR REPLACE FUNCTION auth.caller_project(p_project uuid, p_roles text[]) RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v uuid := auth.target_project(p_project, p_roles);
+BEGIN
+  IF v IS NULL THEN
+    RAISE EXCEPTION 'no project: name one with p_project_id' USING ERRCODE = '22023',
+      HINT = 'GET /projects lists the projects you may read.';
+  END IF;
+  IF NOT EXISTS (SELECT FROM core.projects p WHERE p.project_id = v) THEN
+    RAISE EXCEPTION 'project % does not exist', v USING ERRCODE = 'P0002',
+      HINT = 'GET /projects lists the projects you may read.';
+  END IF;
+  RETURN v;
+END
+$$;
+
 -- The same for a request document (a batch, a job's parameters): its optional "project_id"
 -- names the project; one that is not a uuid is a 22023 naming it.
 CREATE OR REPLACE FUNCTION auth.target_project(p_request jsonb, p_roles text[]) RETURNS uuid

@@ -62,26 +62,7 @@ BEGIN
 END
 $$;
 
--- The project an api billing call is about: the one named (callers of several projects),
--- else the caller's one; the caller needs one of p_roles in it (admins: any, but named).
-CREATE OR REPLACE FUNCTION billing.caller_project(p_project uuid, p_roles text[]) RETURNS uuid
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v uuid := auth.target_project(p_project, p_roles);
-BEGIN
-  IF v IS NULL THEN
-    RAISE EXCEPTION 'no project: name one with p_project_id' USING ERRCODE = '22023',
-      HINT = 'GET /projects lists the projects you may read.';
-  END IF;
-  IF NOT EXISTS (SELECT FROM core.projects p WHERE p.project_id = v) THEN
-    RAISE EXCEPTION 'project % does not exist', v USING ERRCODE = 'P0002',
-      HINT = 'GET /projects lists the projects you may read.';
-  END IF;
-  RETURN v;
-END
-$$;
+DROP FUNCTION IF EXISTS billing.caller_project(uuid, text[]);  -- now auth.caller_project
 
 -- ======================================================================= usage
 DROP FUNCTION IF EXISTS api.usage(text, uuid);
@@ -95,7 +76,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_project uuid := billing.caller_project(p_project_id,
+  v_project uuid := auth.caller_project(p_project_id,
                                            ARRAY['customer', 'analyst', 'project_admin']);
 BEGIN
   RETURN QUERY
@@ -124,7 +105,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_column
 DECLARE
-  v_project uuid := billing.caller_project(p_project_id,
+  v_project uuid := auth.caller_project(p_project_id,
                                            ARRAY['customer', 'analyst', 'project_admin']);
   v_to timestamptz := coalesce(p_to, billing.hour_of(now()) + interval '1 hour');
   v_from timestamptz := billing.hour_of(coalesce(p_from, v_to - interval '24 hours'));

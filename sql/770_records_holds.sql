@@ -18,8 +18,8 @@ AS $$
     AND (h.source_id IS NULL OR h.source_id = p_source)
 $$;
 
--- The first active hold that covers any of [p_from, p_to] of the source (p_from/p_to NULL:
--- any time), or NULL.
+-- The first active hold of project p that covers any of [p_from, p_to] of the source
+-- (p_source NULL: of any source; p_from/p_to NULL: any time), or NULL.
 CREATE OR REPLACE FUNCTION records.hold_over(p_project uuid, p_source bigint,
                                             p_from timestamptz DEFAULT NULL,
                                             p_to timestamptz DEFAULT NULL)
@@ -30,11 +30,20 @@ AS $$
   SELECT h.*
   FROM records.holds h
   WHERE h.lifted_at IS NULL AND h.project_id = p_project
-    AND (h.source_id IS NULL OR h.source_id = p_source)
+    AND (h.source_id IS NULL OR p_source IS NULL OR h.source_id = p_source)
     AND tstzrange(h.from_ts, h.to_ts, '[)') && tstzrange(p_from, p_to, '[]')
   ORDER BY h.hold_id
   LIMIT 1
 $$;
+
+-- Whether such a hold exists (retention's row conditions; with no hold in the project,
+-- the common case, one index probe).
+CREATE OR REPLACE FUNCTION records.is_held(p_project uuid, p_source bigint,
+                                          p_from timestamptz, p_to timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT (records.hold_over(p_project, p_source, p_from, p_to)).hold_id IS NOT NULL $$;
 
 -- How a hold reads in a message: "legal hold 7 (project acme/plaza, source cam-1, from …)".
 CREATE OR REPLACE FUNCTION records.describe_hold(p_hold records.holds) RETURNS text

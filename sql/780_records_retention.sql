@@ -185,6 +185,60 @@ BEGIN
 END
 $$;
 
+-- The 'now' of a run: p_at, or now(). Only an administrator may run retention as of a later
+-- time (tests and the benchmark): the pipeline's own calls apply the settings as of now, so
+-- the rights these functions lend it never reach past what retention allows today.
+CREATE OR REPLACE FUNCTION records.run_at(p_at timestamptz) RETURNS timestamptz
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  IF p_at > now() AND NOT auth.is_admin() THEN
+    RAISE EXCEPTION 'only an administrator can run retention as of a later time (%)', p_at
+      USING ERRCODE = '42501';
+  END IF;
+  RETURN coalesce(p_at, now());
+END
+$$;
+
+-- A chunk of a retention hypertable: its hypertable, category and range (none: raises).
+CREATE OR REPLACE FUNCTION records.retention_chunk_of(p_chunk regclass,
+                                                     OUT relation regclass, OUT category text,
+                                                     OUT range_start timestamptz,
+                                                     OUT range_end timestamptz)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  SELECT h.relation, h.category, c.range_start, c.range_end
+    INTO relation, category, range_start, range_end
+  FROM records.retention_hypertables() h
+  JOIN timescaledb_information.chunks c
+    ON format('%I.%I', c.hypertable_schema, c.hypertable_name)::regclass = h.relation
+  WHERE format('%I.%I', c.chunk_schema, c.chunk_name)::regclass = p_chunk;
+  IF relation IS NULL THEN
+    RAISE EXCEPTION '% is not a chunk of a hypertable retention works on', p_chunk
+      USING ERRCODE = '22023';
+  END IF;
+END
+$$;
+
+-- The cut-off of one source's rows inside one chunk (NULL: none expired), and the ranges
+-- its holds spare.
+CREATE OR REPLACE FUNCTION records.chunk_cutoff(p_chunk regclass, p_source bigint,
+                                               p_at timestamptz,
+                                               OUT cutoff timestamptz, OUT held tstzrange[])
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT CASE WHEN x.c > k.range_start THEN least(x.c, k.range_end) END,
+         records.held_ranges(s.project_id, s.source_id)
+  FROM records.retention_chunk_of(p_chunk) k
+  JOIN ingest.sources s ON s.source_id = p_source
+  CROSS JOIN LATERAL (SELECT records.cutoff(s.project_id, k.category, records.run_at(p_at))
+                        AS c) x
+$$;
+
 -- Chunks that have started to expire for some project (their start is before the oldest
 -- cut-off of any project of the category): oldest first. p_at: the run's time.
 CREATE OR REPLACE FUNCTION records.expiring_chunks(p_at timestamptz)
@@ -194,7 +248,7 @@ LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
   WITH cut AS (
-    SELECT r.category, max(p_at - r.keep) AS latest
+    SELECT r.category, max(records.run_at(p_at) - r.keep) AS latest
     FROM core.projects p CROSS JOIN LATERAL records.retention_of(p.project_id) r
     WHERE r.keep IS NOT NULL
     GROUP BY r.category)
@@ -210,58 +264,61 @@ $$;
 
 -- One expiring chunk: drop it whole if every source in it has let it expire and no hold
 -- covers it; otherwise return what must be deleted row by row: per source that expired
--- part of it, the cut-off inside the chunk and the held ranges to spare.
-CREATE OR REPLACE FUNCTION records.retention_chunk(p_run bigint, p_relation regclass,
-                                                  p_category text, p_chunk regclass,
-                                                  p_start timestamptz, p_end timestamptz,
+-- part of it, the cut-off inside the chunk and whether holds spare some of it.
+-- (The first form took the hypertable, category and range from its caller.)
+DROP FUNCTION IF EXISTS records.retention_chunk(bigint, regclass, text, regclass, timestamptz,
+                                               timestamptz, timestamptz);
+CREATE OR REPLACE FUNCTION records.retention_chunk(p_run bigint, p_chunk regclass,
                                                   p_at timestamptz)
-RETURNS TABLE (project_id uuid, source_id bigint, cutoff timestamptz, held tstzrange[])
+RETURNS TABLE (project_id uuid, source_id bigint, cutoff timestamptz, held boolean)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   t0 timestamptz := clock_timestamp();
+  k record := records.retention_chunk_of(p_chunk);
   v_whole boolean := true;
   v_dropped bigint;
   v_projects uuid[] := '{}';
   v_sources bigint[] := '{}';
   v_cutoffs timestamptz[] := '{}';
-  v_held text[] := '{}';
+  v_held boolean[] := '{}';
   r record;
 BEGIN
   FOR r IN
-    SELECT s.source_id, s.project_id, records.cutoff(s.project_id, p_category, p_at) AS cutoff,
-           records.held_ranges(s.project_id, s.source_id) AS held
+    SELECT s.source_id, s.project_id, c.cutoff, c.held
     FROM unnest(records.chunk_sources(p_chunk)) AS u (source_id)
     JOIN ingest.sources s ON s.source_id = u.source_id
+    CROSS JOIN LATERAL records.chunk_cutoff(p_chunk, s.source_id, p_at) c
   LOOP
-    IF r.cutoff IS NULL OR r.cutoff < p_end
-       OR EXISTS (SELECT FROM unnest(r.held) g WHERE g && tstzrange(p_start, p_end, '[)')) THEN
+    IF r.cutoff IS DISTINCT FROM k.range_end
+       OR EXISTS (SELECT FROM unnest(r.held) g
+                  WHERE g && tstzrange(k.range_start, k.range_end, '[)')) THEN
       v_whole := false;
     END IF;
-    IF r.cutoff IS NOT NULL AND r.cutoff > p_start THEN
+    IF r.cutoff IS NOT NULL THEN
       v_projects := v_projects || r.project_id;
       v_sources := v_sources || r.source_id;
-      v_cutoffs := v_cutoffs || least(r.cutoff, p_end);
-      v_held := v_held || r.held::text;
+      v_cutoffs := v_cutoffs || r.cutoff;
+      v_held := v_held || (cardinality(r.held) > 0);
     END IF;
   END LOOP;
   IF v_whole THEN
     -- Every source let it expire (or none is left in it): the chunk goes whole.
     SELECT count(*) INTO v_dropped
-    FROM public.drop_chunks(p_relation, older_than => p_end, newer_than => p_start);
-    PERFORM records.retention_record(p_run, NULL, p_category, p_relation::text, 'drop_chunks',
-                                     p_end, 0, v_dropped,
+    FROM public.drop_chunks(k.relation, older_than => k.range_end,
+                            newer_than => k.range_start);
+    PERFORM records.retention_record(p_run, NULL, k.category, k.relation::text, 'drop_chunks',
+                                     k.range_end, 0, v_dropped,
                                      extract(epoch FROM clock_timestamp() - t0),
                                      jsonb_build_object('chunk', p_chunk::text,
-                                                        'range_start', p_start,
-                                                        'range_end', p_end,
+                                                        'range_start', k.range_start,
+                                                        'range_end', k.range_end,
                                                         'sources', to_jsonb(v_sources)));
     RETURN;  -- nothing left to delete row by row
   END IF;
   RETURN QUERY
-  SELECT u.p, u.s, u.c, u.h::tstzrange[]
-  FROM unnest(v_projects, v_sources, v_cutoffs, v_held) AS u (p, s, c, h);
+  SELECT u.p, u.s, u.c, u.h FROM unnest(v_projects, v_sources, v_cutoffs, v_held) AS u (p, s, c, h);
 END
 $$;
 
@@ -286,17 +343,26 @@ BEGIN
 END
 $$;
 
--- One batch of a source's expired rows in one chunk (unit from retention_chunk).
+-- One batch of a source's expired rows in one chunk (a unit of retention_chunk), the
+-- cut-off and the holds worked out here, never taken from the caller.
+DROP FUNCTION IF EXISTS records.retention_chunk_batch(regclass, bigint, timestamptz, tstzrange[],
+                                                     integer);
 CREATE OR REPLACE FUNCTION records.retention_chunk_batch(p_chunk regclass, p_source bigint,
-                                                        p_cutoff timestamptz,
-                                                        p_held tstzrange[], p_batch integer)
+                                                        p_at timestamptz, p_batch integer)
 RETURNS bigint
-LANGUAGE sql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT records.delete_batch(p_chunk,
+DECLARE
+  c record := records.chunk_cutoff(p_chunk, p_source, p_at);
+BEGIN
+  IF c.cutoff IS NULL THEN
+    RETURN 0;
+  END IF;
+  RETURN records.delete_batch(p_chunk,
            'source_id = $1::bigint AND ts < $2::timestamptz AND NOT (ts <@ ANY ($3::tstzrange[]))',
-           p_batch, p_source::text, p_cutoff::text, p_held::text)
+           p_batch, p_source::text, c.cutoff::text, c.held::text);
+END
 $$;
 
 -- The plain tables: what expires in them for project p at cut-off c, as a condition on
@@ -324,29 +390,15 @@ AS $$
      'AND NOT records.is_held($1::uuid, source_id, start_ts, end_ts)')
 $$;
 
--- Whether a hold of the project covers any of [p_from, p_to] of the source (p_source NULL:
--- of any source; for row conditions, where the common case, no hold at all in the
--- project, is one index probe).
-CREATE OR REPLACE FUNCTION records.is_held(p_project uuid, p_source bigint,
-                                          p_from timestamptz, p_to timestamptz)
-RETURNS boolean
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT EXISTS (SELECT FROM records.holds h
-                 WHERE h.lifted_at IS NULL AND h.project_id = p_project
-                   AND (h.source_id IS NULL OR p_source IS NULL OR h.source_id = p_source)
-                   AND tstzrange(h.from_ts, h.to_ts, '[)') && tstzrange(p_from, p_to, '[]'))
-$$;
-
 -- The (project, plain table) units of a run: each project's cut-off per table.
+DROP FUNCTION IF EXISTS records.retention_units(timestamptz);
 CREATE OR REPLACE FUNCTION records.retention_units(p_at timestamptz)
-RETURNS TABLE (project_id uuid, category text, relation regclass, condition text,
-               cutoff timestamptz, held boolean)
+RETURNS TABLE (project_id uuid, category text, relation regclass, cutoff timestamptz,
+               held boolean)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT p.project_id, t.category, t.relation, t.condition, p_at - r.keep,
+  SELECT p.project_id, t.category, t.relation, records.run_at(p_at) - r.keep,
          EXISTS (SELECT FROM records.holds h WHERE h.project_id = p.project_id
                  AND h.lifted_at IS NULL)
   FROM core.projects p
@@ -357,32 +409,53 @@ AS $$
   ORDER BY c.position DESC, p.project_id, t.relation::text  -- events before candidates
 $$;
 
-CREATE OR REPLACE FUNCTION records.retention_table_batch(p_relation regclass, p_condition text,
-                                                        p_project uuid, p_cutoff timestamptz,
-                                                        p_batch integer)
-RETURNS bigint
-LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-  SELECT records.delete_batch(p_relation, p_condition, p_batch, p_project::text,
-                              p_cutoff::text)
-$$;
-
--- ======================================================================= 3. dataset files
--- Versions of project p created before its dataset_files cut-off, published or blocked,
--- not yet expired and not held: marked expired, their objects deleted by one
--- `expire_dataset_files` job per project (the worker reaches the object store). Returns
--- the versions marked.
-CREATE OR REPLACE FUNCTION records.expire_datasets(p_run bigint, p_project uuid,
-                                                  p_cutoff timestamptz)
+-- One batch of a project's expired rows of one plain table, its condition and cut-off
+-- worked out here, never taken from the caller.
+DROP FUNCTION IF EXISTS records.retention_table_batch(regclass, text, uuid, timestamptz, integer);
+CREATE OR REPLACE FUNCTION records.retention_table_batch(p_relation regclass, p_project uuid,
+                                                        p_at timestamptz, p_batch integer)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+  t record;
+  v_cutoff timestamptz;
+BEGIN
+  SELECT * INTO t FROM records.retention_tables() x WHERE x.relation = p_relation;
+  IF t.relation IS NULL THEN
+    RAISE EXCEPTION '% is not a table retention works on', p_relation USING ERRCODE = '22023';
+  END IF;
+  v_cutoff := records.cutoff(p_project, t.category, records.run_at(p_at));
+  IF v_cutoff IS NULL THEN
+    RETURN 0;
+  END IF;
+  RETURN records.delete_batch(p_relation, t.condition, p_batch, p_project::text,
+                              v_cutoff::text);
+END
+$$;
+
+-- ======================================================================= 3. dataset files
+-- Versions of project p created before its dataset_files cut-off (as of p_at), published
+-- or blocked, not yet expired and not held: marked expired, their objects deleted by one
+-- `expire_dataset_files` job per project (the worker reaches the object store). Returns
+-- the versions marked.
+-- (Its first form took the cut-off from its caller, as p_cutoff.)
+DROP FUNCTION IF EXISTS records.expire_datasets(bigint, uuid, timestamptz);
+CREATE OR REPLACE FUNCTION records.expire_datasets(p_run bigint, p_project uuid,
+                                                  p_at timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  p_cutoff timestamptz := records.cutoff(p_project, 'dataset_files', records.run_at(p_at));
   v_ids bigint[];
   v_job bigint;
 BEGIN
+  IF p_cutoff IS NULL THEN
+    RETURN 0;
+  END IF;
   WITH x AS (
     INSERT INTO records.expired_versions (version_id, project_id, run_id, storage_path)
     SELECT v.version_id, v.project_id, p_run, v.storage_path
@@ -426,6 +499,7 @@ DECLARE
   v_dropped integer := 0;
   v_cluster interval := (SELECT max(keep) FROM records.plan_retention WHERE category = 'audit');
 BEGIN
+  p_at := records.run_at(p_at);
   IF EXISTS (SELECT FROM records.plan_retention WHERE category = 'audit' AND keep IS NULL) THEN
     v_cluster := NULL;  -- some plan keeps its audit log forever: so are the cluster's rows
   END IF;
@@ -536,12 +610,11 @@ BEGIN
   COMMIT;
   -- 1. chunks: dropped whole, or their expired sources' rows deleted in batches
   FOR c IN SELECT * FROM records.expiring_chunks(v_at) LOOP
-    FOR u IN SELECT * FROM records.retention_chunk(v_run, c.relation, c.category, c.chunk,
-                                                   c.range_start, c.range_end, v_at) LOOP
+    FOR u IN SELECT * FROM records.retention_chunk(v_run, c.chunk, v_at) LOOP
       t0 := pg_catalog.clock_timestamp();
       v_total := 0;
       LOOP
-        n := records.retention_chunk_batch(c.chunk, u.source_id, u.cutoff, u.held, p_batch);
+        n := records.retention_chunk_batch(c.chunk, u.source_id, v_at, p_batch);
         v_total := v_total + n;
         COMMIT;
         EXIT WHEN n < p_batch;
@@ -551,7 +624,7 @@ BEGIN
                                        pg_catalog.date_part('epoch', pg_catalog.clock_timestamp() - t0),
                                        pg_catalog.jsonb_build_object(
                                          'source_id', u.source_id,
-                                         'held', pg_catalog.cardinality(u.held) > 0));
+                                         'held', u.held));
     END LOOP;
     COMMIT;
   END LOOP;
@@ -560,8 +633,7 @@ BEGIN
     t0 := pg_catalog.clock_timestamp();
     v_total := 0;
     LOOP
-      n := records.retention_table_batch(w.relation, w.condition, w.project_id, w.cutoff,
-                                         p_batch);
+      n := records.retention_table_batch(w.relation, w.project_id, v_at, p_batch);
       v_total := v_total + n;
       COMMIT;
       EXIT WHEN n < p_batch;
@@ -579,7 +651,7 @@ BEGIN
            FROM core.projects p LOOP
     CONTINUE WHEN w.cutoff IS NULL;
     t0 := pg_catalog.clock_timestamp();
-    n := records.expire_datasets(v_run, w.project_id, w.cutoff);
+    n := records.expire_datasets(v_run, w.project_id, v_at);
     IF n > 0 THEN
       PERFORM records.retention_record(v_run, w.project_id, 'dataset_files', 'datasets.versions',
                                        'expire', w.cutoff, n, 0,

@@ -4,21 +4,7 @@
 -- tombstones are the project_admin's. Every change is audited by the records function it
 -- calls. Grants in 986_grants_records.sql; see docs/api.md ("Records").
 
--- The project a records call is about: the one named, else the caller's; with a role.
-CREATE OR REPLACE FUNCTION records.caller_project(p_project uuid, p_roles text[]) RETURNS uuid
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-  v uuid := auth.target_project(p_project, p_roles);
-BEGIN
-  IF v IS NULL OR NOT EXISTS (SELECT FROM core.projects p WHERE p.project_id = v) THEN
-    RAISE EXCEPTION 'no project: name one with p_project_id' USING ERRCODE = '22023',
-      HINT = 'GET /projects lists the projects you may read.';
-  END IF;
-  RETURN v;
-END
-$$;
+DROP FUNCTION IF EXISTS records.caller_project(uuid, text[]);  -- now auth.caller_project
 
 -- ======================================================================= retention
 DROP FUNCTION IF EXISTS api.retention(uuid);
@@ -31,7 +17,7 @@ AS $$
   SELECT r.category, r.keep::text, floor(extract(epoch FROM r.keep) / 86400)::integer,
          r.keep IS NULL, r.source,
          r.set_by, r.set_at, r.reason, r.description
-  FROM records.retention_of(records.caller_project(
+  FROM records.retention_of(auth.caller_project(
          p_project_id, ARRAY['customer', 'analyst', 'project_admin'])) r
 $$;
 COMMENT ON FUNCTION api.retention(uuid) IS
@@ -46,7 +32,7 @@ RETURNS jsonb
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT records.set_retention(records.caller_project(p_project_id, ARRAY['project_admin']),
+  SELECT records.set_retention(auth.caller_project(p_project_id, ARRAY['project_admin']),
                                category, make_interval(days => keep_days), reason, clear)
 $$;
 COMMENT ON FUNCTION api.set_retention(text, integer, text, boolean, uuid) IS
@@ -65,7 +51,7 @@ AS $$
          s.seconds
   FROM records.retention_steps s
   JOIN records.retention_runs r ON r.run_id = s.run_id
-  WHERE s.project_id = records.caller_project(p_project_id, ARRAY['project_admin'])
+  WHERE s.project_id = auth.caller_project(p_project_id, ARRAY['project_admin'])
   ORDER BY s.run_id DESC, s.step
   LIMIT least(greatest(p_limit, 1), 1000)
 $$;
@@ -82,7 +68,7 @@ RETURNS TABLE (hold_id bigint, source text, from_ts timestamptz, to_ts timestamp
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT * FROM records.list_holds(records.caller_project(p_project_id, ARRAY['project_admin']),
+  SELECT * FROM records.list_holds(auth.caller_project(p_project_id, ARRAY['project_admin']),
                                    p_all)
 $$;
 COMMENT ON FUNCTION api.legal_holds(boolean, uuid) IS
@@ -97,7 +83,7 @@ RETURNS jsonb
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT records.set_hold(records.caller_project(p_project_id, ARRAY['project_admin']),
+  SELECT records.set_hold(auth.caller_project(p_project_id, ARRAY['project_admin']),
                           source, from_ts, to_ts, reason)
 $$;
 COMMENT ON FUNCTION api.set_legal_hold(text, text, timestamptz, timestamptz, uuid) IS
@@ -111,7 +97,7 @@ LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
   SELECT records.lift_hold(hold_id, reason,
-                           records.caller_project(p_project_id, ARRAY['project_admin']))
+                           auth.caller_project(p_project_id, ARRAY['project_admin']))
 $$;
 COMMENT ON FUNCTION api.lift_legal_hold(bigint, text, uuid) IS
   'project_admin: lift one of the project''s legal holds, saying why.';
@@ -122,7 +108,7 @@ CREATE FUNCTION api.link_subjects(links jsonb, p_project_id uuid DEFAULT NULL) R
 LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-  SELECT records.link_subjects(records.caller_project(p_project_id, ARRAY['project_admin']),
+  SELECT records.link_subjects(auth.caller_project(p_project_id, ARRAY['project_admin']),
                                links)
 $$;
 COMMENT ON FUNCTION api.link_subjects(jsonb, uuid) IS
@@ -138,7 +124,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-  v_project uuid := records.caller_project(p_project_id, ARRAY['project_admin']);
+  v_project uuid := auth.caller_project(p_project_id, ARRAY['project_admin']);
   v_stone records.tombstones;
   v_job bigint;
 BEGIN
@@ -170,7 +156,7 @@ AS $$
   SELECT t.tombstone_id, t.subject_kind, t.subject, t.tracks, t.reason, t.requested_by,
          t.requested_at, t.status, t.job_id, t.counts, t.versions_superseded,
          jsonb_array_length(t.versions_deleted), t.finished_at, t.keep_until
-  FROM records.list_tombstones(records.caller_project(p_project_id, ARRAY['project_admin']),
+  FROM records.list_tombstones(auth.caller_project(p_project_id, ARRAY['project_admin']),
                                least(greatest(p_limit, 1), 1000)) t
 $$;
 COMMENT ON FUNCTION api.tombstones(integer, uuid) IS

@@ -6,8 +6,8 @@
 -- security_invoker over billing's organization tables, whose RLS (900_policies.sql) keeps
 -- each caller to its own organization's rows.
 
-REVOKE EXECUTE ON FUNCTION billing.period_moment(text), billing.require_metric(text),
-  billing.caller_project(uuid, text[]) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION billing.period_moment(text), billing.require_metric(text)
+  FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION api.usage(text, uuid),
   api.usage_hourly(text, timestamptz, timestamptz, uuid) FROM PUBLIC;
 

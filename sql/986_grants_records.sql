@@ -18,8 +18,6 @@ GRANT USAGE ON SCHEMA records TO customer, reviewer, analyst, project_admin, pip
 -- api.datasets (security_invoker) shows whether a version was superseded or expired.
 GRANT SELECT ON records.superseded_versions, records.expired_versions
   TO customer, reviewer, analyst, project_admin, pipeline;
-GRANT EXECUTE ON FUNCTION records.caller_project(uuid, text[])
-  TO customer, reviewer, analyst, project_admin;
 
 -- ---------------------------------------------------------------- the API
 GRANT EXECUTE ON FUNCTION api.retention(uuid) TO customer, analyst, project_admin;
@@ -31,16 +29,18 @@ GRANT EXECUTE ON FUNCTION api.set_retention(text, integer, text, boolean, uuid),
   TO project_admin;
 
 -- ---------------------------------------------------------------- the workers
--- Retention under pg_cron (CALL records.run_retention(), each unit a SECURITY DEFINER call).
+-- Retention under pg_cron (CALL records.run_retention(), each unit a SECURITY DEFINER call
+-- that works out its own cut-offs and holds from the settings: the caller names a chunk or
+-- a table and a project, never what to delete; a later 'now' is an administrator's).
 GRANT EXECUTE ON PROCEDURE records.run_retention(integer, jsonb, timestamptz) TO pipeline;
 GRANT EXECUTE ON FUNCTION records.retention_begin(text), records.retention_finish(bigint),
   records.retention_record(bigint, uuid, text, text, text, timestamptz, bigint, bigint,
                            double precision, jsonb),
   records.expiring_chunks(timestamptz),
-  records.retention_chunk(bigint, regclass, text, regclass, timestamptz, timestamptz, timestamptz),
-  records.retention_chunk_batch(regclass, bigint, timestamptz, tstzrange[], integer),
+  records.retention_chunk(bigint, regclass, timestamptz),
+  records.retention_chunk_batch(regclass, bigint, timestamptz, integer),
   records.retention_units(timestamptz),
-  records.retention_table_batch(regclass, text, uuid, timestamptz, integer),
+  records.retention_table_batch(regclass, uuid, timestamptz, integer),
   records.cutoff(uuid, text, timestamptz), records.expire_datasets(bigint, uuid, timestamptz),
   records.drop_audit_months(bigint, timestamptz), records.drop_old_tombstones()
   TO pipeline;

@@ -419,3 +419,35 @@ def test_expired_dataset_versions_lose_their_objects_through_a_job(
     assert gone.value.status == 410 and "expired" in gone.value.message
     # The version's row stays as the record (the manifest, the checksums).
     assert count(db, "datasets.versions", "project_id = %s", p) == 1
+
+
+def test_the_pipeline_role_deletes_only_what_retention_allows_today(
+        dsn: str, db: Conn, two: dict[str, Any]) -> None:
+    """The units the cron job calls as `pipeline` work out their own cut-offs: a caller may
+    not name a later 'now', a table retention does not know, or a chunk of another table."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(dsn)
+    params.update(user="pipeline")
+    params.pop("password", None)
+    retention.set_retention(db, two["b"], "track_points", None, "B keeps its points")
+    chunk = db.execute("SELECT format('%%I.%%I', chunk_schema, chunk_name) AS c FROM"
+                       " timescaledb_information.chunks WHERE hypertable_name = 'track_points'"
+                       " AND range_start = %s", (DAY2,)).fetchone()
+    db.rollback()
+    assert chunk is not None
+    with psycopg.connect(make_conninfo(**params), row_factory=dict_row,  # type: ignore[arg-type]
+                         autocommit=True) as cron:
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="later time"):
+            cron.execute("SELECT records.retention_table_batch('events.events', %s,"
+                         " now() + interval '10 years', 1000)", (two["a"],))
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="not a table retention"):
+            cron.execute("SELECT records.retention_table_batch('core.api_keys', %s, NULL, 1000)",
+                         (two["a"],))
+        with pytest.raises(psycopg.errors.InvalidParameterValue, match="not a chunk"):
+            cron.execute("SELECT * FROM records.retention_chunk(1, 'ingest.sources', NULL)")
+        # A source that keeps its points loses none, whatever chunk the caller names.
+        got = cron.execute("SELECT records.retention_chunk_batch(%s, %s, NULL, 1000) AS n",
+                           (chunk["c"], two["sb"])).fetchone()
+    assert got == {"n": 0}
+    assert count(db, "ingest.track_points", "project_id = %s", two["b"]) == 100
