@@ -535,19 +535,132 @@ BEGIN
 END
 $$;
 
--- One parallel lane: every source in turn that no other backend holds (its advisory lock,
--- for this session), each range worked step by step with a COMMIT after every step: claim
--- and plan, each enabled stage, finish. Several lanes at once share the sources out by
--- their locks (secinf tick --parallel N runs N; pg_cron may run several). A failing step
--- is rolled back and recorded (pipeline.tick_failed, with the step), and only its source
--- stops; a source waiting for its retry time is left alone, as is one held by an open
--- ingest batch (for the next tick). An error that is not the source's
--- (pipeline.is_source_error) raises. With p_until_idle, a source is
--- worked until it has no more; p_budget_s (NULL: none) stops the lane between sources. A
--- source that has a run logged since p_since (default: the lane's start) was worked by
--- another lane of the same set and is left alone, a failing one included.
--- p_results: what pipeline.tick reports per source, one element per range. SECURITY
--- INVOKER and no SET clause: a procedure with either cannot COMMIT; run it as `pipeline`.
+-- One source's work, step by step with a COMMIT after every step (claim and plan, each
+-- enabled stage, finish), under the source's advisory lock for this session, so that one
+-- backend at a time works it (pipeline.tick and other lanes leave it alone). A failing
+-- step is rolled back and recorded (pipeline.tick_failed, with the step), and only this
+-- source stops; a source held by an open ingest batch waits for the next tick. An error
+-- that is not the source's (pipeline.is_source_error) raises. With p_until_idle, ranges
+-- follow each other until the source has no more, or until p_deadline (NULL: none) has
+-- passed between two ranges. A source that has a run logged since p_since (NULL: never
+-- skip) was worked by another lane of the same set and is left alone.
+-- p_results: NULL when another backend holds the source or p_since skipped it, else what
+-- pipeline.tick reports per source, one element per range ('[]': nothing to do). The
+-- unit of work of lanes (pipeline.run_lane) and of pipeline_tick_source jobs
+-- (pipeline.schedule_sources). SECURITY INVOKER and no SET clause: a procedure with either
+-- cannot COMMIT; run it as `pipeline`, outside a transaction block.
+CREATE OR REPLACE PROCEDURE pipeline.run_source(p_source bigint,
+                                                p_until_idle boolean DEFAULT true,
+                                                p_since timestamptz DEFAULT NULL,
+                                                p_deadline timestamptz DEFAULT NULL,
+                                                INOUT p_results jsonb DEFAULT NULL)
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_names    text[];
+  v_pos      integer[];
+  v_max      integer;
+  v_plan     jsonb;
+  v_done     jsonb;
+  v_one      jsonb;
+  v_error    text;
+  v_state    text;
+  v_go       boolean;
+  i          integer;
+BEGIN
+  p_results := NULL;
+  IF NOT pg_catalog.pg_try_advisory_lock(388128, pipeline.source_lock_key(p_source)) THEN
+    RETURN;
+  END IF;
+  -- another lane of the same set (started at p_since) has worked it already
+  IF p_since IS NOT NULL AND EXISTS (SELECT 1 FROM pipeline.runs r
+                                     WHERE r.source_id = p_source AND r.finished_at >= p_since) THEN
+    PERFORM pg_catalog.pg_advisory_unlock(388128, pipeline.source_lock_key(p_source));
+    COMMIT;
+    RETURN;
+  END IF;
+  p_results := '[]';
+  LOOP
+    v_one := NULL;
+    v_go := true;
+    BEGIN
+      v_plan := NULL;
+      IF pipeline.claim_source(p_source) THEN
+        v_plan := pipeline.tick_plan(p_source, p_until_idle);
+        IF v_plan IS NULL THEN
+          PERFORM pipeline.source_recovered(p_source);     -- nothing left to do
+        END IF;
+      END IF;
+      SELECT array_agg(s.name ORDER BY s.position), array_agg(s.position ORDER BY s.position),
+             max(s.position)
+        INTO v_names, v_pos, v_max
+      FROM pipeline.stages s WHERE s.enabled;
+    EXCEPTION WHEN OTHERS THEN
+      GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+      IF NOT pipeline.is_source_error(v_state) THEN
+        RAISE;
+      END IF;
+      v_one := pipeline.tick_failed(p_source, v_error, v_state, 'plan');
+    END;
+    COMMIT;
+    IF v_one IS NOT NULL THEN
+      p_results := p_results || jsonb_build_array(v_one);
+      EXIT;
+    END IF;
+    EXIT WHEN v_plan IS NULL;
+    v_done := '[]';
+    FOR i IN 1 .. coalesce(cardinality(v_names), 0) LOOP
+      BEGIN
+        IF pipeline.claim_source(p_source) THEN
+          v_done := v_done || jsonb_build_array(
+            pipeline.tick_stage(v_plan, v_names[i], v_pos[i] < v_max));
+        ELSE
+          v_go := false;               -- an ingest batch is open: the next tick goes on
+        END IF;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        IF NOT pipeline.is_source_error(v_state) THEN
+          RAISE;
+        END IF;
+        v_one := pipeline.tick_failed(p_source, v_error, v_state, v_names[i]);
+      END;
+      COMMIT;
+      EXIT WHEN v_one IS NOT NULL OR NOT v_go;
+    END LOOP;
+    IF v_one IS NULL AND v_go THEN
+      BEGIN
+        v_one := CASE WHEN pipeline.claim_source(p_source)
+                      THEN pipeline.tick_finish(v_plan, v_done) END;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        IF NOT pipeline.is_source_error(v_state) THEN
+          RAISE;
+        END IF;
+        v_one := pipeline.tick_failed(p_source, v_error, v_state, 'finish');
+      END;
+      COMMIT;
+    END IF;
+    IF v_one IS NOT NULL THEN
+      p_results := p_results || jsonb_build_array(v_one);
+    END IF;
+    EXIT WHEN v_one IS NULL OR v_one ->> 'status' <> 'ok' OR NOT p_until_idle
+              OR NOT (v_one ->> 'more')::boolean
+              OR clock_timestamp() > coalesce(p_deadline, 'infinity');
+  END LOOP;
+  PERFORM pg_catalog.pg_advisory_unlock(388128, pipeline.source_lock_key(p_source));
+  COMMIT;
+END
+$$;
+
+-- One parallel lane: every source in turn that no other backend holds, each worked by
+-- pipeline.run_source. Several lanes at once share the sources out by their locks
+-- (secinf tick --parallel N runs N; pg_cron may run several). A source waiting for its
+-- retry time after a failure is left alone. With p_until_idle, a source is worked until it
+-- has no more; p_budget_s (NULL: none) stops the lane between sources. A source that has a
+-- run logged since p_since (default: the lane's start) was worked by another lane of the
+-- same set and is left alone, a failing one included. p_results: what pipeline.tick
+-- reports per source, one element per range. Run it as `pipeline` (no SET clause: a
+-- procedure with one cannot COMMIT).
 CREATE OR REPLACE PROCEDURE pipeline.run_lane(p_until_idle boolean DEFAULT false,
                                               p_budget_s double precision DEFAULT 50,
                                               p_since timestamptz DEFAULT NULL,
@@ -558,17 +671,8 @@ DECLARE
   v_deadline timestamptz := clock_timestamp() + make_interval(secs => coalesce(p_budget_s, 1e9));
   v_since    timestamptz := coalesce(p_since, clock_timestamp());
   v_sources  bigint[];
-  v_names    text[];
-  v_pos      integer[];
-  v_max      integer;
   v_source   bigint;
-  v_plan     jsonb;
-  v_done     jsonb;
   v_one      jsonb;
-  v_error    text;
-  v_state    text;
-  v_go       boolean;
-  i          integer;
 BEGIN
   p_results := '[]';
   SELECT array_agg(s.source_id ORDER BY s.source_id) INTO v_sources FROM ingest.sources s
@@ -577,87 +681,15 @@ BEGIN
   COMMIT;
   FOREACH v_source IN ARRAY coalesce(v_sources, '{}') LOOP
     EXIT WHEN clock_timestamp() > v_deadline;
-    CONTINUE WHEN NOT pg_catalog.pg_try_advisory_lock(388128,
-                                                      pipeline.source_lock_key(v_source));
-    -- another lane of the same set (started at p_since) has worked it already
-    IF EXISTS (SELECT 1 FROM pipeline.runs r
-               WHERE r.source_id = v_source AND r.finished_at >= v_since) THEN
-      PERFORM pg_catalog.pg_advisory_unlock(388128, pipeline.source_lock_key(v_source));
-      CONTINUE;
-    END IF;
-    LOOP
-      v_one := NULL;
-      v_go := true;
-      BEGIN
-        v_plan := NULL;
-        IF pipeline.claim_source(v_source) THEN
-          v_plan := pipeline.tick_plan(v_source, p_until_idle);
-          IF v_plan IS NULL THEN
-            PERFORM pipeline.source_recovered(v_source);     -- nothing left to do
-          END IF;
-        END IF;
-        SELECT array_agg(s.name ORDER BY s.position), array_agg(s.position ORDER BY s.position),
-               max(s.position)
-          INTO v_names, v_pos, v_max
-        FROM pipeline.stages s WHERE s.enabled;
-      EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
-        IF NOT pipeline.is_source_error(v_state) THEN
-          RAISE;
-        END IF;
-        v_one := pipeline.tick_failed(v_source, v_error, v_state, 'plan');
-      END;
-      COMMIT;
-      IF v_one IS NOT NULL THEN
-        p_results := p_results || jsonb_build_array(v_one);
-        EXIT;
-      END IF;
-      EXIT WHEN v_plan IS NULL;
-      v_done := '[]';
-      FOR i IN 1 .. coalesce(cardinality(v_names), 0) LOOP
-        BEGIN
-          IF pipeline.claim_source(v_source) THEN
-            v_done := v_done || jsonb_build_array(
-              pipeline.tick_stage(v_plan, v_names[i], v_pos[i] < v_max));
-          ELSE
-            v_go := false;               -- an ingest batch is open: the next tick goes on
-          END IF;
-        EXCEPTION WHEN OTHERS THEN
-          GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
-          IF NOT pipeline.is_source_error(v_state) THEN
-            RAISE;
-          END IF;
-          v_one := pipeline.tick_failed(v_source, v_error, v_state, v_names[i]);
-        END;
-        COMMIT;
-        EXIT WHEN v_one IS NOT NULL OR NOT v_go;
-      END LOOP;
-      IF v_one IS NULL AND v_go THEN
-        BEGIN
-          v_one := CASE WHEN pipeline.claim_source(v_source)
-                        THEN pipeline.tick_finish(v_plan, v_done) END;
-        EXCEPTION WHEN OTHERS THEN
-          GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
-          IF NOT pipeline.is_source_error(v_state) THEN
-            RAISE;
-          END IF;
-          v_one := pipeline.tick_failed(v_source, v_error, v_state, 'finish');
-        END;
-        COMMIT;
-      END IF;
-      IF v_one IS NOT NULL THEN
-        p_results := p_results || jsonb_build_array(v_one);
-      END IF;
-      EXIT WHEN v_one IS NULL OR v_one ->> 'status' <> 'ok' OR NOT p_until_idle
-                OR NOT (v_one ->> 'more')::boolean;
-    END LOOP;
-    PERFORM pg_catalog.pg_advisory_unlock(388128, pipeline.source_lock_key(v_source));
-    COMMIT;
+    v_one := NULL;
+    CALL pipeline.run_source(v_source, p_until_idle, v_since, NULL, v_one);
+    p_results := p_results || coalesce(v_one, '[]');
   END LOOP;
 END
 $$;
 
--- What pg_cron calls every minute: ticks (each its own transaction) until idle or 50 s
+-- What pg_cron calls every minute. In queue mode (pipeline.scheduled_mode, sql/620) it
+-- only queues a pipeline_tick_source job per source with work. Otherwise: ticks (each its own transaction) until idle or 50 s
 -- have passed. A failing source is recorded and backed off by the tick (pipeline.
 -- tick_source) while the others go on, so one tenant's source never fails the job: it
 -- ends with a WARNING naming the failed sources (the server log). Errors that are not a
@@ -672,6 +704,11 @@ DECLARE
   v_errors   text;
   v_failed   text[] := '{}';
 BEGIN
+  -- In queue mode the workers tick: hand them the sources with work (sql/620).
+  IF pipeline.scheduled_mode() = 'queue' THEN
+    PERFORM pipeline.schedule_sources();
+    RETURN;
+  END IF;
   LOOP
     v_result := pipeline.tick(false);
     SELECT string_agg(format('source %s (%s, try %s again at %s): %s', r ->> 'source_id',

@@ -6,6 +6,7 @@
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA features, pipeline FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) FROM PUBLIC;
 REVOKE EXECUTE ON PROCEDURE pipeline.run_lane(boolean, double precision, timestamptz, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON PROCEDURE pipeline.run_source(bigint, boolean, timestamptz, timestamptz, jsonb) FROM PUBLIC;
 
 -- ---------------------------------------------------------------- schemas
 GRANT USAGE ON SCHEMA features TO pipeline, analyst;
@@ -40,6 +41,11 @@ GRANT EXECUTE ON FUNCTION pipeline.tick_plan(bigint, boolean),
 -- Retry a failing source now (secinf pipeline retry; a pipeline_run job for its source).
 GRANT EXECUTE ON FUNCTION pipeline.retry_source(bigint) TO pipeline;
 GRANT EXECUTE ON PROCEDURE pipeline.run_lane(boolean, double precision, timestamptz, jsonb) TO pipeline;
+-- Per-source jobs (sql/620_pipeline_schedule.sql): pg_cron's call (as pipeline) queues them
+-- in queue mode, a worker (as pipeline) runs each with run_source.
+GRANT EXECUTE ON PROCEDURE pipeline.run_source(bigint, boolean, timestamptz, timestamptz, jsonb)
+  TO pipeline;
+GRANT EXECUTE ON FUNCTION pipeline.scheduled_mode(), pipeline.schedule_sources() TO pipeline;
 GRANT EXECUTE ON FUNCTION features.pair_rows(bigint, timestamptz, timestamptz),
   features.pair_rows_of(bigint, timestamptz, timestamptz, text[], double precision[]),
   features.pair_in_box(double precision[], double precision, double precision,

@@ -172,3 +172,45 @@ def settings_command(
                 title=f"pipeline settings of {project}" + (f", source {source}" if source
                                                             else ""),
                 columns=columns)
+
+
+MODES = ("transaction", "queue")
+
+
+@pipeline_app.command("mode")
+def mode_command(
+    mode: str | None = typer.Argument(None, help="transaction (pg_cron ticks every source "
+                                                 "itself, one backend) or queue (pg_cron "
+                                                 "queues a pipeline_tick_source job per "
+                                                 "source with work; `secinf worker` runs "
+                                                 "them). Omit to show the mode."),
+    schedule_now: bool = typer.Option(False, "--schedule-now",
+                                      help="In queue mode, queue the sources with work now "
+                                           "instead of at pg_cron's next minute."),
+    json_out: bool = typer.Option(False, "--json", help="Print the mode (and jobs) as JSON."),
+) -> None:
+    """How the scheduled pipeline works the sources (docs/pipeline.md, "Per-source jobs").
+    A cluster-wide setting: pg_cron's call reads it every minute."""
+    if mode is not None and mode not in MODES:
+        raise UserError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    with connect() as conn:
+        if mode is not None:
+            conn.execute(query("pipeline", "set_scheduled_mode"), {"mode": mode})
+            conn.commit()
+        row = conn.execute(query("pipeline", "scheduled_mode")).fetchone()
+        current = str(row["mode"]) if row else "transaction"
+        jobs: list[dict[str, Any]] = []
+        if schedule_now:
+            if current != "queue":
+                raise UserError("--schedule-now needs queue mode: `secinf pipeline mode queue "
+                                "--schedule-now`")
+            jobs = [dict(r) for r in conn.execute(query("pipeline", "schedule_sources"))]
+            conn.commit()
+    if json_out:
+        print_json({"mode": current, "jobs": jobs})
+        return
+    console.print(f"scheduled ticks: {current}"
+                  + (" (run `secinf worker` to work the queued sources)"
+                     if current == "queue" else ""))
+    if schedule_now:
+        console.print(f"queued or found live: {len(jobs)} pipeline_tick_source job(s)")

@@ -111,3 +111,24 @@ USING ingest.sources s
 WHERE s.source_id = w.source_id AND s.project_id = %(project_id)s
   AND (%(source_id)s::bigint IS NULL OR s.source_id = %(source_id)s)
 RETURNING w.source_id;
+
+-- name: run_source
+-- One source's work on an autocommit connection as pipeline (a commit after every step):
+-- p_results is NULL when another backend holds the source, else one element per range.
+CALL pipeline.run_source(%(source_id)s, %(until_idle)s, NULL,
+                         clock_timestamp() + make_interval(secs => %(budget_s)s), NULL);
+
+-- name: schedule_sources
+-- A pipeline_tick_source job per source with work (queue mode; pg_cron calls it through
+-- pipeline.run_scheduled): the job found or queued per source.
+SELECT s.source_id, s.project_id, s.job_id FROM pipeline.schedule_sources() s;
+
+-- name: scheduled_mode
+-- How pg_cron's call works the sources: transaction or queue.
+SELECT pipeline.scheduled_mode() AS mode;
+
+-- name: set_scheduled_mode
+-- The cluster default row of scheduled_ticks (`secinf pipeline mode`).
+INSERT INTO pipeline.settings (project_id, key, value, updated_at)
+VALUES (NULL, 'scheduled_ticks', to_jsonb(%(mode)s::text), now())
+ON CONFLICT (project_id, key) DO UPDATE SET value = excluded.value, updated_at = now();

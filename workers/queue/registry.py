@@ -23,7 +23,8 @@ from workers.queue.client import Conn, Job
 
 PLUGIN_MODULES: tuple[str, ...] = ("workers.queue.builtin", "workers.scoring.jobs",
                                    "workers.queue.api_jobs", "workers.ingest.upload_job",
-                                   "workers.billing.report_usage", "workers.records.jobs")
+                                   "workers.billing.report_usage", "workers.records.jobs",
+                                   "workers.pipeline.source_jobs")
 """Imported by every worker; a module that does not exist (yet) is skipped."""
 
 P = TypeVar("P", bound=BaseModel)
