@@ -115,3 +115,33 @@ def test_bench_pipeline_real_scene_on_a_cut_of_the_ucy_files(
     assert lanes["lanes"] == 2 and lanes["same_candidates_as_one_lane"] is True
     assert lanes["tick_points_per_s"] == pytest.approx(800 / lanes["tick_s"], rel=0.01)
     assert {"kinematics", "candidates"} <= set(lanes["stage_s"])
+
+
+def test_bench_pipeline_parallel_sources_and_a_dense_source_beside_a_light_one(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    data_dir = real_scene.DATA_DIR if real_scene.missing_reason() is None else tmp_path
+    result = bench_pipeline(4000, json_out=False, repeat=3, real=True, real_points=300,
+                            data_dir=data_dir, real_lanes=1, parallel=2, parallel_sources=3)
+    printed = capsys.readouterr().out
+    several = result["parallel"]["several_sources"]
+    assert several["sources"] == 3 and several["backends"] == 2
+    rounds = several["rounds"]
+    # every arm ticks every point, and the order of the arms rotates
+    assert [r["order"] for r in rounds] == ["transaction, one, many", "one, many, transaction",
+                                            "many, transaction, one"]
+    for r in rounds:
+        assert r["transaction"]["points"] == r["one"]["points"] == r["many"]["points"] \
+            == several["points"] > 0
+        assert (r["one"]["backends"], r["many"]["backends"]) == (1, 2)
+        assert r["speedup"] == pytest.approx(r["one"]["features_s"] / r["many"]["features_s"],
+                                             abs=0.01)
+    assert several["speedup"] == statistics.median(r["speedup"] for r in rounds)
+    assert "per-source units on one backend" in printed
+    light = result["parallel"]["dense_and_light"]
+    if data_dir == tmp_path:
+        assert "skipped" in light and "dense and light sources skipped" in printed
+        return
+    for run, lanes in ((light["one_lane"], 1), (light["parallel"], 2)):
+        assert run["lanes"] == lanes and run["settle_s"] == 2.0
+        assert 0 < run["light_lag_s"] <= run["dense_done_s"] + 1e-3
+    assert "the light source done" in printed

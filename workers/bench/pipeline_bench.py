@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,12 @@ import polars as pl
 import psycopg
 
 from workers import tenancy
+from workers.bench.parallel_sources import (
+    empty_tables,
+    print_parallel,
+    run_dense_and_light,
+    run_parallel_sources,
+)
 from workers.bench.real_scene import DATA_DIR, run_real_scene, time_pair_rows
 from workers.bench.scratch import scratch_database
 from workers.bench.write_floor import measure_write_floor
@@ -98,10 +105,7 @@ def _run(conn: psycopg.Connection[Any], project: str, result: SimResult, name: s
 def _empty(conn: psycopg.Connection[Any]) -> None:
     """Remove the previous pair's points, features and sources, so every pair meets the same
     (empty) tables."""
-    conn.execute("TRUNCATE ingest.track_points, features.kinematics, "
-                 "features.zone_presence, features.change_points")
-    conn.execute("DELETE FROM ingest.sources")  # cascades to watermarks, batches, runs
-    conn.commit()
+    empty_tables(conn)
 
 
 def _warm_up(conn: psycopg.Connection[Any], project: str, scene: SimResult) -> float:
@@ -157,10 +161,14 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def bench_pipeline(points: int, json_out: bool, repeat: int = 3, real: bool = True,
                    real_points: int | None = None, data_dir: Path = DATA_DIR,
-                   real_lanes: int = 2) -> dict[str, Any]:
+                   real_lanes: int = 2, parallel: int = 1,
+                   parallel_sources: int = 4) -> dict[str, Any]:
     """Run the benchmark `repeat` times (pairs of 1x and 2x ticks in alternating order,
     medians reported), then the real scene (`real`; each file cut to its first
-    `real_points` lines if given); prints a summary (or JSON) and returns the figures."""
+    `real_points` lines if given); with `parallel` > 1, the 1x points again as
+    `parallel_sources` sources on one backend and on `parallel`, and a dense source beside a
+    light one (workers/bench/parallel_sources.py); prints a summary (or JSON) and returns
+    the figures."""
     if points < 1000:
         raise UserError(f"--points {points} is too small to time; use at least 1000")
     if repeat < 1:
@@ -184,6 +192,17 @@ def bench_pipeline(points: int, json_out: bool, repeat: int = 3, real: bool = Tr
                                   f"{p['one_x']['features_s']} s, 2x {p['two_x']['features_s']}"
                                   f" s, scaling {p['scaling_2x_over_1x']}")
             floor = measure_write_floor(conn, pairs[-1]["one_x"]["source_id"])
+            several: dict[str, Any] | None = None
+            if parallel > 1:
+                scenes = [_crowd(_agents_for(points // parallel_sources), SEED + i)
+                          for i in range(parallel_sources)]
+                warm = replace(scenes[0],
+                               tracks=scenes[0].tracks.filter(pl.col("t") < WARM_UP_S))
+                several = {"several_sources": run_parallel_sources(conn, project, scenes,
+                                                                   parallel, repeat, warm),
+                           "dense_and_light": run_dense_and_light(
+                               conn, parallel, data_dir, real_points) if real else
+                           {"skipped": "not asked for (--no-real)"}}
             if real:
                 _empty(conn)
                 real_scene = run_real_scene(conn, data_dir, real_points, real_lanes)
@@ -223,6 +242,7 @@ def bench_pipeline(points: int, json_out: bool, repeat: int = 3, real: bool = Tr
         "whole_tick_points_per_s": {"simulated_1x": first["tick_points_per_s"],
                                     "real": real_scene.get("tick_points_per_s")},
         "real_scene": real_scene,
+        "parallel": several,
         "pairs": pairs,
     }
     if json_out:
@@ -262,6 +282,8 @@ def _print_summary(figures: dict[str, Any]) -> None:
         console.print("[yellow]no CHECKPOINT before the write floor (the role lacks "
                       "pg_checkpoint): expect a noisier floor[/yellow]")
     _print_real(figures["real_scene"], first)
+    if figures["parallel"]:
+        print_parallel(figures["parallel"])
 
 
 def _print_real(real: dict[str, Any], first: dict[str, Any]) -> None:

@@ -41,7 +41,7 @@ def missing_reason(data_dir: Path = DATA_DIR) -> str | None:
     return None
 
 
-def _cut(path: Path, points: int | None, into: Path) -> Path:
+def cut_file(path: Path, points: int | None, into: Path) -> Path:
     """The file itself, or its first `points` lines (the files are in frame order)."""
     if points is None:
         return path
@@ -105,7 +105,7 @@ def _ingested(conn: psycopg.Connection[Any], slug: str, ontology: Ontology, data
         for name in FILES:
             ingest(conn, IngestRequest(project=f"{project['org']}/{project['slug']}",
                                        source=name.removesuffix(".txt"), fmt="eth",
-                                       path=_cut(data_dir / name, points, Path(tmp))))
+                                       path=cut_file(data_dir / name, points, Path(tmp))))
     return project_id
 
 

@@ -40,6 +40,13 @@ def bench_pipeline_command(
     real_lanes: int = typer.Option(2, "--real-lanes", min=1,
                                    help="Tick the real scene again on N parallel lanes in a "
                                         "second project (1: not)."),
+    parallel: int = typer.Option(1, "--parallel", min=1,
+                                 help="Also tick the 1x points as --sources sources on one "
+                                      "backend and on N at once (target ≥ 100k points/s "
+                                      "and ≥ 1.8x on 2), and a dense source beside a light "
+                                      "one (its lag against settle_s)."),
+    sources: int = typer.Option(4, "--sources", min=2,
+                                help="Sources of the --parallel run."),
 ) -> None:
     """Simulate, ingest and tick to completion: features points/s, Polars ratio, 2x scaling,
     the write floor against the 100k points/s budget; then the dense real scene's whole
@@ -48,7 +55,7 @@ def bench_pipeline_command(
     from workers.bench.pipeline_bench import bench_pipeline
 
     bench_pipeline(points, json_out, repeat, real=real, real_points=real_points,
-                   real_lanes=real_lanes)
+                   real_lanes=real_lanes, parallel=parallel, parallel_sources=sources)
 
 
 bench_app.command("scoring")(bench_scoring)
