@@ -10,6 +10,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from tests.support.pipeline_outputs import OUTPUTS, source_outputs
 from tests.support.scene_loader import load_sim, project, run_tick
 from workers.pipeline import tick
 from workers.rules import store
@@ -18,23 +19,6 @@ from workers.simulate import preset_config, simulate
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
-
-OUTPUTS = {
-    "features.kinematics": "track_id, frame, segment, dt, x, y, vx, vy, speed, heading",
-    "features.change_points": "track_id, signal, frame, direction, magnitude, score",
-    "features.zone_presence": "track_id, zone_name, entered_frame, left_frame",
-    "candidates.candidates": "type, actors::text, start_ts, end_ts, rule_score, evidence::text",
-}
-
-
-def _outputs(db: Conn, source: int) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    for table, cols in OUTPUTS.items():
-        rows = db.execute(f"SELECT {cols} FROM {table} WHERE source_id = %s ORDER BY {cols}",
-                          (source,)).fetchall()
-        out[table] = [tuple(r.values()) for r in rows]
-    db.commit()
-    return out
 
 
 def _scenes() -> list[Any]:
@@ -56,7 +40,7 @@ def test_lanes_give_what_one_transaction_gives(db: Conn) -> None:
     out = run_tick(db)
     assert sorted(int(s["source_id"]) for s in out["sources"]) == serial
     for a, b in zip(laned, serial, strict=True):
-        mine, theirs = _outputs(db, a), _outputs(db, b)
+        mine, theirs = source_outputs(db, a), source_outputs(db, b)
         for table in OUTPUTS:
             assert mine[table] == theirs[table], table
         assert mine["features.kinematics"] and mine["candidates.candidates"]

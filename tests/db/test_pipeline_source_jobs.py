@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from tests.db.queue_helpers import ThreadWorker, state_counts, wait_for
+from tests.support.pipeline_outputs import OUTPUTS, source_outputs
 from tests.support.scene_loader import load_sim, project, run_tick
 from workers.pipeline.source_jobs import TICK_SOURCE, run_source
 from workers.queue import client
@@ -21,22 +22,6 @@ from workers.simulate import preset_config, simulate
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
-
-OUTPUTS = {
-    "features.kinematics": "track_id, frame, segment, x, y, vx, vy, speed, heading",
-    "features.change_points": "track_id, signal, frame, direction, magnitude",
-    "candidates.candidates": "type, actors::text, start_ts, end_ts, rule_score",
-}
-
-
-def _outputs(db: Conn, source: int) -> dict[str, list[tuple[Any, ...]]]:
-    out = {}
-    for table, cols in OUTPUTS.items():
-        rows = db.execute(f"SELECT {cols} FROM {table} WHERE source_id = %s ORDER BY {cols}",
-                          (source,)).fetchall()
-        out[table] = [tuple(r.values()) for r in rows]
-    db.commit()
-    return out
 
 
 def _queue_mode(db: Conn) -> None:
@@ -93,10 +78,10 @@ def test_workers_give_what_one_transaction_gives(db: Conn, dsn: str) -> None:
     out = run_tick(db)
     assert sorted(int(s["source_id"]) for s in out["sources"]) == serial
     for a, b in zip(queued, serial, strict=True):
-        mine, theirs = _outputs(db, a), _outputs(db, b)
+        mine, theirs = source_outputs(db, a), source_outputs(db, b)
         for table in OUTPUTS:
             assert mine[table] == theirs[table], table
-    assert _outputs(db, queued[0])["candidates.candidates"]
+    assert source_outputs(db, queued[0])["candidates.candidates"]
     # nothing left to do: the next minute queues nothing
     assert _scheduled(db) == []
 
