@@ -5,6 +5,7 @@ tenants; a source another backend holds is left to it."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -60,10 +61,18 @@ def test_workers_give_what_one_transaction_gives(db: Conn, dsn: str) -> None:
     assert sorted(r["job_id"] for r in _scheduled(db)) == sorted(
         r["job_id"] for r in db.execute("SELECT job_id FROM jobs.jobs").fetchall())
     db.commit()
+    # the candidates NOTIFY still comes from each source's unit (the scoring worker's cue)
+    listener = psycopg.connect(dsn, autocommit=True)
+    channel = listener.execute("SELECT auth.channel('candidates')").fetchone()
+    assert channel is not None
+    listener.execute(f'LISTEN "{channel[0]}"')
     config = WorkerConfig(kinds=(TICK_SOURCE,), concurrency=2, poll_s=0.2, mode="until_idle")
     with ThreadWorker(dsn, config):
         wait_for(lambda: not {"queued", "running"} & set(state_counts(dsn)), 120,
                  "both sources' jobs")
+    heard = [n.payload for n in listener.notifies(timeout=2, stop_after=1)]
+    listener.close()
+    assert heard and json.loads(heard[0])["count"] > 0
     ends = db.execute("SELECT state, last_error FROM jobs.jobs").fetchall()
     assert [e["state"] for e in ends] == ["succeeded", "succeeded"], ends
     results = {r["payload"]["source_id"]: r["result"] for r in
