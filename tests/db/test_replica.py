@@ -209,6 +209,35 @@ def test_the_app_reads_through_the_replica_and_decides_through_the_primary(
         app.close()
 
 
+def test_the_review_queue_page_runs_on_the_replica(read_env: Pair) -> None:
+    import streamlit as st
+
+    from tests.app.conftest import app_test
+
+    with psycopg.connect(read_env.primary.conninfo, row_factory=dict_row) as db:
+        key = make_person_key(db, read_env.project_a)["api_key"]
+    caught_up(read_env)
+    app = AppDB.from_settings()
+    try:
+        who = app.sign_in_key(key)
+        undecided = app_api.QueueFilter(statuses=("new", "scored"))  # the page's default
+        expected = app_api.review_counts(app, who, undecided)["total"]
+    finally:
+        app.close()
+    try:
+        at = app_test("pages/1_Review_queue.py", who)
+        at.run()
+        assert not at.exception and not at.error
+        assert {m.label: m.value for m in at.metric}["Matching candidates"] == str(expected)
+        with psycopg.connect(read_env.read_dsn, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                               "WHERE usename = 'authenticator'").fetchone()
+        assert row is not None and row[0] >= 1  # the page's read pool is on the replica
+    finally:
+        st.cache_resource.clear()
+        st.cache_data.clear()
+
+
 def test_an_external_server_gets_the_operators_steps(monkeypatch: pytest.MonkeyPatch
                                                      ) -> None:
     monkeypatch.setenv("SECINF_DSN", "host=db.example port=5432 dbname=secinf user=admin")
