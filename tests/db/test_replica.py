@@ -171,6 +171,13 @@ def test_lag_is_reported_by_replica_status_and_db_status(read_env: Pair) -> None
     [row] = info["replication"]
     assert row["application_name"] == rp.SLOT and row["state"] == "streaming"
     assert "replica secinf_replica: streaming" in secinf_db(read_env.env, "status").stdout
+    # The metric: monitoring.replication as the exporter's login (postgres_exporter).
+    with psycopg.connect(read_env.primary.conninfo, autocommit=True) as conn:
+        conn.execute("SET ROLE secinf_monitor")
+        [(name, state, lag_bytes, lag_s)] = conn.execute(
+            "SELECT * FROM monitoring.replication").fetchall()
+    assert (name, state) == ("secinf_replica", "streaming")
+    assert 0 <= lag_bytes < 1_000_000 and 0 <= lag_s < 5  # (the CLI's own WAL since)
 
 
 def test_the_app_reads_through_the_replica_and_decides_through_the_primary(
