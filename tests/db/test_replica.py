@@ -15,20 +15,22 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from typer.testing import CliRunner, Result
 
 from tests.support.factories import make_person_key, make_project
 from tests.support.tenant_data import populate
 from tests.support.throwaway_cluster import ThrowawayCluster, throwaway_cluster
-from workers import tenancy
 from workers.appdb import AppDB
 from workers.appdb import api as app_api
+from workers.cli.analytics_cmd import app as analytics_app
 from workers.cli.db_cmd import app as db_app
+from workers.cli.tenancy_cmd import analysts_app
 from workers.db import replica as rp
+from workers.db.cluster import LocalCluster
 from workers.db.connect import connect_read
-from workers.errors import ReadOnlyConnection, UserError
+from workers.errors import DatabaseUnavailable, ReadOnlyConnection, UserError
 from workers.review.synthetic import add_candidates, make_scene
 from workers.settings import PG_BIN, load_settings
 
@@ -118,18 +120,23 @@ def test_the_replica_is_a_hot_standby_with_the_primarys_data(read_env: Pair) -> 
 
 
 def test_an_analyst_on_the_replica_sees_only_its_project_and_no_chunk(read_env: Pair) -> None:
+    # `secinf analysts add` (on the primary) prints the replica's address to connect to.
+    added = CliRunner().invoke(analysts_app, ["add", "-p", "acme/north", "-n", "replica",
+                                              "--json"])
+    assert added.exit_code == 0, added.stdout
+    login = json.loads(added.stdout)
+    port = conninfo_to_dict(read_env.read_dsn)["port"]
+    assert login["dsn"] == (f"host=127.0.0.1 port={port} dbname=secinf "
+                            f"user={login['role']}")
     with psycopg.connect(read_env.primary.conninfo, row_factory=dict_row) as db:
-        login = tenancy.add_analyst(db, read_env.project_a, "replica")
         chunk = db.execute("SELECT format('%I.%I', chunk_schema, chunk_name) AS c "
                            "FROM timescaledb_information.chunks "
                            "WHERE hypertable_name = 'track_points' LIMIT 1").fetchone()
-    assert chunk is not None and login.password
+    assert chunk is not None
     caught_up(read_env)
-    # As the analyst would connect from the printed conninfo: TCP, with the password.
-    params = conninfo_to_dict(read_env.read_dsn)
-    analyst = make_conninfo(host="127.0.0.1", port=params["port"], dbname=params["dbname"],
-                            user=login.role_name, password=login.password)
-    with psycopg.connect(analyst, row_factory=dict_row) as conn:
+    # As the analyst connects from it: TCP, with the password shown once.
+    with psycopg.connect(login["dsn"], password=login["password"],
+                         row_factory=dict_row) as conn:
         assert conn.execute("SELECT pg_is_in_recovery() AS r").fetchone() == {"r": True}
         for rel in ("ingest.track_points", "ingest.sources", "candidates.candidates",
                     "core.projects"):
@@ -143,6 +150,26 @@ def test_an_analyst_on_the_replica_sees_only_its_project_and_no_chunk(read_env: 
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction,
                            match="cannot execute DELETE in a read-only transaction"):
             conn.execute("DELETE FROM ingest.track_points")
+
+
+def test_analytics_exports_read_on_the_replica(read_env: Pair) -> None:
+    with psycopg.connect(read_env.primary.conninfo, autocommit=True) as conn:
+        conn.execute("SELECT analytics.refresh(false)")
+    caught_up(read_env)
+    out = CliRunner().invoke(analytics_app, ["export", "-p", "acme/north", "--json"])
+    assert out.exit_code == 0, out.stdout
+    doc = json.loads(out.stdout)
+    assert doc["refreshed_at"] is not None  # the views as the primary refreshed them
+    # and the export fails where there is no replica to read: it did not use the primary.
+    rs = rp.replica_settings(read_env.primary.cluster.settings)
+    LocalCluster(rs).stop()
+    try:
+        down = CliRunner().invoke(analytics_app, ["export", "-p", "acme/north", "--json"])
+        assert isinstance(down.exception, DatabaseUnavailable)
+        assert "Cannot connect to the read replica in SECINF_READ_DSN" in str(down.exception)
+    finally:
+        LocalCluster(rs).start()
+    caught_up(read_env)
 
 
 def test_a_write_on_the_read_connection_names_the_primary(read_env: Pair) -> None:
