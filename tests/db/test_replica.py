@@ -192,6 +192,8 @@ def test_lag_is_reported_by_replica_status_and_db_status(read_env: Pair) -> None
     st = json.loads(secinf_db(read_env.env, "replica", "status", "--json").stdout)
     assert st["streaming"] and st["running"] and st["lag_bytes"] == 0
     assert st["lag_seconds"] == 0.0 and st["slot_retained_bytes"] is not None
+    again = json.loads(secinf_db(read_env.env, "replica", "up", "--json").stdout)
+    assert (again["port"], again["streaming"]) == (st["port"], True)  # nothing copied twice
     text = secinf_db(read_env.env, "replica", "status").stdout
     assert "streaming · lag 0 B, 0.0 s" in text, text
     info = json.loads(secinf_db(read_env.env, "status", "--json").stdout)

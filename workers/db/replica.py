@@ -25,7 +25,7 @@ from workers.db.backup import free_port, port_free
 from workers.db.cluster import LocalCluster
 from workers.db.connect import address
 from workers.db.queries import query
-from workers.errors import ClusterError, UserError
+from workers.errors import ClusterError, DatabaseUnavailable, UserError
 from workers.settings import Settings
 
 SLOT = "secinf_replica"
@@ -79,7 +79,8 @@ class ReplicaStatus:
     lag_bytes: int | None
     """The primary's WAL position minus the replica's replay position."""
     lag_seconds: float | None
-    """0 when everything is replayed, else the age of the last replayed commit."""
+    """0 when everything is replayed; else the primary's measured replay lag, or (when it
+    has none, after an idle spell) the age of the last replayed commit."""
     replay_lag_seconds: float | None
     """The primary's own estimate (pg_stat_replication.replay_lag; NULL when idle)."""
     last_replay_at: Any
@@ -293,26 +294,38 @@ def status(settings: Settings) -> ReplicaStatus:
             running = True
         except psycopg.OperationalError:
             mine = None
-    with psycopg.connect(settings.conninfo(), autocommit=True, row_factory=dict_row,
-                         connect_timeout=5) as conn:
-        rows = primary_view(conn)
-        slot = conn.execute(query("replica", "slot"), {"slot": SLOT}).fetchone()
+    try:
+        with psycopg.connect(settings.conninfo(), autocommit=True, row_factory=dict_row,
+                             connect_timeout=5) as conn:
+            rows = primary_view(conn)
+            slot = conn.execute(query("replica", "slot"), {"slot": SLOT}).fetchone()
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(
+            f"cannot reach the primary at {address(settings.conninfo())} to read the "
+            f"replication state: {str(exc).strip().splitlines()[0]} (`secinf db up`)") from exc
     name = (mine or {}).get("cluster_name") or SLOT
     ours = [r for r in rows if r["application_name"] == name] or (
         rows if len(rows) == 1 and not managed else [])
     row = ours[0] if ours else None
     lag_bytes = int(row["lag_bytes"]) if row and row["lag_bytes"] is not None else None
+    replay_lag = row["replay_lag_seconds"] if row else None
     lag_seconds: float | None = None
     if mine is not None and mine["in_recovery"]:
-        caught_up = lag_bytes == 0 or (lag_bytes is None and mine["replay_caught_up"])
         age = mine["last_replay_age_seconds"]
-        lag_seconds = 0.0 if caught_up else (max(float(age), 0.0) if age is not None else None)
+        if lag_bytes == 0:
+            lag_seconds = 0.0
+        elif replay_lag is not None:  # measured by the primary while WAL flows
+            lag_seconds = float(replay_lag)
+        elif mine["replay_caught_up"]:  # replayed all it got: the rest is on its way
+            lag_seconds = 0.0
+        elif age is not None:
+            lag_seconds = max(float(age), 0.0)
     return ReplicaStatus(
         managed=managed, exists=exists or mine is not None, running=running, home=home,
         port=port, conninfo=conninfo,
         streaming=bool(row and row["state"] == "streaming"),
         lag_bytes=lag_bytes, lag_seconds=lag_seconds,
-        replay_lag_seconds=row["replay_lag_seconds"] if row else None,
+        replay_lag_seconds=replay_lag,
         last_replay_at=mine["last_replay_at"] if mine else None,
         slot_retained_bytes=int(slot["retained_bytes"]) if slot and
         slot["retained_bytes"] is not None else None)
