@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help setup system venv db demo test test-fast lint typecheck golden squawk app bench-ingest \
         bench-pipeline bench-scoring bench-review bench-quality bench-delivery bench-prerequest \
-        bench-monitoring bench-governance \
+        bench-monitoring bench-governance bench-replica \
         clean db-down
 
 help: ## List the targets
@@ -88,6 +88,9 @@ bench-monitoring: setup ## Benchmark: each postgres_exporter query as secinf_mon
 
 bench-governance: setup ## Benchmark: the audit chain's seal rate and verify time at 1M rows (< 10 s)
 	@$(SECINF) bench governance
+
+bench-replica: setup ## Benchmark: reads on a streaming replica vs its primary (ratio <= 1.2), lag under load
+	@$(SECINF) bench replica
 
 db-down: venv ## Stop the project's cluster
 	@$(SECINF) db down

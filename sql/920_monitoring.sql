@@ -92,6 +92,13 @@ DROP VIEW IF EXISTS monitoring.cron_jobs;
 CREATE VIEW monitoring.cron_jobs WITH (security_invoker = true) AS
 SELECT * FROM monitoring.cron_job_runs();
 
+-- ======================================================================= replication
+-- The standbys streaming from this server (sql/915_monitoring_replication.sql): state,
+-- bytes and seconds of replay lag; no rows without a replica.
+DROP VIEW IF EXISTS monitoring.replication;
+CREATE VIEW monitoring.replication WITH (security_invoker = true) AS
+SELECT * FROM monitoring.replication_stats();
+
 -- ======================================================================= review
 -- Candidates waiting for a decision, per project and status (new, scored, in_review), and
 -- the age of the oldest: an index-only scan of candidates_project_status_idx.

@@ -12,10 +12,12 @@ REVOKE ALL ON SCHEMA monitoring FROM PUBLIC;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA monitoring FROM PUBLIC;
 GRANT USAGE ON SCHEMA monitoring TO secinf_monitor;
 GRANT SELECT ON monitoring.pipeline_sources, monitoring.queue_depth, monitoring.dead_letters,
-                monitoring.cron_jobs, monitoring.review_backlog TO secinf_monitor;
+                monitoring.cron_jobs, monitoring.review_backlog, monitoring.replication
+  TO secinf_monitor;
 GRANT EXECUTE ON FUNCTION monitoring.pipeline_source_stats(), monitoring.queue_depth_stats(),
                           monitoring.dead_letter_stats(), monitoring.cron_job_runs(),
-                          monitoring.review_backlog_stats() TO secinf_monitor;
+                          monitoring.review_backlog_stats(), monitoring.replication_stats()
+  TO secinf_monitor;
 
 -- CONNECT here (98's auth.lock_down_database() leaves it: it revokes PUBLIC's only).
 DO $$

@@ -34,6 +34,11 @@ class MissingExtension(SecinfError):
     """A required Postgres extension is not installed on the server."""
 
 
+class ReadOnlyConnection(UserError):
+    """This connection is read-only: writes go to the primary (SECINF_DSN or the local
+    cluster), not to SECINF_READ_DSN."""
+
+
 class ClusterError(SecinfError):
     """The project's Postgres cluster could not be managed."""
 

@@ -2,6 +2,8 @@
 
 `SECINF_DSN` points every command at an existing server (nothing is installed or started).
 Without it, secinf runs its own cluster: data in `SECINF_PGDATA`, port `SECINF_PORT` (5433).
+`SECINF_READ_DSN` sends read-only work (analysts, the review app's reads, analytics exports)
+to a streaming replica (`secinf db replica up` starts one of the local cluster).
 """
 
 from __future__ import annotations
@@ -87,6 +89,15 @@ class Settings:
     backup_repo: Path | None = None
     """SECINF_BACKUP_REPO: the pgBackRest repository of the local cluster (backups and
     archived WAL; default `<home>/backups`). Put it on another disk than the data."""
+    read_dsn: str | None = None
+    """SECINF_READ_DSN: the read replica's admin conninfo; read-only work connects there
+    (workers.db.connect.connect_read). Unset: reads go to the primary, read-only."""
+    replica_home: Path | None = None
+    """SECINF_REPLICA_HOME: where `secinf db replica up` puts the local replica (its pg15/,
+    run/ and postgres.log, like a restore's directory); default `<home>/replica`."""
+    replica_port: int = 0
+    """SECINF_REPLICA_PORT: the local replica's port (0 or unset: the first free one after
+    the primary's, chosen by `secinf db replica up` and remembered in its directory)."""
 
     @property
     def managed(self) -> bool:
@@ -127,6 +138,24 @@ class Settings:
             dbname=dbname or self.dbname,
             user=user or "postgres",
         )
+
+    def read_conninfo(self, dbname: str | None = None, user: str | None = None) -> str:
+        """The conninfo of read-only work: SECINF_READ_DSN (its database and user replaced
+        when given), else the primary's `conninfo`."""
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        if self.read_dsn is None:
+            return self.conninfo(dbname=dbname, user=user)
+        params = conninfo_to_dict(self.read_dsn)
+        params["dbname"] = dbname or params.get("dbname") or self.database
+        if user is not None:
+            params["user"] = user
+        return make_conninfo(**params)  # type: ignore[arg-type]
+
+    @property
+    def replica_dir(self) -> Path:
+        """The local replica's home (SECINF_REPLICA_HOME, else `<home>/replica`)."""
+        return self.replica_home or self.home / "replica"
 
     @property
     def database(self) -> str:
@@ -178,6 +207,9 @@ def load_settings() -> Settings:
         worker_metrics_host=env.get("SECINF_WORKER_METRICS_HOST") or "127.0.0.1",
         log_format=env.get("SECINF_LOG_FORMAT") or "json",
         backup_repo=Path(env["SECINF_BACKUP_REPO"]) if env.get("SECINF_BACKUP_REPO") else None,
+        read_dsn=env.get("SECINF_READ_DSN") or None,
+        replica_home=Path(env["SECINF_REPLICA_HOME"]) if env.get("SECINF_REPLICA_HOME") else None,
+        replica_port=_port(env, "SECINF_REPLICA_PORT"),
     )
 
 

@@ -42,11 +42,16 @@ def not_for_role(role: str) -> str:
 
 
 # ---------------------------------------------------------------- reading
+READS = frozenset({"may_download", "dataset_versions"})
+
+
 def _call(db: AppDB, who: Identity, name: str, params: Mapping[str, Any] | None = None
           ) -> list[Row]:
     if who.expired():
         raise SessionEnded("signed out: your session expired, sign in again")
-    return db.request(who.role, who.claims, query(GROUP, name), params, path=f"/rpc/{name}")
+    # dataset_download signs links and records the grant: the primary's; the rest read.
+    return db.request(who.role, who.claims, query(GROUP, name), params, path=f"/rpc/{name}",
+                      read_only=name in READS)
 
 
 def may_download(db: AppDB, who: Identity) -> bool:

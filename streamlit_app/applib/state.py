@@ -15,7 +15,7 @@ import streamlit as st
 
 from workers.appdb import AppDB, Identity, SessionEnded
 from workers.appdb import api as app_api
-from workers.appdb.session import authenticator_conninfo
+from workers.appdb.session import authenticator_conninfo, read_authenticator_conninfo
 from workers.errors import SecinfError
 from workers.settings import load_settings
 
@@ -30,13 +30,15 @@ def _close(db: AppDB) -> None:
 
 
 @st.cache_resource(show_spinner=False, on_release=_close)
-def _pool(conninfo: str) -> AppDB:
-    return AppDB(conninfo)
+def _pool(conninfo: str, read_conninfo: str | None = None) -> AppDB:
+    return AppDB(conninfo, read_conninfo=read_conninfo)
 
 
 def database() -> AppDB:
-    """The process-wide pool of `authenticator` connections (one per conninfo)."""
-    return _pool(authenticator_conninfo(load_settings()))
+    """The process-wide pools of `authenticator` connections (one per pair of conninfos):
+    the primary's, and the read replica's when SECINF_READ_DSN is set (the reads go there)."""
+    settings = load_settings()
+    return _pool(authenticator_conninfo(settings), read_authenticator_conninfo(settings))
 
 
 @st.cache_data(ttl=60, show_spinner=False)

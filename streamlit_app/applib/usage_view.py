@@ -51,7 +51,8 @@ def _call(db: AppDB, who: Identity, name: str, params: Mapping[str, Any] | None 
           ) -> list[Row]:
     if who.expired():
         raise SessionEnded("signed out: your session expired, sign in again")
-    return db.request(who.role, who.claims, query(GROUP, name), params, path=f"/rpc/{name}")
+    return db.request(who.role, who.claims, query(GROUP, name), params, path=f"/rpc/{name}",
+                      read_only=True)  # every query of this page reads
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 ENV_EXAMPLE = DOCKER / ".env.example"
 SERVICES = {"postgres", "postgrest", "migrate", "worker", "streamlit", "files", "prometheus",
-            "postgres-exporter"}
+            "postgres-exporter", "postgres-replica", "postgrest-replica"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?+-][^}]*)?\}")
 
 
@@ -121,6 +121,42 @@ def test_the_file_service_serves_the_workers_storage_as_pipeline() -> None:
     assert files["volumes"] == services["worker"]["volumes"]  # the same local storage
     assert any(p.endswith(f":{port}") for p in files["ports"])
     assert f"127.0.0.1:{port}/healthz" in " ".join(files["healthcheck"]["test"])
+
+
+def test_the_replica_profile_streams_from_postgres_and_serves_reads() -> None:
+    services = _compose()["services"]
+    replica, api = services["postgres-replica"], services["postgrest-replica"]
+    assert replica["profiles"] == api["profiles"] == ["replica"]
+    assert all("profiles" not in services[name] for name in SERVICES
+               if name not in ("postgres-replica", "postgrest-replica"))
+    assert replica["image"] == services["postgres"]["image"]
+    assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "pgdata-replica:/var/lib/postgresql/data" in replica["volumes"]
+    assert "pgdata-replica" in _compose()["volumes"]
+    # The entrypoint copies the primary with the slot the primary's initdb hook creates.
+    mount = next(v for v in replica["volumes"] if v.startswith("./postgres/"))
+    host_path, container_path = mount.split(":")[:2]
+    assert replica["entrypoint"] == [container_path]
+    script = (DOCKER / host_path).read_text()
+    assert "pg_basebackup" in script and "-R -X stream -S secinf_replica" in script
+    assert 'exec docker-entrypoint.sh "$@"' in script
+    hook = (DOCKER / "postgres" / "initdb" / "20-secinf-replication.sh").read_text()
+    assert "pg_create_physical_replication_slot('secinf_replica')" in hook
+    assert "host replication replicator all scram-sha-256" in hook
+    assert "cluster_name=secinf_replica" in replica["command"]
+    assert "hot_standby=on" in replica["command"]
+    # The read-only PostgREST: postgrest.conf but for the database host, same secret.
+    assert api["image"] == services["postgrest"]["image"]
+    assert _env(api)["PGRST_JWT_SECRET"] == _env(services["postgrest"])["PGRST_JWT_SECRET"]
+    assert api["depends_on"]["postgres-replica"]["condition"] == "service_healthy"
+    conf_path = next(v for v in api["volumes"] if v.startswith("./postgrest/")).split(":")[0]
+    conf = _conf((DOCKER / conf_path).read_text())
+    primary = _conf((DOCKER / "postgrest" / "postgrest.conf").read_text())
+    assert conf["db-uri"] == "postgres://authenticator@postgres-replica:5432/secinf"
+    assert {k: v for k, v in conf.items() if k not in ("db-uri", "openapi-server-proxy-uri")} \
+        == {k: v for k, v in primary.items() if k not in ("db-uri", "openapi-server-proxy-uri")}
+    # The app may read through it (empty by default: everything through the primary).
+    assert _env(services["streamlit"])["SECINF_READ_DSN"] == "${SECINF_READ_DSN:-}"
 
 
 def test_every_compose_variable_is_in_env_example() -> None:

@@ -4,6 +4,8 @@ The app logs in as `authenticator` (never a superuser). Per call: one transactio
 `SET LOCAL ROLE <claims.role>`, `set_config('request.jwt.claims', claims, true)`,
 `SELECT api.pre_request()`, then the query against `api`; RLS decides what the caller sees.
 Sign-in goes through `api.exchange_key` (API key) or `api.login` (local account), as `anon`.
+With SECINF_READ_DSN, the reads (READ_QUERIES, and the pages' read calls) go to the replica
+in READ ONLY transactions (as PostgREST runs GETs); sign-in and decisions to the primary.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from workers.db.connect import READ_ONLY_STATE, read_only_refusal
 from workers.db.queries import query
 from workers.errors import AuthError, DatabaseUnavailable, NotFound, SecinfError, UserError
 from workers.settings import Settings, load_settings
@@ -27,6 +30,15 @@ from workers.settings import Settings, load_settings
 Row = dict[str, Any]
 # The roles a signed-in person may act as (claims naming any other role are refused).
 APP_ROLES = frozenset({"customer", "reviewer", "analyst", "project_admin"})
+# The queries of workers/queries/app.sql that only read: `AppDB.call` sends them to the read
+# replica when there is one. Any other (decisions, second opinions, sign-in) goes to the
+# primary, so a new query is a write until it is listed here.
+READ_QUERIES = frozenset({
+    "me", "projects", "review_queue", "review_counts", "review_reasons", "candidate_detail",
+    "second_opinions_for_me", "reviewer_stats", "agreement_by_type", "project_metrics",
+    "project_models", "model_activations", "example_counts", "example_invalid_reasons",
+    "blind_candidates",
+})
 
 
 class SessionEnded(AuthError):
@@ -110,6 +122,19 @@ def authenticator_conninfo(settings: Settings | None = None) -> str:
     return make_conninfo(**params)  # type: ignore[arg-type]
 
 
+def read_authenticator_conninfo(settings: Settings | None = None) -> str | None:
+    """The `authenticator` login on the read replica (SECINF_READ_DSN); None without one."""
+    settings = settings or load_settings()
+    if settings.read_dsn is None:
+        return None
+    params = conninfo_to_dict(settings.read_conninfo(user="authenticator"))
+    params.pop("password", None)
+    if settings.authenticator_password:
+        params["password"] = settings.authenticator_password
+    params.setdefault("application_name", "secinf-app")
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
 def _message(exc: psycopg.Error) -> str:
     diag = exc.diag
     text = diag.message_primary or str(exc).strip().splitlines()[0]
@@ -160,38 +185,55 @@ def translate(exc: psycopg.Error, *, signing_in: bool = False) -> SecinfError:
     return SecinfError(msg)
 
 
-class AppDB:
-    """A pool of `authenticator` connections; each call is one PostgREST-style request."""
+def _open_pool(conninfo: str, name: str, min_size: int, max_size: int, timeout: float
+               ) -> ConnectionPool[psycopg.Connection[DictRow]]:
+    return ConnectionPool(
+        conninfo, connection_class=psycopg.Connection[DictRow],
+        kwargs={"row_factory": dict_row}, min_size=min_size, max_size=max_size,
+        timeout=timeout, name=name, open=True, check=ConnectionPool.check_connection,
+    )
 
-    def __init__(self, conninfo: str, *, min_size: int = 1, max_size: int = 4,
-                 timeout: float = 10.0) -> None:
+
+class AppDB:
+    """A pool of `authenticator` connections (and one on the read replica, when given);
+    each call is one PostgREST-style request."""
+
+    def __init__(self, conninfo: str, *, read_conninfo: str | None = None,
+                 min_size: int = 1, max_size: int = 4, timeout: float = 10.0) -> None:
         self.conninfo = conninfo
-        self._pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
-            conninfo, connection_class=psycopg.Connection[DictRow],
-            kwargs={"row_factory": dict_row}, min_size=min_size, max_size=max_size,
-            timeout=timeout, name="secinf-app", open=True,
-            check=ConnectionPool.check_connection,
-        )
+        self.read_conninfo = read_conninfo if read_conninfo != conninfo else None
+        self._pool = _open_pool(conninfo, "secinf-app", min_size, max_size, timeout)
+        self._read_pool = (None if self.read_conninfo is None else
+                           _open_pool(self.read_conninfo, "secinf-app-read", min_size,
+                                      max_size, timeout))
         # Each role's own settings (statement_timeout caps, migration 0010), read once per
         # role as PostgREST reads them at start-up, then applied to every request.
         self._role_settings: dict[str, list[tuple[str, str]]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AppDB:
-        return cls(authenticator_conninfo(settings))
+        return cls(authenticator_conninfo(settings),
+                   read_conninfo=read_authenticator_conninfo(settings))
 
     def close(self) -> None:
         self._pool.close()
+        if self._read_pool is not None:
+            self._read_pool.close()
 
     # ------------------------------------------------------------------ requests
     def request(self, role: str, claims: Mapping[str, Any], stmt: sql.SQL | sql.Composed,
                 params: Mapping[str, Any] | None = None, *, method: str = "POST",
-                path: str = "/rpc", signing_in: bool = False) -> list[Row]:
-        """Run one statement as `role` with `claims`, PostgREST's way, in one transaction."""
+                path: str = "/rpc", signing_in: bool = False,
+                read_only: bool = False) -> list[Row]:
+        """Run one statement as `role` with `claims`, PostgREST's way, in one transaction:
+        READ ONLY and on the read replica (if any) with `read_only`."""
         if role != "anon" and role not in APP_ROLES:
             raise NotAllowed(f"role {role!r} cannot use the app")
+        pool = (self._read_pool or self._pool) if read_only else self._pool
         try:
-            with self._pool.connection() as conn, conn.transaction():
+            with pool.connection() as conn, conn.transaction():
+                if read_only:
+                    conn.execute("SET TRANSACTION READ ONLY")
                 if role not in self._role_settings:
                     self._role_settings[role] = [
                         (r["key"], r["value"])
@@ -211,6 +253,11 @@ class AppDB:
                 "`secinf db up`, or set SECINF_AUTHENTICATOR_PASSWORD for a server of your own."
             ) from exc
         except psycopg.Error as exc:
+            if exc.sqlstate == READ_ONLY_STATE:
+                raise read_only_refusal(
+                    self.read_conninfo or self.conninfo, self.conninfo,
+                    replica=read_only and self.read_conninfo is not None,
+                    detail=exc.diag.message_primary or "") from exc
             raise translate(exc, signing_in=signing_in) from exc
 
     def call(self, ident: Identity, name: str, params: Mapping[str, Any] | None = None,
@@ -219,7 +266,7 @@ class AppDB:
         if ident.expired():
             raise SessionEnded("signed out: your session expired, sign in again")
         return self.request(ident.role, ident.claims, query("app", name), params,
-                            path=path or f"/rpc/{name}")
+                            path=path or f"/rpc/{name}", read_only=name in READ_QUERIES)
 
     def one(self, ident: Identity, name: str, params: Mapping[str, Any] | None = None) -> Any:
         """The single value of a one-row, one-column answer (an RPC returning jsonb)."""

@@ -10,7 +10,7 @@ import typer
 from workers import tenancy
 from workers.analytics import METRIC_COLUMNS, project_metrics, refresh, write_csv
 from workers.cli.output import console, print_json, print_table
-from workers.db.connect import connect
+from workers.db.connect import connect, connect_read
 from workers.errors import UserError
 
 app = typer.Typer(help="Analytics over verified events: refresh the views, export metrics.",
@@ -58,9 +58,10 @@ def export_command(
     out: Path | None = typer.Option(None, "--out", help="Write one CSV per metric here."),
     json_out: bool = typer.Option(False, "--json", help="Print the metrics document as JSON."),
 ) -> None:
-    """A project's metrics (api.project_metrics) as JSON and/or CSV files."""
+    """A project's metrics (api.project_metrics) as JSON and/or CSV files, read from the
+    replica in SECINF_READ_DSN when it is set."""
     t0, t1 = parse_time(start, "--from"), parse_time(end, "--to")
-    with connect() as conn:
+    with connect_read() as conn:  # the read replica in SECINF_READ_DSN, if any
         project_id = tenancy.resolve_project(conn, project)
         doc = project_metrics(conn, project_id, t0, t1, source or None)
     paths = write_csv(doc, out) if out is not None else []

@@ -134,6 +134,25 @@ def bench_governance_command(
                      repeat=repeat)
 
 
+@bench_app.command("replica")
+def bench_replica_command(
+    candidates: int = typer.Option(100_000, "--candidates", min=100,
+                                   help="Candidates in the scratch project."),
+    repeats: int = typer.Option(30, "--repeat", min=3, max=1000,
+                                help="Timed runs per query on each server."),
+    load_seconds: float = typer.Option(5.0, "--load-seconds", min=0.5, max=600,
+                                       help="How long the write load runs."),
+    batch: int = typer.Option(1000, "--batch", min=1, help="Rows per commit of the load."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Read latency of the review app's queries on a streaming replica vs its primary
+    (median, p95, ratio; target ≤ 1.2), then the replica's lag under a write load; on a
+    scratch primary and replica of their own (deleted afterwards)."""
+    from workers.bench.replica_bench import bench_replica
+
+    bench_replica(candidates, repeats, load_seconds, batch, json_out)
+
+
 @bench_app.command("monitoring")
 def bench_monitoring_command(
     repeat: int = typer.Option(5, "--repeat", min=1, max=1000, help="Timed runs per query."),

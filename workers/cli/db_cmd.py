@@ -8,9 +8,10 @@ from typing import Any
 
 import typer
 
-from workers.cli import backup_cmd
+from workers.cli import backup_cmd, replica_cmd
 from workers.cli.output import console, print_json, print_table
 from workers.db import migrate as migrations
+from workers.db import replica as replicas
 from workers.db.checks import (
     analyst_limit_problems,
     analyst_limits,
@@ -113,6 +114,7 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
         )
         info["analyst_limits"] = analyst_limits(conn)
         info["retention"] = _retention_status(conn)
+        info["replication"] = replicas.primary_view(conn)
     info["analyst_limit_problems"] = analyst_limit_problems(info["analyst_limits"])
     info["pending_migrations"] = migrations.pending(settings.conninfo())
     if json_out:
@@ -132,6 +134,11 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
              f"UTC: {last['rows']:,} rows, {last['chunks']} chunks in {last['seconds']:.1f} s"
              + (f" ({last['error']})" if last["error"] else "")
         ) + f" · active legal holds: {info['retention']['active_holds']}", highlight=False)
+    for r in info["replication"]:
+        lag = "?" if r["replay_lag_seconds"] is None else f"{r['replay_lag_seconds']:.1f} s"
+        console.print(f"replica {r['application_name']}: {r['state']} · lag "
+                      f"{r['lag_bytes'] or 0:,} B, {lag} (`secinf db replica status`)",
+                      highlight=False)
 
 
 def _retention_status(conn: Any) -> dict[str, Any]:
@@ -207,3 +214,4 @@ def jwt_secret_cmd() -> None:
 
 
 backup_cmd.register(app)  # backup, backups, restore (pgBackRest): workers/cli/backup_cmd.py
+app.add_typer(replica_cmd.app, name="replica")  # workers/cli/replica_cmd.py

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import typer
+from psycopg.conninfo import conninfo_to_dict
 
 from workers import tenancy
 from workers.cli.output import console, print_json, print_table
 from workers.db.connect import connect
 from workers.errors import UserError
-from workers.settings import load_settings
+from workers.settings import Settings, load_settings
 
 project_app = typer.Typer(help="Organizations and projects.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create (shown once), list, revoke; rotate the JWT "
@@ -109,6 +110,16 @@ def keys_rotate_secret(
                   "docker compose -f docker/compose.yaml up -d postgrest")
 
 
+def analyst_server(settings: Settings, host: str, port: int) -> tuple[str, int]:
+    """Where analysts connect: the read replica of SECINF_READ_DSN when set (over TCP:
+    a replica of the local cluster is reached on 127.0.0.1), else the primary."""
+    if settings.read_dsn is None:
+        return host, port
+    params = conninfo_to_dict(settings.read_dsn)
+    rhost = str(params.get("host") or "127.0.0.1")
+    return ("127.0.0.1" if rhost.startswith("/") else rhost), int(params.get("port") or 5432)
+
+
 @analysts_app.command("add")
 def analysts_add(
     project: str = PROJECT,
@@ -121,6 +132,7 @@ def analysts_add(
         login = tenancy.add_analyst(conn, project, name)
         host = conn.info.host if settings.dsn else "127.0.0.1"
         port = conn.info.port
+    host, port = analyst_server(settings, host, port)
     dsn = f"host={host} port={port} dbname={settings.database} user={login.role_name}"
     if json_out:
         print_json({"role": login.role_name, "password": login.password, "dsn": dsn,
@@ -132,7 +144,8 @@ def analysts_add(
         print(login.password)
     else:
         console.print("The login existed already; its password is unchanged.")
-    console.print(f'Connect: PGPASSWORD=… psql "{dsn}"')
+    on = " (the read replica of SECINF_READ_DSN)" if settings.read_dsn else ""
+    console.print(f'Connect{on}: PGPASSWORD=… psql "{dsn}"', highlight=False)
 
 
 @analysts_app.command("list")

@@ -56,6 +56,8 @@ local   postgres,template1   +analyst                  reject
 host    postgres,template1   +analyst   127.0.0.1/32   reject
 host    postgres,template1   +analyst   ::1/128        reject
 local   all   all                  trust
+# Streaming replication (`secinf db replica up`): the superuser over the private socket only.
+local   replication   postgres         trust
 host    all   all   127.0.0.1/32   scram-sha-256
 host    all   all   ::1/128        scram-sha-256
 """
