@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help setup system venv db demo test test-fast lint typecheck golden squawk app bench-ingest \
         bench-pipeline bench-scoring bench-review bench-quality bench-delivery bench-prerequest \
-        bench-monitoring bench-governance \
+        bench-monitoring bench-governance bench-queue \
         clean db-down
 
 help: ## List the targets
@@ -88,6 +88,9 @@ bench-monitoring: setup ## Benchmark: each postgres_exporter query as secinf_mon
 
 bench-governance: setup ## Benchmark: the audit chain's seal rate and verify time at 1M rows (< 10 s)
 	@$(SECINF) bench governance
+
+bench-queue: setup ## Benchmark: job-queue claims/s and exactly-once with 1, 4, 16, 64 workers (50k jobs)
+	@$(SECINF) bench queue
 
 db-down: venv ## Stop the project's cluster
 	@$(SECINF) db down
