@@ -417,6 +417,10 @@ def run_queue_bench(jobs: int, worker_counts: Sequence[int], batch: int = 1,
             "exactly_once": all(r["exactly_once"] for r in rounds)}
 
 
+def _label(r: dict[str, Any]) -> str:
+    return f"{r['workers']} workers" + (f" ({r['dying']} die)" if r["dying"] else "")
+
+
 def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
@@ -445,13 +449,13 @@ def print_report(report: dict[str, Any]) -> None:
         f"{CHUNK:,} over {len(PLANS)} projects: {', '.join(PLANS)}; median of rounds)",
         highlight=False)
     out("complete p50 ms: " + ", ".join(
-        f"{r['workers']}{'*' if r['dying'] else ''} workers {_fmt(r['complete_p50_ms'], '.2f')}"
-        for r in report["rounds"]), highlight=False)
+        f"{_label(r)} {_fmt(r['complete_p50_ms'], '.2f')}" for r in report["rounds"]),
+        highlight=False)
     out("client CPU with threads is the whole process's: near 100 % would mean the GIL "
         "bounds the workers", highlight=False)
     for r in report["rounds"]:
         waits = ", ".join(f"{w} {p:g} %" for w, p in r["server_waits_pct"].items())
-        label = f"{r['workers']} workers" + (f" ({r['dying']} die)" if r["dying"] else "")
+        label = _label(r)
         if waits:
             out(f"server, {label}: {waits} of sampled active sessions", highlight=False)
         if r["failed_checks"] or r["errors"]:
