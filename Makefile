@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help setup system venv db demo test test-fast lint typecheck golden squawk app bench-ingest \
         bench-pipeline bench-scoring bench-review bench-quality bench-delivery bench-prerequest \
-        bench-monitoring bench-governance bench-replica \
+        bench-monitoring bench-governance bench-replica bench-queue \
         clean db-down
 
 help: ## List the targets
@@ -91,6 +91,9 @@ bench-governance: setup ## Benchmark: the audit chain's seal rate and verify tim
 
 bench-replica: setup ## Benchmark: reads on a streaming replica vs its primary (ratio <= 1.2), lag under load
 	@$(SECINF) bench replica
+
+bench-queue: setup ## Benchmark: job-queue claims/s and exactly-once with 1, 4, 16, 64 workers (50k jobs)
+	@$(SECINF) bench queue
 
 db-down: venv ## Stop the project's cluster
 	@$(SECINF) db down

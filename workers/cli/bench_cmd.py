@@ -168,6 +168,31 @@ def bench_monitoring_command(
     bench_monitoring(repeat=repeat, queries_file=queries or QUERIES_FILE, json_out=json_out)
 
 
+@bench_app.command("queue")
+def bench_queue_command(
+    jobs: int = typer.Option(50_000, "--jobs", min=10, max=10_000_000,
+                             help="Jobs queued afresh for each worker count."),
+    workers: str = typer.Option("1,4,16,64", "--workers",
+                                help="Worker counts, comma-separated (one connection each)."),
+    batch: int = typer.Option(1, "--batch", min=1, max=1000, help="Jobs per claim."),
+    crash_workers: int = typer.Option(16, "--crash-workers", min=0,
+                                      help="Workers of the crash round, a quarter of which "
+                                           "die mid-job (0: no crash round)."),
+    processes: bool = typer.Option(False, "--processes",
+                                   help="Run each worker in its own process (default: "
+                                        "threads)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Claim throughput and exactly-once of the job queue: jobs/s, claim p50/p95, duplicates
+    and lost jobs per worker count over loopback TCP, and a round where workers die mid-job
+    (their leases expire, others re-run the jobs, the dead workers' write-backs are refused),
+    on a scratch database."""
+    from workers.bench.queue_bench import bench_queue, parse_workers
+
+    bench_queue(jobs, parse_workers(workers), batch, json_out, processes=processes,
+                crash_workers=crash_workers)
+
+
 @bench_app.command("learning")
 def bench_learning_command(
     labelled: Path | None = typer.Option(None, "--labelled", help="Labelled scenes (default "
