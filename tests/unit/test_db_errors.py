@@ -87,7 +87,7 @@ def test_the_boundary_raises_from_the_database_error_and_rolls_back() -> None:
     rolled: list[bool] = []
     conn: Any = SimpleNamespace(closed=False, rollback=lambda: rolled.append(True))
     exc = server_error("P0002", "job 7 does not exist")
-    with pytest.raises(NotFound, match="^job 7 does not exist$") as raised, \
+    with pytest.raises(NotFound, match=r"^job 7 does not exist$") as raised, \
             wrap_db_errors(rollback=conn):
         raise exc
     assert raised.value.__cause__ is exc and rolled == [True]

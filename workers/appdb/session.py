@@ -117,10 +117,8 @@ def _too_many(f: DbFailure) -> ApiCallError:
                         + (f"; try again in {f.retry_after} s" if f.retry_after else ""))
 
 
-def _unexpected(f: DbFailure) -> SecinfError:
-    return SecinfError(f.text)
-
-
+# The app's subclasses on top of the one table; P0002 is named again because the app's
+# "P0" (every PL/pgSQL refusal is a refused call) would otherwise take it.
 _APP: dict[str, Make | None] = {
     "PT429": _too_many,
     "PT409": DecisionConflict,
@@ -143,7 +141,7 @@ def translate(exc: psycopg.Error, *, signing_in: bool = False) -> BaseException:
     def fallback(f: DbFailure) -> SecinfError:
         if isinstance(exc, psycopg.OperationalError) and f.sqlstate is None:
             return DatabaseUnavailable(f"cannot reach the database: {f.text}")
-        return _unexpected(f)
+        return SecinfError(f.text)
     return db_errors.translate(exc, _SIGNING_IN if signing_in else _SIGNED_IN,
                                fallback=fallback)
 
