@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from workers.db.errors import wrap_db_errors
 from workers.db.queries import query
 from workers.errors import NotFound, UserError
 
@@ -49,14 +50,6 @@ def parse_expiry(value: str | None, now: datetime | None = None) -> datetime | N
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _wrap(exc: psycopg.Error) -> UserError:
-    diag = exc.diag
-    msg = diag.message_primary or str(exc)
-    if diag.message_hint:
-        msg += f" ({diag.message_hint})"
-    return NotFound(msg) if diag.sqlstate == "P0002" else UserError(msg)
-
-
 def create_project(conn: Conn, org: str, name: str, slug: str | None = None,
                    plan: str = "free") -> dict[str, Any]:
     created = conn.execute(
@@ -72,11 +65,10 @@ def create_project(conn: Conn, org: str, name: str, slug: str | None = None,
 
 
 def resolve_project(conn: Conn, ref: str) -> str:
-    try:
+    """A project id from a uuid, `org/slug` or a unique slug (core.resolve_project); NotFound
+    for none, UserError for an ambiguous slug. A failure of the database itself propagates."""
+    with wrap_db_errors(rollback=conn):
         row = conn.execute(query("tenancy", "resolve_project"), {"ref": ref}).fetchone()
-    except psycopg.Error as exc:
-        conn.rollback()
-        raise _wrap(exc) from exc
     assert row is not None
     return str(row["project_id"])
 
@@ -91,15 +83,13 @@ def create_key(conn: Conn, project_ref: str, role: str, expires: str | None = No
     if role not in KEY_ROLES:
         raise UserError(f"--role {role!r} is not a key role: use one of {', '.join(KEY_ROLES)}")
     project_id = resolve_project(conn, project_ref)
-    try:
+    expires_at = parse_expiry(expires)
+    with wrap_db_errors(rollback=conn):
         row = conn.execute(
             query("tenancy", "create_api_key"),
-            {"project_id": project_id, "role": role, "expires_at": parse_expiry(expires),
+            {"project_id": project_id, "role": role, "expires_at": expires_at,
              "label": label, "owner": owner},
         ).fetchone()
-    except psycopg.Error as exc:
-        conn.rollback()
-        raise _wrap(exc) from exc
     conn.commit()
     assert row is not None
     return {**dict(row), "project_id": project_id, "role": role, "owner": owner}
@@ -173,11 +163,8 @@ def jwt_secret(conn: Conn) -> str:
 def rotate_secret(conn: Conn) -> dict[str, Any]:
     """A new active JWT signing secret; the old one is deactivated (kept for the record).
     Returns {kid, deactivated}. Commits."""
-    try:
+    with wrap_db_errors(rollback=conn):
         row = conn.execute(query("tenancy", "rotate_signing_key")).fetchone()
-    except psycopg.Error as exc:
-        conn.rollback()
-        raise _wrap(exc) from exc
     conn.commit()
     assert row is not None
     return dict(row["rotated"])

@@ -17,8 +17,9 @@ from typing import Any
 
 import psycopg
 
+from workers.db.errors import Make, wrap_db_errors
 from workers.db.queries import query
-from workers.errors import NotFound, UserError
+from workers.errors import UserError
 
 Conn = psycopg.Connection[dict[str, Any]]
 GROUP = "usage"
@@ -33,23 +34,14 @@ _BLOCKS = "▁▂▃▄▅▆▇█"
 
 
 # ---------------------------------------------------------------- errors
-def _wrap(exc: psycopg.Error) -> UserError:
-    diag = exc.diag
-    msg = diag.message_primary or str(exc).strip()
-    if diag.message_hint:
-        msg += f" ({diag.message_hint})"
-    if diag.sqlstate == "42501":
-        msg += (": quotas are changed by an operator, connected as a superuser (the "
-                "database's admin login in SECINF_DSN or the local cluster's)")
-    return NotFound(msg) if diag.sqlstate == "P0002" else UserError(msg)
+_OPERATOR: dict[str, Make | None] = {"42501": lambda f: UserError(
+    f"{f.text}: quotas are changed by an operator, connected as a superuser (the "
+    "database's admin login in SECINF_DSN or the local cluster's)")}
 
 
 def _rows(conn: Conn, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    try:
+    with wrap_db_errors(_OPERATOR, rollback=conn):
         return [dict(r) for r in conn.execute(query(GROUP, name), params).fetchall()]
-    except psycopg.Error as exc:
-        conn.rollback()
-        raise _wrap(exc) from exc
 
 
 # ---------------------------------------------------------------- reading

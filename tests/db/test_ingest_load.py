@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from tests.conftest import shared_data
 from tests.support.factories import make_project
 from workers.cli.ingest_cmd import ingest_command
-from workers.errors import NotFound, UserError
-from workers.ingest import IngestRequest, Rejected, ingest
+from workers.errors import NotFound, SecinfError, UserError
+from workers.ingest import IngestRequest, Rejected, ingest, load
 from workers.simulate import preset_config, simulate, write_outputs
 
 pytestmark = pytest.mark.db
@@ -163,6 +163,25 @@ def test_cli_json_and_exit_codes(db: Conn, project: str, secinf_env: str,
                                         "cli", "--strict", "--json"])
     assert isinstance(rejected.exception, Rejected)  # main() maps it to exit 2
     assert json.loads(rejected.stdout)["rejected"] is True
+
+
+def test_a_deadlock_is_no_user_error_and_stores_nothing(db: Conn, project: str,
+                                                       scene_dir: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 21: only the database's refusals are the user's (exit 2); a deadlock propagates
+    as itself (the CLI's internal failure, exit 1; a worker retries the upload's job)."""
+    db.execute("CREATE FUNCTION pg_temp.deadlock(text, text) RETURNS void LANGUAGE plpgsql "
+               "AS $$BEGIN RAISE EXCEPTION 'deadlock detected' USING ERRCODE = '40P01'; END$$")
+    db.commit()
+    real = load.query
+    monkeypatch.setattr(load, "query", lambda group, name: (
+        "SELECT pg_temp.deadlock(%(project_id)s::text, %(key)s)" if name == "lock_key"
+        else real(group, name)))
+    before = counts(db)
+    with pytest.raises(psycopg.errors.DeadlockDetected) as raised:
+        run(db, path=scene_dir / "tracks.csv")
+    assert not isinstance(raised.value, SecinfError)
+    assert counts(db) == before
 
 
 # ---------------------------------------------------------------- recorded data, in place

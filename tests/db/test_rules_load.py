@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.support.factories import make_project
+from workers import tenancy
 from workers.errors import NotFound, UserError
 from workers.rules import store
 from workers.rules.ontology import DEFAULT_PATH, load_ontology, parse_ontology
@@ -55,7 +56,7 @@ def test_load_versions_compile_and_settings(db: Conn) -> None:
     with pytest.raises(UserError, match="already loaded with different content"):
         store.load(db, pid, parse_ontology(changed, "v1b.yaml"))
     with pytest.raises(NotFound, match="unknown project"):
-        store.resolve_project(db, "nobody/nothing")
+        tenancy.resolve_project(db, "nobody/nothing")
 
 
 def test_rule_sql_runs_on_empty_source_and_backfill_needs_ontology(db: Conn) -> None:

@@ -22,7 +22,9 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from workers.db import errors as db_errors
 from workers.db.connect import READ_ONLY_STATE, read_only_refusal
+from workers.db.errors import DbFailure, Make
 from workers.db.queries import query
 from workers.errors import AuthError, DatabaseUnavailable, NotFound, SecinfError, UserError
 from workers.settings import Settings, load_settings
@@ -135,54 +137,38 @@ def read_authenticator_conninfo(settings: Settings | None = None) -> str | None:
     return make_conninfo(**params)  # type: ignore[arg-type]
 
 
-def _message(exc: psycopg.Error) -> str:
-    diag = exc.diag
-    text = diag.message_primary or str(exc).strip().splitlines()[0]
-    return f"{text} ({diag.message_hint})" if diag.message_hint else text
+def _too_many(f: DbFailure) -> ApiCallError:
+    return ApiCallError(f"too many requests: {f.text}"
+                        + (f"; try again in {f.retry_after} s" if f.retry_after else ""))
 
 
-def _pgrst(exc: psycopg.Error) -> tuple[str | None, str, str | None]:
-    """A SQLSTATE PGRST error (PostgREST's error with a status and headers, e.g. the rate
-    limit's 429) as (code, message with hint, Retry-After); anything else unchanged."""
-    diag = exc.diag
-    try:
-        body = json.loads(diag.message_primary or "")
-        meta = json.loads(diag.message_detail or "{}")
-    except ValueError:
-        return diag.sqlstate, _message(exc), None
-    if not isinstance(body, dict) or not isinstance(meta, dict):
-        return diag.sqlstate, _message(exc), None
-    text = str(body.get("message", ""))
-    hint = body.get("hint")
-    retry = (meta.get("headers") or {}).get("Retry-After")
-    return (str(body.get("code") or "PGRST"), f"{text} ({hint})" if hint else text,
-            None if retry is None else str(retry))
+# The app's subclasses on top of the one table; P0002 is named again because the app's
+# "P0" (every PL/pgSQL refusal is a refused call) would otherwise take it.
+_APP: dict[str, Make | None] = {
+    "PT429": _too_many,
+    "PT409": DecisionConflict,
+    "42501": NotAllowed,
+    "P0002": NotFound,
+    "57014": lambda f: ApiCallError(f"the request took too long and was cancelled: {f.text}"),
+    "22": ApiCallError, "23": ApiCallError, "P0": ApiCallError, "PT": ApiCallError,
+}
+_SIGNING_IN: dict[str, Make | None] = {
+    **_APP, **dict.fromkeys(("PT401", "28P01", "28000"), AuthError)}
+_SIGNED_IN: dict[str, Make | None] = {
+    **_APP, **dict.fromkeys(("PT401", "28P01", "28000"),
+                            lambda f: SessionEnded(f"signed out: {f.text}"))}
 
 
-def translate(exc: psycopg.Error, *, signing_in: bool = False) -> SecinfError:
-    """A database error as the exception the app shows (message and hint, no traceback)."""
-    state = exc.diag.sqlstate
-    msg = _message(exc)
-    if state == "PGRST":
-        state, msg, retry = _pgrst(exc)
-        if state == "PT429":
-            return ApiCallError(f"too many requests: {msg}"
-                                + (f"; try again in {retry} s" if retry else ""))
-    if isinstance(exc, psycopg.OperationalError) and state is None:
-        return DatabaseUnavailable(f"cannot reach the database: {msg}")
-    if state in ("PT401", "28P01", "28000"):
-        return AuthError(msg) if signing_in else SessionEnded(f"signed out: {msg}")
-    if state == "PT409":
-        return DecisionConflict(msg)
-    if state == "42501":
-        return NotAllowed(msg)
-    if state == "P0002":
-        return NotFound(msg)
-    if state == "57014":
-        return ApiCallError(f"the request took too long and was cancelled: {msg}")
-    if state is not None and (state[:2] in ("22", "23", "P0") or state.startswith("PT")):
-        return ApiCallError(msg)
-    return SecinfError(msg)
+def translate(exc: psycopg.Error, *, signing_in: bool = False) -> BaseException:
+    """A database error as the exception the app shows (message and hint, no traceback):
+    the one table (workers/db/errors.py) with the app's own subclasses on top; what it does
+    not name is shown as a failure of ours, a lost connection as DatabaseUnavailable."""
+    def fallback(f: DbFailure) -> SecinfError:
+        if isinstance(exc, psycopg.OperationalError) and f.sqlstate is None:
+            return DatabaseUnavailable(f"cannot reach the database: {f.text}")
+        return SecinfError(f.text)
+    return db_errors.translate(exc, _SIGNING_IN if signing_in else _SIGNED_IN,
+                               fallback=fallback)
 
 
 def _open_pool(conninfo: str, name: str, min_size: int, max_size: int, timeout: float

@@ -26,6 +26,7 @@ from workers.billing.refusals import (
     Forbidden,
     Unauthenticated,
 )
+from workers.db.errors import Make, wrap_db_errors
 from workers.db.queries import query
 from workers.queue.worker import with_role
 
@@ -36,19 +37,18 @@ CALLER_HINT = ("Checkout sessions log in as `authenticator`, like PostgREST: set
                "AUTHENTICATOR_PASSWORD).")
 
 
-def _refusal(exc: psycopg.Error) -> BillingRefused | None:
-    """The refusal a database error means, or None for our own failure."""
-    diag = exc.diag
-    message = diag.message_primary or str(exc)
-    hint = diag.message_hint
-    state = exc.sqlstate or ""
-    if state == "PT401":
-        return Unauthenticated(message, hint)
-    if state == "42501":
-        return Forbidden(message, hint)
-    if state == "22023":
-        return BadPlan(message, hint)
-    return None
+def _refusal(cls: type[BillingRefused]) -> Make:
+    """A refusal of the route, with the server's hint in its own field of the body."""
+    return lambda f: cls(f.message, f.hint)
+
+
+# On top of the one table (workers/db/errors.py), as HTTP refusals; every other database
+# error is our own failure (the route answers 5xx, and Stripe retries a webhook).
+CALLER_REFUSALS: dict[str, Make | None] = {
+    "PT401": _refusal(Unauthenticated), "42501": _refusal(Forbidden),
+    "22023": _refusal(BadPlan), "": None}
+EVENT_REFUSALS: dict[str, Make | None] = {
+    "22023": lambda f: BadEvent(f.message), "": None}
 
 
 class BillingDB:
@@ -80,14 +80,11 @@ class BillingDB:
         failures raise (the route answers 5xx, and Stripe retries)."""
         with self._connect(self._pipeline, True) as conn:
             try:
-                row = conn.execute(query("billing_stripe", "apply_stripe_event"),
-                                   {"event": Jsonb(event)}).fetchone()
+                with wrap_db_errors(EVENT_REFUSALS):
+                    row = conn.execute(query("billing_stripe", "apply_stripe_event"),
+                                       {"event": Jsonb(event)}).fetchone()
             except psycopg.OperationalError as exc:
                 raise DatabaseDown(f"the database failed: {str(exc).strip()[:200]}") from exc
-            except psycopg.Error as exc:
-                if exc.sqlstate == "22023":
-                    raise BadEvent(exc.diag.message_primary or str(exc)) from exc
-                raise
         assert row is not None
         outcome: dict[str, Any] = row["outcome"]
         return outcome
@@ -97,15 +94,11 @@ class BillingDB:
         """The claims of an API token signed with the database's active secret."""
         with self._connect(self._pipeline, True) as conn:
             try:
-                row = conn.execute(query("billing_stripe", "verify_token"),
-                                   {"token": token}).fetchone()
+                with wrap_db_errors(CALLER_REFUSALS):
+                    row = conn.execute(query("billing_stripe", "verify_token"),
+                                       {"token": token}).fetchone()
             except psycopg.OperationalError as exc:
                 raise DatabaseDown(f"the database failed: {str(exc).strip()[:200]}") from exc
-            except psycopg.Error as exc:
-                refusal = _refusal(exc)
-                if refusal is None:
-                    raise
-                raise refusal from exc
         assert row is not None
         claims: dict[str, Any] = row["claims"]
         return claims
@@ -119,17 +112,12 @@ class BillingDB:
             raise Forbidden(f"a token of role {role!r} cannot do this")
         with self._connect(self._caller, False, CALLER_HINT) as conn:
             try:
-                with conn.transaction():
+                with wrap_db_errors(CALLER_REFUSALS), conn.transaction():
                     conn.execute(sql.SQL("SET LOCAL ROLE {}").format(sql.Identifier(role)))
                     conn.execute(query("billing_stripe", "as_caller"),
                                  {"claims": json.dumps(claims)})
                     row = conn.execute(query("billing_stripe", name), params).fetchone()
             except psycopg.OperationalError as exc:
                 raise DatabaseDown(f"the database failed: {str(exc).strip()[:200]}") from exc
-            except psycopg.Error as exc:
-                refusal = _refusal(exc)
-                if refusal is None:
-                    raise
-                raise refusal from exc
         assert row is not None
         return dict(row)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from workers import tenancy
 from workers.cli.output import console, print_json, print_table
 from workers.db.connect import connect
 from workers.evaluate.report import evaluate_source, table
@@ -30,7 +31,7 @@ def rules_load(
     make it active (writes its feature settings to pipeline.settings)."""
     onto = load_ontology(path)
     with connect() as conn:
-        result = store.load(conn, store.resolve_project(conn, project), onto)
+        result = store.load(conn, tenancy.resolve_project(conn, project), onto)
     if json_out:
         print_json(result.as_dict())
         return
@@ -47,7 +48,7 @@ def rules_backfill(
 ) -> None:
     """Re-run the active rules over each source's history; never duplicates candidates."""
     with connect() as conn:
-        pid = store.resolve_project(conn, project)
+        pid = tenancy.resolve_project(conn, project)
         with console.status("running rules…") as status:
             out = store.backfill(conn, pid, source, on_source=lambda name, n: status.update(
                 f"{name}: {n} new candidates"))
@@ -66,7 +67,7 @@ def rules_show(
 ) -> None:
     """Loaded ontology versions of the project (and the generated SQL with --sql)."""
     with connect() as conn:
-        pid = store.resolve_project(conn, project)
+        pid = tenancy.resolve_project(conn, project)
         versions = store.list_ontologies(conn, pid)
         compiled = store.compiled_sql(conn, pid) if sql else []
     if json_out:
@@ -114,7 +115,7 @@ def tune_command(
 
     onto = load_ontology(ontology)
     with connect() as conn:
-        pid = store.resolve_project(conn, project)
+        pid = tenancy.resolve_project(conn, project)
         with console.status("tuning…") as status:
             report = tune(conn, pid, onto, preset, parse_seeds(seeds), duration,
                           progress=status.update)

@@ -27,6 +27,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from workers import tenancy
+from workers.db.errors import DbFailure, wrap_db_errors
 from workers.db.queries import query
 from workers.db.quota_warnings import QuotaWarnings
 from workers.errors import UserError
@@ -159,7 +160,11 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
     nbytes = sum(p.stat().st_size for p in files)
     quota_warnings = QuotaWarnings()
 
-    try:
+    # The database's refusals (a quota, a source that disagrees) are the user's, named with
+    # the file; any other failure (a deadlock, a lost connection) propagates as it is, so a
+    # worker retries it. Either way the transaction is rolled back: nothing was stored.
+    with wrap_db_errors(context=f"ingest of {req.path or req.scene} failed and nothing was "
+                                "stored: "):
         with conn.transaction(), quota_warnings.collecting(conn):
             conn.execute(query("ingest", "lock_key"), {"project_id": project_id, "key": key})
             dup = conn.execute(query("ingest", "find_batch"),
@@ -191,11 +196,6 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
                     "scene": Jsonb(scene_doc)}).fetchone()
                 assert got is not None
                 summary.scene = {k: int(v) for k, v in got.items()}
-    except psycopg.Error as exc:
-        diag = exc.diag
-        hint = f" ({diag.message_hint})" if diag.sqlstate == "PT402" and diag.message_hint else ""
-        raise UserError(f"ingest of {req.path or req.scene} failed and nothing was stored: "
-                        f"{diag.message_primary or exc}{hint}") from exc
     if req.on_warning is not None:
         for warning in quota_warnings.messages:
             req.on_warning(warning)
@@ -235,7 +235,7 @@ def _warn(conn: Conn, source_id: int, on_warning: Callable[[str], None]) -> None
                             {"source_ids": [source_id]}).fetchall()
     except psycopg.Error as exc:  # the batch is committed: say so, do not fail it
         on_warning(f"the batch is stored, but checking source {source_id} failed: "
-                   f"{exc.diag.message_primary or exc}")
+                   f"{DbFailure.of(exc).text}")
         return
     finally:
         conn.rollback()

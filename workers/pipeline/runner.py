@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from workers.db.errors import DbFailure
 from workers.db.queries import query
 from workers.errors import SecinfError
 
@@ -104,7 +105,7 @@ def _checked(conn: psycopg.Connection[Any], source_ids: list[int]) -> list[dict[
         conn.rollback()
         return [{"source_id": None, "source": None, "code": "checks_failed",
                  "message": f"the ticks are committed, but pipeline.source_checks failed: "
-                            f"{exc.diag.message_primary or str(exc).strip()}"}]
+                            f"{DbFailure.of(exc).text}"}]
     conn.commit()
     return warnings
 

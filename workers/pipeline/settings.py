@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from workers.db.errors import wrap_db_errors
 from workers.db.queries import query
 from workers.errors import NotFound, UserError
 
@@ -148,7 +149,7 @@ def apply(conn: Conn, project_id: str, values: dict[str, str], source: str | Non
                             f"{', '.join(SOURCE_KEYS)} per source; drop --source to set "
                             f"{key} for the whole project")
         parsed[key] = _value(key, raw, known[key])
-    try:
+    with wrap_db_errors(context="cannot store the settings: ", rollback=conn):
         for key, value in parsed.items():
             if src is not None:
                 name = "put_source_setting" if value is not None else "delete_source_setting"
@@ -167,10 +168,6 @@ def apply(conn: Conn, project_id: str, values: dict[str, str], source: str | Non
                 {"project_id": project_id,
                  "source_id": src["source_id"] if src else None}).fetchall()})
         conn.commit()
-    except psycopg.Error as exc:
-        conn.rollback()
-        raise UserError(f"cannot store the settings: {exc.diag.message_primary or exc}"
-                        ) from exc
     change.notes = _notes(change, [k for k in parsed if k not in NO_RECOMPUTE_KEYS], recompute)
     return change
 

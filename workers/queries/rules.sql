@@ -1,8 +1,5 @@
 -- Queries of the rules concern (workers/rules): ontologies, compiled rule SQL, backfill.
 
--- name: resolve_project
-SELECT core.resolve_project(%(ref)s) AS project_id;
-
 -- name: find_ontology
 SELECT ontology_id, sha256, active FROM rules.ontologies
 WHERE project_id = %(project_id)s AND name = %(name)s AND version = %(version)s;

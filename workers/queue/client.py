@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from workers.db.errors import Make, wrap_db_errors
 from workers.db.queries import query
 from workers.errors import NotFound, SecinfError, UserError
 
@@ -61,28 +62,14 @@ class Job:
         )
 
 
-def _wrap(exc: psycopg.Error, job_id: int = 0, attempt: int = 0) -> Exception:
-    """Database refusals become secinf errors; anything else is returned unchanged."""
-    state = exc.sqlstate
-    message = exc.diag.message_primary or str(exc)
-    if state == STALE_SQLSTATE:
-        return StaleAttempt(message, job_id=job_id, attempt=attempt)
-    if state == "P0002":
-        return NotFound(message + (f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""))
-    if state == "55000":
-        return UserError(message)
-    return exc
-
-
 def _run(conn: Conn, name: str, params: Mapping[str, Any], job_id: int = 0,
          attempt: int = 0) -> dict[str, Any] | None:
-    try:
+    """One queue function; its refusals as secinf errors (the one table), a lost lease as
+    StaleAttempt (its message without the hint: the worker acts on it, nobody reads it)."""
+    stale: dict[str, Make | None] = {STALE_SQLSTATE: lambda f: StaleAttempt(
+        f.message, job_id=job_id, attempt=attempt)}
+    with wrap_db_errors(stale):
         return conn.execute(query("jobs", name), params).fetchone()
-    except psycopg.Error as exc:
-        wrapped = _wrap(exc, job_id, attempt)
-        if wrapped is exc:
-            raise
-        raise wrapped from exc
 
 
 # --------------------------------------------------------------------------- enqueue

@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 
 from workers import tenancy
+from workers.db.errors import wrap_db_errors
 from workers.db.queries import query
 from workers.errors import NotFound, UserError
 
@@ -19,20 +20,9 @@ Conn = psycopg.Connection[dict[str, Any]]
 ACCOUNT_ROLES = ("reviewer", "project_admin", "customer", "analyst")
 
 
-def _wrap(exc: psycopg.Error) -> UserError:
-    diag = exc.diag
-    msg = diag.message_primary or str(exc)
-    if diag.message_hint:
-        msg += f" ({diag.message_hint})"
-    return UserError(msg)
-
-
 def _run(conn: Conn, name: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    try:
+    with wrap_db_errors(rollback=conn):
         row = conn.execute(query("review", name), params).fetchone()
-    except psycopg.Error as exc:
-        conn.rollback()
-        raise _wrap(exc) from exc
     return dict(row) if row else None
 
 
@@ -44,13 +34,10 @@ def _check_role(role: str) -> None:
 
 def _add_member(conn: Conn, project_id: str, username: str, role: str) -> None:
     """The account's membership (kind 'user') in the project, in the open transaction."""
-    try:
+    with wrap_db_errors(rollback=conn):
         conn.execute(query("tenancy", "add_member"),
                      {"project_id": project_id, "kind": "user", "member": username,
                       "role": role})
-    except psycopg.Error as exc:
-        conn.rollback()
-        raise _wrap(exc) from exc
 
 
 def grant(conn: Conn, username: str, project_ref: str, role: str) -> str:

@@ -37,21 +37,6 @@ class LoadResult:
                 "settings": self.settings}
 
 
-def resolve_project(conn: Conn, ref: str) -> str:
-    """A project id from a uuid, `org/slug` or a unique slug; NotFound otherwise."""
-    try:
-        row = conn.execute(query("rules", "resolve_project"), {"ref": ref}).fetchone()
-    except psycopg.Error as exc:
-        conn.rollback()
-        detail = exc.diag.message_primary or str(exc).strip().splitlines()[0]
-        raise NotFound(f"{detail}; pass --project as a uuid, org/slug or unique slug "
-                       "(see `secinf project list`)") from exc
-    value = _first(row)
-    if value is None:
-        raise NotFound(f"no project {ref!r}; list them with `secinf project list`")
-    return str(value)
-
-
 def _first(row: Any) -> Any:
     if row is None:
         return None

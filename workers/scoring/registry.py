@@ -16,8 +16,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from workers.db.errors import wrap_db_errors
 from workers.db.queries import query
-from workers.errors import NotFound, SecinfError, UserError
+from workers.errors import NotFound, SecinfError
 from workers.scoring.model import ModelConfig, ScoringModel, load_weights, weights_bytes
 from workers.scoring.windows import NormStats
 
@@ -121,23 +122,12 @@ def model_in_charge(conn: Conn, project_id: str) -> str | None:
     return None if row is None or row["version"] is None else str(row["version"])
 
 
-def _refused(exc: psycopg.Error) -> SecinfError:
-    diag = exc.diag
-    hint = f" ({diag.message_hint})" if diag.message_hint else ""
-    if exc.sqlstate == "P0002":
-        return NotFound(f"{diag.message_primary}{hint}")
-    return UserError(f"{diag.message_primary}{hint}")
-
-
 def activate(conn: Conn, version: str, reason: str, commit: bool = True) -> dict[str, Any]:
     """Make a project model its project's active one and queue the project's open
     candidates for rescoring with it (scoring.activate_model)."""
-    try:
+    with wrap_db_errors(rollback=conn):
         row = conn.execute(query("training", "activate_model"),
                            {"version": version, "reason": reason}).fetchone()
-    except (psycopg.errors.NoDataFound, psycopg.errors.InvalidParameterValue) as exc:
-        conn.rollback()
-        raise _refused(exc) from exc
     assert row is not None
     if commit:
         assert row is not None
@@ -148,12 +138,9 @@ def activate(conn: Conn, version: str, reason: str, commit: bool = True) -> dict
 def rollback(conn: Conn, project_id: str, reason: str) -> dict[str, Any]:
     """Go back to the model that was active before the current one (or to the global
     model), recorded, with the open candidates queued for rescoring. Commits."""
-    try:
+    with wrap_db_errors(rollback=conn):
         row = conn.execute(query("training", "rollback_model"),
                            {"project_id": project_id, "reason": reason}).fetchone()
-    except psycopg.errors.InvalidParameterValue as exc:
-        conn.rollback()
-        raise _refused(exc) from exc
     assert row is not None
     conn.commit()
     return dict(row["result"])
