@@ -72,6 +72,16 @@ def test_pipeline_run_job_is_executed_by_a_worker_and_polled_done(api: Api, dsn:
     assert [j["job_id"] for j in api.get("jobs")] == [job["job_id"]]
 
 
+def test_a_pipeline_run_job_works_its_own_source_only(api: Api, dsn: str) -> None:
+    ingest(api, 300)
+    api.rpc("ingest_batch", p_batch=Jsonb({"source": "door", "fps": 10, "points": points(200)}))
+    api.rpc("create_job", p_kind="pipeline_run", p_params=Jsonb({"source": "gate"}))
+    assert work(dsn).succeeded == 1
+    assert source(api, "gate")["caught_up"] is True
+    other = source(api, "door")
+    assert other["watermark"] is None and other["caught_up"] is False
+
+
 def test_late_data_shows_as_dirty_and_reprocess_jobs_consume_their_range(api: Api,
                                                                          dsn: str) -> None:
     ingest(api, 300)

@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from workers.db.queries import query
 from workers.errors import NotFound
+from workers.pipeline.source_jobs import run_source
 from workers.queue import client
 from workers.queue.client import Conn
 from workers.queue.registry import JobContext, JsonResult, PermanentError, register_kind
@@ -72,33 +73,29 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def tick_source(conn: Conn, ctx: JobContext, source_id: int) -> dict[str, Any]:
-    """Run `pipeline.tick(until_idle)` until the source has nothing left to do; returns
-    what the ticks did to it and where it stands. A tick processes every source that has
-    work (as pg_cron's would); only this source's figures are reported. A failing source
-    is tried now rather than at its retry time: the customer asked for it."""
+    """Work this source (and only it) until it has nothing left to do, by
+    `pipeline.run_source`, the unit a lane or a pipeline_tick_source job works; returns what
+    its ranges did and where it stands. A failing source is tried now rather than at its
+    retry time: the customer asked for it. While another backend holds the source (pg_cron's
+    tick, a lane), wait for it."""
     ticks = points = dirty = 0
     conn.execute(query("pipeline", "retry_source"), {"source_id": source_id})
     conn.commit()
     while True:
         ctx.check()
-        row = conn.execute(query("pipeline", "tick"), {"until_idle": True}).fetchone()
-        conn.commit()
-        assert row is not None
-        result: dict[str, Any] = row["result"]
-        if result["busy"]:
+        results = run_source(conn, source_id)
+        if results is None:
             time.sleep(BUSY_WAIT_S)
             continue
-        ticks += 1
-        mine = [s for s in result["sources"] if int(s["source_id"]) == source_id]
-        if not mine:
-            break
-        if mine[0]["status"] == "error":
-            raise RuntimeError(f"the pipeline failed on source {source_id}: {mine[0]['error']}")
-        points += int(mine[0].get("points") or 0)
-        dirty += int(mine[0].get("dirty") or 0)
+        for r in results:
+            if r.status == "error":
+                raise RuntimeError(f"the pipeline failed on source {source_id}: {r.error}")
+            ticks += 1
+            points += r.points
+            dirty += r.dirty
         client.progress(conn, ctx.job.job_id, ctx.job.attempt, {"ticks": ticks, "points": points})
         conn.commit()
-        if not mine[0].get("more"):
+        if not results or not results[-1].more:
             break
     status = conn.execute(query("api_jobs", "source_status"), {"source_id": source_id}).fetchone()
     conn.commit()
