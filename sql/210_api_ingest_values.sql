@@ -67,3 +67,16 @@ AS $$
            ELSE p_value::text
          END
 $$;
+
+-- A message template of the table of checks (sql/213_api_ingest_checks.sql) with its
+-- {placeholders} filled from p_values, in one pass (workers/ingest/checks.py render); a
+-- placeholder p_values lacks stays as it is.
+CREATE OR REPLACE FUNCTION ingest.api_message(p_template text, p_values jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+  SELECT coalesce(string_agg(CASE WHEN p.m[1] IS NULL THEN p.m[2]
+                                  ELSE coalesce(p_values ->> p.m[1], '{' || p.m[1] || '}') END,
+                             '' ORDER BY p.n), '')
+  FROM regexp_matches(p_template, '\{([a-z_]+)\}|([^{]+|\{)', 'g') WITH ORDINALITY AS p(m, n)
+$$;

@@ -1,8 +1,9 @@
 -- The api schema, ingest: validation of a batch's points and staging of the valid ones.
 --
--- The checks mirror workers/ingest/validate.py (one batch = one chunk): per item
--- unparseable, missing, type, not_finite, negative_frame, out_of_bounds, out_of_range; then
--- duplicate_key (track, frame) in the batch, frame_time_mismatch (one t per frame),
+-- The checks are workers/ingest/checks.py's table, which workers/ingest/validate.py runs for
+-- the CLI (one batch = one chunk), read from ingest.api_checks() (sql/213, generated): per
+-- item unparseable, missing, type, not_finite, negative_frame, out_of_bounds, out_of_range;
+-- then duplicate_key (track, frame) in the batch, frame_time_mismatch (one t per frame),
 -- time_not_increasing (t increases with frame) and implausible_speed (after the source's
 -- transform). A transform that maps a point off the ground refuses the whole batch
 -- (ingest.api_check_ground, sql/211_api_ingest_ground.sql).
@@ -18,7 +19,12 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
   v_fps double precision := p_source.fps;
-  v_limit double precision := CASE p_source.units WHEN 'm' THEN 100.0 ELSE 20000.0 END;
+  v_words jsonb := ingest.api_check_words();
+  v_limit double precision := (v_words ->> CASE p_source.units WHEN 'm' THEN 'max_speed_m'
+                                                                ELSE 'max_speed_px' END)::float8;
+  v_batch jsonb := (SELECT jsonb_object_agg(c.code, jsonb_build_object('seq', c.seq, 'col', c.col,
+                                                                       'message', c.message))
+                    FROM ingest.api_checks() c WHERE c.kind = 'batch');
   v_unit text := CASE p_source.units WHEN 'm' THEN 'm/s' ELSE 'px/s' END;
   v_tr jsonb := p_source.transform;
   v_total bigint := jsonb_array_length(p_points);
@@ -55,75 +61,43 @@ BEGIN
                              ingest.api_number(a.item -> 'y') AS y,
                              ingest.api_number(a.item -> 'confidence') AS confidence) v;
 
-  -- Row checks (validate.py's _row_masks), in its order; messages only for the hits.
+  -- Row checks: the table's (ingest.api_checks, from workers/ingest/checks.py), each test
+  -- evaluated as validate.py's row_hit evaluates it; messages only for the hits. NaN is
+  -- only not_finite: it compares above every number (in Polars too), hence the guards.
   INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
   SELECT i.row_no, c.col, c.code,
-         CASE c.seq
-           WHEN 1 THEN 'the item is not a JSON object'
-           WHEN 2 THEN 'track_id is missing'
-           WHEN 8 THEN 't is missing' || CASE WHEN v_fps IS NULL
-                                              THEN ' (or give the source an fps to derive t '
-                                                   'from frame)' ELSE '' END
-           WHEN 19 THEN format('frame %s is not an integer', i.frame)
-           WHEN 20 THEN format('frame %s is negative; frames count from 0', i.frame)
-           WHEN 21 THEN format('frame %s is implausibly large', i.frame)
-           WHEN 22 THEN format('|x| = %s is implausible (≥ 1e6)', abs(i.x))
-           WHEN 23 THEN format('|y| = %s is implausible (≥ 1e6)', abs(i.y))
-           WHEN 24 THEN format('t = %s s is implausible', i.t)
-           WHEN 25 THEN format('confidence %s is outside [0, 1]', i.confidence)
-           ELSE CASE c.code
-                  WHEN 'type' THEN c.col || ' is not a number'
-                  WHEN 'missing' THEN c.col || ' is missing'
-                  WHEN 'not_finite' THEN format('%s is %s; only finite numbers are accepted',
-                                                c.col, CASE c.col WHEN 'frame' THEN i.frame
-                                                                  WHEN 't' THEN i.t
-                                                                  WHEN 'x' THEN i.x
-                                                                  WHEN 'y' THEN i.y
-                                                                  ELSE i.confidence END)
-                END
-         END, c.seq
+         ingest.api_message(c.message, v_words || jsonb_build_object(
+           'column', c.col, 'value', f.v::text, 'abs', abs(f.v)::text,
+           'no_fps', CASE WHEN v_fps IS NULL THEN v_words ->> 'no_fps' ELSE '' END)), c.seq
   FROM api_ingest_items i
-  -- A point that passes this quick test passes every check below (NaN and ±Infinity fail
-  -- it: NaN compares above every number); only the others are looked at in detail.
-  CROSS JOIN LATERAL (SELECT i.is_obj AND i.track_id !~ '^\s*$' AND i.frame >= 0
-                             AND i.frame < 2.0 ^ 53 AND i.frame = floor(i.frame)
-                             AND abs(i.t) < 1e9 AND abs(i.x) < 1e6 AND abs(i.y) < 1e6
-                             AND (NOT i.has_confidence OR i.confidence BETWEEN 0 AND 1)
-                             AS clean) q
-  CROSS JOIN LATERAL (VALUES
-    (1, NULL, 'unparseable', NOT i.is_obj),
-    (2, 'track_id', 'missing', i.is_obj AND coalesce(i.track_id, '') ~ '^\s*$'),
-    (4, 'frame', 'type', i.has_frame AND i.frame IS NULL),
-    (5, 'frame', 'missing', i.is_obj AND NOT i.has_frame),
-    (6, 'frame', 'not_finite', i.frame IN ('NaN', 'Infinity', '-Infinity')),
-    (7, 't', 'type', i.has_t AND i.t IS NULL),
-    (8, 't', 'missing', i.is_obj AND NOT i.has_t AND i.t IS NULL),
-    (9, 't', 'not_finite', i.t IN ('NaN', 'Infinity', '-Infinity')),
-    (10, 'x', 'type', i.has_x AND i.x IS NULL),
-    (11, 'x', 'missing', i.is_obj AND NOT i.has_x),
-    (12, 'x', 'not_finite', i.x IN ('NaN', 'Infinity', '-Infinity')),
-    (13, 'y', 'type', i.has_y AND i.y IS NULL),
-    (14, 'y', 'missing', i.is_obj AND NOT i.has_y),
-    (15, 'y', 'not_finite', i.y IN ('NaN', 'Infinity', '-Infinity')),
-    (16, 'confidence', 'type', i.has_confidence AND i.confidence IS NULL),
-    (17, 'confidence', 'not_finite', i.confidence IN ('NaN', 'Infinity', '-Infinity')),
-    (19, 'frame', 'type',
-     i.frame NOT IN ('NaN', 'Infinity', '-Infinity') AND i.frame <> floor(i.frame)),
-    (20, 'frame', 'negative_frame', i.frame < 0),
-    (21, 'frame', 'out_of_bounds', i.frame >= 2.0 ^ 53 AND i.frame <> 'NaN'),
-    (22, 'x', 'out_of_bounds', abs(i.x) >= 1e6 AND abs(i.x) < 'Infinity'),
-    (23, 'y', 'out_of_bounds', abs(i.y) >= 1e6 AND abs(i.y) < 'Infinity'),
-    (24, 't', 'out_of_bounds', abs(i.t) >= 1e9 AND i.t <> 'NaN'),
-    (25, 'confidence', 'out_of_range',
-     i.confidence <> 'NaN' AND (i.confidence < 0 OR i.confidence > 1))
-  ) AS c(seq, col, code, hit)
-  WHERE NOT coalesce(q.clean, false) AND c.hit;
+  CROSS JOIN ingest.api_checks() c
+  CROSS JOIN LATERAL (SELECT CASE c.col WHEN 'frame' THEN i.frame WHEN 't' THEN i.t
+                                        WHEN 'x' THEN i.x WHEN 'y' THEN i.y
+                                        WHEN 'confidence' THEN i.confidence END AS v,
+                             CASE c.col WHEN 'frame' THEN i.has_frame WHEN 't' THEN i.has_t
+                                        WHEN 'x' THEN i.has_x WHEN 'y' THEN i.has_y
+                                        WHEN 'confidence' THEN i.has_confidence END AS has) f
+  WHERE c.kind = 'row' AND CASE c.test
+    WHEN 'not_object' THEN NOT i.is_obj
+    WHEN 'blank' THEN i.is_obj AND coalesce(i.track_id, '') ~ '^\s*$'
+    WHEN 'not_number' THEN f.has AND f.v IS NULL
+    WHEN 'absent' THEN i.is_obj AND NOT f.has AND f.v IS NULL
+    WHEN 'not_finite' THEN f.v IN ('NaN', 'Infinity', '-Infinity')
+    WHEN 'not_integer' THEN f.v NOT IN ('NaN', 'Infinity', '-Infinity') AND f.v <> floor(f.v)
+    WHEN 'below' THEN f.v < c.bound
+    WHEN 'at_least' THEN f.v >= c.bound AND f.v <> 'NaN'
+    WHEN 'abs_at_least' THEN abs(f.v) >= c.bound AND f.v <> 'NaN'
+    WHEN 'finite_abs_at_least' THEN abs(f.v) >= c.bound AND abs(f.v) < 'Infinity'
+    WHEN 'outside_unit' THEN f.v <> 'NaN' AND (f.v < 0 OR f.v > 1)
+  END;
 
   -- Batch checks on the rows that passed (validate.py's check, _frame_times, _speeds).
   -- The first row of a (track, frame) key wins; later ones are duplicate_key.
   INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
-  SELECT d.row_no, 'frame', 'duplicate_key',
-         format('track %s has frame %s twice in this batch', d.track_id, d.frame), 30
+  SELECT d.row_no, v_batch #>> '{duplicate_key,col}', 'duplicate_key',
+         ingest.api_message(v_batch #>> '{duplicate_key,message}',
+                            jsonb_build_object('track_id', d.track_id, 'frame', d.frame::text)),
+         (v_batch #>> '{duplicate_key,seq}')::integer
   FROM (SELECT i.row_no, i.track_id, i.frame::bigint AS frame,
                row_number() OVER (PARTITION BY i.track_id, i.frame::bigint
                                   ORDER BY i.row_no) AS k
@@ -146,16 +120,19 @@ BEGIN
     FROM frames f
   )
   INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
-  SELECT g.row_no, 't', 'frame_time_mismatch',
-         format('frame %s has t = %s here but t = %s elsewhere; one t per frame', g.frame, g.t,
-                g.t_ref), 31
-  FROM good g WHERE abs(g.t - g.t_ref) > 1e-6
+  SELECT g.row_no, v_batch #>> '{frame_time_mismatch,col}', 'frame_time_mismatch',
+         ingest.api_message(v_batch #>> '{frame_time_mismatch,message}',
+                            jsonb_build_object('frame', g.frame::text, 't', g.t::text,
+                                               't_ref', g.t_ref::text)),
+         (v_batch #>> '{frame_time_mismatch,seq}')::integer
+  FROM good g WHERE abs(g.t - g.t_ref) > (v_words ->> 'time_tolerance')::float8
   UNION ALL
-  SELECT g.row_no, 't', 'time_not_increasing',
-         format('frame %s at t = %s breaks the order of frames: t must increase with frame',
-                g.frame, g.t), 32
+  SELECT g.row_no, v_batch #>> '{time_not_increasing,col}', 'time_not_increasing',
+         ingest.api_message(v_batch #>> '{time_not_increasing,message}',
+                            jsonb_build_object('frame', g.frame::text, 't', g.t::text)),
+         (v_batch #>> '{time_not_increasing,seq}')::integer
   FROM good g JOIN ordered o ON o.frame = g.frame AND o.back
-  WHERE abs(g.t - g.t_ref) <= 1e-6;
+  WHERE abs(g.t - g.t_ref) <= (v_words ->> 'time_tolerance')::float8;
 
   -- The source's transform (raw values kept), checked before anything reads it
   -- (ingest.api_check_ground refuses the batch), then speeds between a track's
@@ -195,9 +172,12 @@ BEGIN
     WINDOW w AS (PARTITION BY g.track_id ORDER BY g.frame)
   ), flagged AS (
     INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
-    SELECT s.row_no, 'x', 'implausible_speed',
-           format('track %s moves at %s %s (limit %s)', s.track_id,
-                  round(s.speed::numeric, 1), v_unit, v_limit), 33
+    SELECT s.row_no, v_batch #>> '{implausible_speed,col}', 'implausible_speed',
+           ingest.api_message(v_batch #>> '{implausible_speed,message}',
+                              jsonb_build_object('track_id', s.track_id,
+                                                 'speed', round(s.speed::numeric, 1)::text,
+                                                 'unit', v_unit, 'limit', v_limit::text)),
+           (v_batch #>> '{implausible_speed,seq}')::integer
     FROM speeds s WHERE s.speed > v_limit
     RETURNING row_no
   )
