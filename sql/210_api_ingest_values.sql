@@ -6,6 +6,7 @@
 --   210_api_ingest_values.sql  JSON values as the CLI reads a cell (this file)
 --   211_api_ingest_ground.sql  the source's transform, and the batch it maps off the ground
 --   212_api_ingest_source.sql  the source a batch names, created or checked
+--   213_api_ingest_checks.sql  the table of checks (generated from workers/ingest/checks.py)
 --   214_api_ingest_stage.sql   validation and staging of a batch's points
 --   215_api_ingest_batch.sql   the endpoint, api.ingest_batch
 

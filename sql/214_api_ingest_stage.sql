@@ -8,6 +8,101 @@
 -- transform). A transform that maps a point off the ground refuses the whole batch
 -- (ingest.api_check_ground, sql/211_api_ingest_ground.sql).
 
+-- ======================================================================= row checks
+-- The table's row checks (ingest.api_checks, from workers/ingest/checks.py) on
+-- pg_temp.api_ingest_items, their errors into pg_temp.api_ingest_errors: each test
+-- evaluated as validate.py's row_hit evaluates it; messages only for the hits. NaN is only
+-- not_finite: it compares above every number (in Polars too), hence the guards.
+CREATE OR REPLACE FUNCTION ingest.api_row_errors(p_fps double precision, p_words jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
+  SELECT i.row_no, c.col, c.code,
+         ingest.api_message(c.message, p_words || jsonb_build_object(
+           'column', c.col, 'value', f.v::text, 'abs', abs(f.v)::text,
+           'no_fps', CASE WHEN p_fps IS NULL THEN p_words ->> 'no_fps' ELSE '' END)), c.seq
+  FROM api_ingest_items i
+  CROSS JOIN ingest.api_checks() c
+  CROSS JOIN LATERAL (SELECT CASE c.col WHEN 'frame' THEN i.frame WHEN 't' THEN i.t
+                                        WHEN 'x' THEN i.x WHEN 'y' THEN i.y
+                                        WHEN 'confidence' THEN i.confidence END AS v,
+                             CASE c.col WHEN 'frame' THEN i.has_frame WHEN 't' THEN i.has_t
+                                        WHEN 'x' THEN i.has_x WHEN 'y' THEN i.has_y
+                                        WHEN 'confidence' THEN i.has_confidence END AS has) f
+  WHERE c.kind = 'row' AND CASE c.test
+    WHEN 'not_object' THEN NOT i.is_obj
+    WHEN 'blank' THEN i.is_obj AND coalesce(i.track_id, '') ~ '^\s*$'
+    WHEN 'not_number' THEN f.has AND f.v IS NULL
+    WHEN 'absent' THEN i.is_obj AND NOT f.has AND f.v IS NULL
+    WHEN 'not_finite' THEN f.v IN ('NaN', 'Infinity', '-Infinity')
+    WHEN 'not_integer' THEN f.v NOT IN ('NaN', 'Infinity', '-Infinity') AND f.v <> floor(f.v)
+    WHEN 'below' THEN f.v < c.bound
+    WHEN 'at_least' THEN f.v >= c.bound AND f.v <> 'NaN'
+    WHEN 'abs_at_least' THEN abs(f.v) >= c.bound AND f.v <> 'NaN'
+    WHEN 'finite_abs_at_least' THEN abs(f.v) >= c.bound AND abs(f.v) < 'Infinity'
+    WHEN 'outside_unit' THEN f.v <> 'NaN' AND (f.v < 0 OR f.v > 1)
+  END;
+END
+$$;
+
+-- ======================================================================= frame checks
+-- The batch checks before the transform on the rows that passed the row checks
+-- (validate.py's check and _frame_times): duplicate_key, frame_time_mismatch and
+-- time_not_increasing, p_batch holding their {code: {seq, col, message}}.
+CREATE OR REPLACE FUNCTION ingest.api_frame_errors(p_words jsonb, p_batch jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+  -- The first row of a (track, frame) key wins; later ones are duplicate_key.
+  INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
+  SELECT d.row_no, p_batch #>> '{duplicate_key,col}', 'duplicate_key',
+         ingest.api_message(p_batch #>> '{duplicate_key,message}',
+                            jsonb_build_object('track_id', d.track_id, 'frame', d.frame::text)),
+         (p_batch #>> '{duplicate_key,seq}')::integer
+  FROM (SELECT i.row_no, i.track_id, i.frame::bigint AS frame,
+               row_number() OVER (PARTITION BY i.track_id, i.frame::bigint
+                                  ORDER BY i.row_no) AS k
+        FROM api_ingest_items i
+        WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no)) d
+  WHERE d.k > 1;
+
+  -- One t per frame: the frame's first row sets it; t increases with frame (a frame whose
+  -- t is not above every lower frame's t breaks the order).
+  WITH good AS (
+    SELECT i.row_no, i.frame::bigint AS frame, i.t,
+           first_value(i.t) OVER (PARTITION BY i.frame::bigint ORDER BY i.row_no) AS t_ref
+    FROM api_ingest_items i
+    WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no)
+  ), frames AS (
+    SELECT DISTINCT g.frame, g.t_ref FROM good g
+  ), ordered AS (
+    SELECT f.frame, f.t_ref <= max(f.t_ref) OVER (ORDER BY f.frame ROWS BETWEEN UNBOUNDED
+                                                  PRECEDING AND 1 PRECEDING) AS back
+    FROM frames f
+  )
+  INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
+  SELECT g.row_no, p_batch #>> '{frame_time_mismatch,col}', 'frame_time_mismatch',
+         ingest.api_message(p_batch #>> '{frame_time_mismatch,message}',
+                            jsonb_build_object('frame', g.frame::text, 't', g.t::text,
+                                               't_ref', g.t_ref::text)),
+         (p_batch #>> '{frame_time_mismatch,seq}')::integer
+  FROM good g WHERE abs(g.t - g.t_ref) > (p_words ->> 'time_tolerance')::float8
+  UNION ALL
+  SELECT g.row_no, p_batch #>> '{time_not_increasing,col}', 'time_not_increasing',
+         ingest.api_message(p_batch #>> '{time_not_increasing,message}',
+                            jsonb_build_object('frame', g.frame::text, 't', g.t::text)),
+         (p_batch #>> '{time_not_increasing,seq}')::integer
+  FROM good g JOIN ordered o ON o.frame = g.frame AND o.back
+  WHERE abs(g.t - g.t_ref) <= (p_words ->> 'time_tolerance')::float8;
+END
+$$;
+
+-- ======================================================================= staging
 -- Validate a JSON array of points for a source and stage the valid ones (transformed, ts
 -- absolute) in pg_temp.api_ingest_stage, the column layout ingest.merge_staged reads.
 -- Returns {rows_total, invalid, errors: first 100 {row, column, code, message} by row,
@@ -22,8 +117,8 @@ DECLARE
   v_words jsonb := ingest.api_check_words();
   v_limit double precision := (v_words ->> CASE p_source.units WHEN 'm' THEN 'max_speed_m'
                                                                 ELSE 'max_speed_px' END)::float8;
-  v_batch jsonb := (SELECT jsonb_object_agg(c.code, jsonb_build_object('seq', c.seq, 'col', c.col,
-                                                                       'message', c.message))
+  v_batch jsonb := (SELECT jsonb_object_agg(c.code, jsonb_build_object(
+                             'seq', c.seq, 'col', c.col, 'message', c.message))
                     FROM ingest.api_checks() c WHERE c.kind = 'batch');
   v_unit text := CASE p_source.units WHEN 'm' THEN 'm/s' ELSE 'px/s' END;
   v_tr jsonb := p_source.transform;
@@ -61,78 +156,8 @@ BEGIN
                              ingest.api_number(a.item -> 'y') AS y,
                              ingest.api_number(a.item -> 'confidence') AS confidence) v;
 
-  -- Row checks: the table's (ingest.api_checks, from workers/ingest/checks.py), each test
-  -- evaluated as validate.py's row_hit evaluates it; messages only for the hits. NaN is
-  -- only not_finite: it compares above every number (in Polars too), hence the guards.
-  INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
-  SELECT i.row_no, c.col, c.code,
-         ingest.api_message(c.message, v_words || jsonb_build_object(
-           'column', c.col, 'value', f.v::text, 'abs', abs(f.v)::text,
-           'no_fps', CASE WHEN v_fps IS NULL THEN v_words ->> 'no_fps' ELSE '' END)), c.seq
-  FROM api_ingest_items i
-  CROSS JOIN ingest.api_checks() c
-  CROSS JOIN LATERAL (SELECT CASE c.col WHEN 'frame' THEN i.frame WHEN 't' THEN i.t
-                                        WHEN 'x' THEN i.x WHEN 'y' THEN i.y
-                                        WHEN 'confidence' THEN i.confidence END AS v,
-                             CASE c.col WHEN 'frame' THEN i.has_frame WHEN 't' THEN i.has_t
-                                        WHEN 'x' THEN i.has_x WHEN 'y' THEN i.has_y
-                                        WHEN 'confidence' THEN i.has_confidence END AS has) f
-  WHERE c.kind = 'row' AND CASE c.test
-    WHEN 'not_object' THEN NOT i.is_obj
-    WHEN 'blank' THEN i.is_obj AND coalesce(i.track_id, '') ~ '^\s*$'
-    WHEN 'not_number' THEN f.has AND f.v IS NULL
-    WHEN 'absent' THEN i.is_obj AND NOT f.has AND f.v IS NULL
-    WHEN 'not_finite' THEN f.v IN ('NaN', 'Infinity', '-Infinity')
-    WHEN 'not_integer' THEN f.v NOT IN ('NaN', 'Infinity', '-Infinity') AND f.v <> floor(f.v)
-    WHEN 'below' THEN f.v < c.bound
-    WHEN 'at_least' THEN f.v >= c.bound AND f.v <> 'NaN'
-    WHEN 'abs_at_least' THEN abs(f.v) >= c.bound AND f.v <> 'NaN'
-    WHEN 'finite_abs_at_least' THEN abs(f.v) >= c.bound AND abs(f.v) < 'Infinity'
-    WHEN 'outside_unit' THEN f.v <> 'NaN' AND (f.v < 0 OR f.v > 1)
-  END;
-
-  -- Batch checks on the rows that passed (validate.py's check, _frame_times, _speeds).
-  -- The first row of a (track, frame) key wins; later ones are duplicate_key.
-  INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
-  SELECT d.row_no, v_batch #>> '{duplicate_key,col}', 'duplicate_key',
-         ingest.api_message(v_batch #>> '{duplicate_key,message}',
-                            jsonb_build_object('track_id', d.track_id, 'frame', d.frame::text)),
-         (v_batch #>> '{duplicate_key,seq}')::integer
-  FROM (SELECT i.row_no, i.track_id, i.frame::bigint AS frame,
-               row_number() OVER (PARTITION BY i.track_id, i.frame::bigint
-                                  ORDER BY i.row_no) AS k
-        FROM api_ingest_items i
-        WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no)) d
-  WHERE d.k > 1;
-
-  -- One t per frame: the frame's first row sets it; t increases with frame (a frame whose
-  -- t is not above every lower frame's t breaks the order).
-  WITH good AS (
-    SELECT i.row_no, i.frame::bigint AS frame, i.t,
-           first_value(i.t) OVER (PARTITION BY i.frame::bigint ORDER BY i.row_no) AS t_ref
-    FROM api_ingest_items i
-    WHERE NOT EXISTS (SELECT FROM api_ingest_errors e WHERE e.row_no = i.row_no)
-  ), frames AS (
-    SELECT DISTINCT g.frame, g.t_ref FROM good g
-  ), ordered AS (
-    SELECT f.frame, f.t_ref <= max(f.t_ref) OVER (ORDER BY f.frame ROWS BETWEEN UNBOUNDED
-                                                  PRECEDING AND 1 PRECEDING) AS back
-    FROM frames f
-  )
-  INSERT INTO api_ingest_errors (row_no, col, code, message, seq)
-  SELECT g.row_no, v_batch #>> '{frame_time_mismatch,col}', 'frame_time_mismatch',
-         ingest.api_message(v_batch #>> '{frame_time_mismatch,message}',
-                            jsonb_build_object('frame', g.frame::text, 't', g.t::text,
-                                               't_ref', g.t_ref::text)),
-         (v_batch #>> '{frame_time_mismatch,seq}')::integer
-  FROM good g WHERE abs(g.t - g.t_ref) > (v_words ->> 'time_tolerance')::float8
-  UNION ALL
-  SELECT g.row_no, v_batch #>> '{time_not_increasing,col}', 'time_not_increasing',
-         ingest.api_message(v_batch #>> '{time_not_increasing,message}',
-                            jsonb_build_object('frame', g.frame::text, 't', g.t::text)),
-         (v_batch #>> '{time_not_increasing,seq}')::integer
-  FROM good g JOIN ordered o ON o.frame = g.frame AND o.back
-  WHERE abs(g.t - g.t_ref) <= (v_words ->> 'time_tolerance')::float8;
+  PERFORM ingest.api_row_errors(v_fps, v_words);
+  PERFORM ingest.api_frame_errors(v_words, v_batch);
 
   -- The source's transform (raw values kept), checked before anything reads it
   -- (ingest.api_check_ground refuses the batch), then speeds between a track's
