@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system venv db demo test test-fast lint typecheck golden squawk app bench-ingest \
+.PHONY: help setup system venv db demo test test-fast lint typecheck ingest-checks golden squawk app bench-ingest \
         bench-pipeline bench-scoring bench-review bench-quality bench-delivery bench-prerequest \
         bench-monitoring bench-governance bench-replica bench-queue \
         clean db-down
@@ -55,6 +55,9 @@ lint: venv ## ruff
 
 typecheck: venv ## mypy --strict on the package
 	@$(VENV)/bin/mypy
+
+ingest-checks: setup ## Regenerate sql/213_api_ingest_checks.sql from workers/ingest/checks.py
+	@$(VENV)/bin/python -c 'from workers.ingest.checks import write_sql; write_sql()'
 
 golden: setup ## Regenerate tests/golden/ (catalog, privileges, migration checksums) after a deliberate change
 	@SECINF_UPDATE_GOLDEN=1 $(VENV)/bin/pytest -q tests/db/test_golden_catalog.py

@@ -1,5 +1,5 @@
 -- Grants for the API's events, ingest, jobs and sources endpoints (sql/201_api_events.sql,
--- 210_api_ingest.sql, 220_api_jobs.sql). Capability only; which project's rows a role sees is
+-- 210-215_api_ingest_*.sql, 220_api_jobs.sql). Capability only; which project's rows a role sees is
 -- RLS (900_policies.sql). Views are security_invoker: a role reading one needs SELECT on
 -- what it reads. Writes go through SECURITY DEFINER functions that check the caller
 -- (auth.target_project), so no API role writes a table directly.

@@ -81,7 +81,7 @@ class ErrorLog:
             self.by_code[code] = self.by_code.get(code, 0) + int(n)
         room = MAX_ERRORS_KEPT - len(self.kept)
         if room > 0:
-            for r in errors.sort(ROW).head(room).iter_rows(named=True):
+            for r in errors.sort(ROW, maintain_order=True).head(room).iter_rows(named=True):
                 self.kept.append(RowError(r[ROW], r["column"], r["code"], r["message"]))
 
     @property

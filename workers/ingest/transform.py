@@ -163,7 +163,7 @@ def _describe(transform: Transform) -> tuple[str, str]:
 
 class GroundCheck:
     """The batch-wide check of a transform's ground coordinates, chunk by chunk (the SQL
-    twin is ingest.api_check_ground in sql/210_api_ingest.sql): the first row (in file order)
+    twin is ingest.api_check_ground in sql/211_api_ingest_ground.sql): the first row (in file order)
     that lies on the horizon line of a homography, on the other side of it from the
     batch's first row (behind the camera), or that maps to no finite point within the world
     bounds (|x|, |y| < MAX_ABS_COORD metres, as the row checks hold metric points to),

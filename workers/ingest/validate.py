@@ -12,15 +12,26 @@ transform that maps a point off the ground refuses the whole batch.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 import polars as pl
 
 from workers.errors import UserError
+from workers.ingest.checks import (
+    BATCH,
+    PATH_WORDS,
+    ROW_CHECKS,
+    TIME_TOLERANCE,
+    Check,
+    number_text,
+    render_expr,
+    speed_text,
+)
 from workers.ingest.schema import (
     BAD,
-    MAX_ABS_COORD,
     MAX_SPEED,
     ROW,
     ErrorLog,
@@ -29,8 +40,6 @@ from workers.ingest.schema import (
 )
 from workers.ingest.transform import GroundCheck, apply_transform
 
-TIME_TOLERANCE = 1e-6
-"""Seconds: two t values of one frame closer than this are the same time."""
 _NUMERIC = ("frame", "t", "x", "y", "confidence")
 _FIELDS = ("track_id", *_NUMERIC, "class")
 _ERR_SCHEMA = pl.Schema({ROW: pl.Int64(), "column": pl.String(), "code": pl.String(),
@@ -70,6 +79,57 @@ def _errors(frame: pl.DataFrame, mask: str, column: str | None, code: str,
         pl.lit(code).alias("code"), message.alias("message"))
 
 
+def _num(name: str, text: Callable[[float], str] = number_text) -> pl.Expr:
+    """A float column as the messages write it (as Postgres writes a double)."""
+    return pl.col(name).map_elements(text, return_dtype=pl.String, skip_nulls=True)
+
+
+def _int(name: str) -> pl.Expr:
+    return pl.col(name).cast(pl.Int64).cast(pl.String)
+
+
+def row_hit(check: Check) -> pl.Expr:
+    """Where a row fails a row check: each Test of checks.py, once (the SQL twin is the
+    CASE over `test` in ingest.api_stage_points). Null counts as no hit; NaN is only
+    not_finite (Polars, like Postgres, orders NaN above every number)."""
+    c = check.column or ""
+    v = pl.col(c) if check.column else pl.lit(None, dtype=pl.Float64)
+    bound = check.bound if check.bound is not None else math.nan
+    given = pl.col(f"_has_{c}") if check.column in _NUMERIC else pl.lit(False)
+    tests: dict[str, Callable[[], pl.Expr]] = {
+        "not_object": lambda: pl.col(BAD),
+        "blank": lambda: ~pl.col(BAD) & (v.is_null() | (v.str.strip_chars() == "")),
+        "nul_byte": lambda: pl.col(f"_nul_{c}"),
+        "not_number": lambda: ~pl.col(BAD) & v.is_null() & given & ~pl.col(f"_nul_{c}"),
+        "absent": lambda: ~pl.col(BAD) & v.is_null() & ~given,
+        "not_finite": lambda: v.is_not_null() & ~v.is_finite(),
+        "not_integer": lambda: v.is_finite() & (v != v.floor()),
+        "below": lambda: v < bound,
+        "at_least": lambda: (v >= bound) & ~v.is_nan(),
+        "abs_at_least": lambda: (v.abs() >= bound) & ~v.is_nan(),
+        "finite_abs_at_least": lambda: v.abs().is_finite() & (v.abs() >= bound),
+        "outside_unit": lambda: ((v < 0) | (v > 1)) & ~v.is_nan(),
+    }
+    return tests[check.test]()
+
+
+def _row_message(check: Check, words: dict[str, str]) -> pl.Expr:
+    values: dict[str, pl.Expr] = {k: pl.lit(w) for k, w in words.items()}
+    if check.column:
+        values["column"] = pl.lit(check.column)
+        if check.column in _NUMERIC:
+            values["value"] = _num(check.column)
+            values["abs"] = pl.col(check.column).abs().map_elements(
+                number_text, return_dtype=pl.String, skip_nulls=True)
+    return render_expr(check.message, values)
+
+
+def _batch_errors(data: pl.DataFrame, mask: str, code: str, /, **values: pl.Expr
+                  ) -> pl.DataFrame:
+    check = BATCH[code]
+    return _errors(data, mask, check.column, code, render_expr(check.message, values))
+
+
 @dataclass
 class Validator:
     """Validates the chunks of one batch; `errors` collects every problem."""
@@ -106,63 +166,19 @@ class Validator:
         typed = raw.select(exprs)
         frame_f = pl.col("frame")
         t = pl.col("t")
-        if fps is not None:
-            t = pl.when(t.is_null()).then(frame_f / fps).otherwise(t)
+        if fps is not None:  # t not given: frame / fps (a t that is no number stays a type error)
+            t = pl.when(t.is_null() & ~pl.col("_has_t")).then(frame_f / fps).otherwise(t)
         return typed.with_columns(t.alias("t"))
 
     def _row_masks(self, typed: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.DataFrame]]:
-        fps_note = "" if self.source.fps else " (or pass --fps to derive t from frame)"
-        bound = MAX_ABS_COORD
-        checks: list[tuple[str, str | None, str, pl.Expr, pl.Expr]] = [
-            ("m_bad", None, "unparseable", pl.col(BAD),
-             pl.lit("the line is not a JSON object")),
-            ("m_tid", "track_id", "missing",
-             ~pl.col(BAD) & (pl.col("track_id").is_null()
-                             | (pl.col("track_id").str.strip_chars() == "")),
-             pl.lit("track_id is missing")),
-        ]
-        # Postgres text cannot hold a NUL byte: the field is this row's error, not the
-        # file's (COPY would fail the whole batch with no row number).
-        checks += [(f"m_nul_{c}", c, "nul_byte", pl.col(f"_nul_{c}"),
-                    pl.lit(f"{c} contains a NUL byte (\\x00); remove it")) for c in _FIELDS]
-        for c in _NUMERIC:
-            required = c in ("frame", "x", "y", "t")
-            miss = pl.col(c).is_null() & ~pl.col(f"_has_{c}")
-            checks.append((f"m_type_{c}", c, "type",
-                           ~pl.col(BAD) & pl.col(c).is_null() & pl.col(f"_has_{c}")
-                           & ~pl.col(f"_nul_{c}"),
-                           pl.lit(f"{c} is not a number")))
-            if required:
-                note = fps_note if c == "t" else ""
-                checks.append((f"m_miss_{c}", c, "missing", ~pl.col(BAD) & miss,
-                               pl.lit(f"{c} is missing{note}")))
-            checks.append((f"m_fin_{c}", c, "not_finite",
-                           pl.col(c).is_not_null() & ~pl.col(c).is_finite(),
-                           pl.format(f"{c} is {{}}; only finite numbers are accepted",
-                                     pl.col(c))))
-        checks += [
-            ("m_fint", "frame", "type", pl.col("frame").is_finite()
-             & (pl.col("frame") != pl.col("frame").floor()),
-             pl.format("frame {} is not an integer", pl.col("frame"))),
-            ("m_fneg", "frame", "negative_frame", pl.col("frame") < 0,
-             pl.format("frame {} is negative; frames count from 0", pl.col("frame"))),
-            ("m_fbig", "frame", "out_of_bounds", pl.col("frame") >= 2.0**53,
-             pl.format("frame {} is implausibly large", pl.col("frame"))),
-            ("m_xb", "x", "out_of_bounds", pl.col("x").abs().is_finite()
-             & (pl.col("x").abs() >= bound), pl.format("|x| = {} is implausible (≥ 1e6)",
-                                                       pl.col("x").abs())),
-            ("m_yb", "y", "out_of_bounds", pl.col("y").abs().is_finite()
-             & (pl.col("y").abs() >= bound), pl.format("|y| = {} is implausible (≥ 1e6)",
-                                                       pl.col("y").abs())),
-            ("m_tb", "t", "out_of_bounds", pl.col("t").abs() >= 1e9,
-             pl.format("t = {} s is implausible", pl.col("t"))),
-            ("m_conf", "confidence", "out_of_range",
-             (pl.col("confidence") < 0) | (pl.col("confidence") > 1),
-             pl.format("confidence {} is outside [0, 1]", pl.col("confidence"))),
-        ]
-        masked = typed.with_columns([m.fill_null(False).alias(n) for n, _, _, m, _ in checks])
-        errs = [_errors(masked, n, col, code, msg) for n, col, code, _, msg in checks]
-        any_bad = pl.any_horizontal([pl.col(n) for n, *_ in checks])
+        """The table's row checks (checks.ROW_CHECKS), in its order."""
+        words = dict(PATH_WORDS["cli"])
+        if self.source.fps:
+            words["no_fps"] = ""
+        checks = [(f"m_{n}", c) for n, c in enumerate(ROW_CHECKS) if "cli" in c.paths]
+        masked = typed.with_columns([row_hit(c).fill_null(False).alias(n) for n, c in checks])
+        errs = [_errors(masked, n, c.column, c.code, _row_message(c, words)) for n, c in checks]
+        any_bad = pl.any_horizontal([pl.col(n) for n, _ in checks])
         return masked.with_columns(any_bad.alias("_invalid")), errs
 
     # ------------------------------------------------------------------ batch checks
@@ -177,10 +193,8 @@ class Validator:
         good = good.join(ref, on="frame", how="left")
         bad = (pl.col("t") - pl.col("t_ref")).abs() > TIME_TOLERANCE
         good = good.with_columns(bad.alias("m_ft"))
-        errs.append(_errors(good, "m_ft", "t", "frame_time_mismatch",
-                            pl.format("frame {} has t = {} here but t = {} elsewhere; one t "
-                                      "per frame", pl.col("frame"), pl.col("t"),
-                                      pl.col("t_ref"))))
+        errs.append(_batch_errors(good, "m_ft", "frame_time_mismatch", frame=_int("frame"),
+                                  t=_num("t"), t_ref=_num("t_ref")))
         good = good.filter(~pl.col("m_ft"))
         # Monotonic: a new frame must be later than every earlier frame and earlier than
         # every later frame already accepted (of two new frames in conflict, the later
@@ -197,9 +211,8 @@ class Validator:
         violating = merged.filter(pl.col("is_new") & (pl.col("_back") | pl.col("_ahead")))
         good = good.with_columns(pl.col("frame").is_in(violating["frame"].implode())
                                  .alias("m_mono"))
-        errs.append(_errors(good, "m_mono", "t", "time_not_increasing",
-                            pl.format("frame {} at t = {} breaks the order of frames: t must "
-                                      "increase with frame", pl.col("frame"), pl.col("t"))))
+        errs.append(_batch_errors(good, "m_mono", "time_not_increasing", frame=_int("frame"),
+                                  t=_num("t")))
         good = good.filter(~pl.col("m_mono"))
         accepted = merged.filter(~(pl.col("is_new") & (pl.col("_back") | pl.col("_ahead"))))
         self.frames_seen = accepted.select("frame", "t_ref")
@@ -217,11 +230,10 @@ class Validator:
         fast = both.filter(pl.col(ROW).is_not_null() & (pl.col("_speed") > limit))
         unit = "m/s" if self.source.units == "m" else "px/s"
         good = good.with_columns(pl.col(ROW).is_in(fast[ROW].implode()).alias("m_speed"))
-        errs = [fast.select(pl.col(ROW), pl.lit("x").alias("column"),
-                            pl.lit("implausible_speed").alias("code"),
-                            pl.format(f"track {{}} moves at {{}} {unit} (limit {limit:g})",
-                                      pl.col("track_id"), pl.col("_speed").round(1))
-                            .alias("message"))]
+        errs = [_batch_errors(fast.with_columns(pl.lit(True).alias("m_speed")), "m_speed",
+                              "implausible_speed", track_id=pl.col("track_id"),
+                              speed=_num("_speed", speed_text), unit=pl.lit(unit),
+                              limit=pl.lit(number_text(limit)))]
         ok = both.filter(pl.col(ROW).is_null() | ~pl.col(ROW).is_in(fast[ROW].implode()))
         self.last_points = ok.sort("frame").group_by("track_id").agg(
             pl.all().exclude(ROW, "_speed").last())
@@ -238,9 +250,8 @@ class Validator:
         # A hash of the (track_id, frame) pairs in file order: every repeat after the first.
         dup = ~pl.struct("track_id", "frame").is_first_distinct()
         good = good.sort(ROW).with_columns(dup.alias("m_dup"))
-        errs.append(_errors(good, "m_dup", "frame", "duplicate_key",
-                            pl.format("track {} has frame {} twice in this batch",
-                                      pl.col("track_id"), pl.col("frame"))))
+        errs.append(_batch_errors(good, "m_dup", "duplicate_key", track_id=pl.col("track_id"),
+                                  frame=_int("frame")))
         good = good.filter(~pl.col("m_dup"))
         good = good.select(ROW, "track_id", "frame", "t", "x", "y", "class", "confidence")
         good, more = self._frame_times(good)
