@@ -87,6 +87,9 @@ class Settings:
     backup_repo: Path | None = None
     """SECINF_BACKUP_REPO: the pgBackRest repository of the local cluster (backups and
     archived WAL; default `<home>/backups`). Put it on another disk than the data."""
+    shards: str | None = None
+    """SECINF_SHARDS: the conninfo of the control database holding the shard map
+    (workers/shards.py, docs/scale.md); unset: one cluster, as above."""
 
     @property
     def managed(self) -> bool:
@@ -178,6 +181,7 @@ def load_settings() -> Settings:
         worker_metrics_host=env.get("SECINF_WORKER_METRICS_HOST") or "127.0.0.1",
         log_format=env.get("SECINF_LOG_FORMAT") or "json",
         backup_repo=Path(env["SECINF_BACKUP_REPO"]) if env.get("SECINF_BACKUP_REPO") else None,
+        shards=env.get("SECINF_SHARDS") or None,
     )
 
 

@@ -20,9 +20,16 @@ def connect(
     autocommit: bool = False,
     conninfo: str | None = None,
 ) -> Iterator[psycopg.Connection[dict[str, object]]]:
-    """An admin connection (dict rows) to the application database."""
+    """An admin connection (dict rows) to the application database. Under a shard map
+    (SECINF_SHARDS) a `secinf` command that names a `--project` reaches that project's
+    shard (workers/shards.py); `conninfo` or `dbname` given: exactly that database."""
     settings = settings or load_settings()
-    target = conninfo or settings.conninfo(dbname=dbname)
+    target = conninfo
+    if target is None and dbname is None and settings.shards is not None:
+        from workers.shards import route
+
+        target = route(settings)
+    target = target or settings.conninfo(dbname=dbname)
     try:
         conn = psycopg.connect(target, autocommit=autocommit, row_factory=dict_row)
     except psycopg.OperationalError as exc:
