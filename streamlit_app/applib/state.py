@@ -15,6 +15,7 @@ import streamlit as st
 
 from workers.appdb import AppDB, Identity, SessionEnded
 from workers.appdb import api as app_api
+from workers.appdb import shards as app_shards
 from workers.appdb.session import authenticator_conninfo
 from workers.errors import SecinfError
 from workers.settings import load_settings
@@ -23,6 +24,7 @@ T = TypeVar("T")
 HOME = "streamlit_app.py"
 IDENTITY = "identity"
 FLASH = "flash"
+SHARD = "shard_conninfo"
 
 
 def _close(db: AppDB) -> None:
@@ -35,8 +37,22 @@ def _pool(conninfo: str) -> AppDB:
 
 
 def database() -> AppDB:
-    """The process-wide pool of `authenticator` connections (one per conninfo)."""
+    """The process-wide pool of `authenticator` connections (one per conninfo): of the
+    shard the caller signed in on under a shard map (SECINF_SHARDS), else the one server."""
+    shard = st.session_state.get(SHARD)
+    if isinstance(shard, str):
+        return _pool(shard)
     return _pool(authenticator_conninfo(load_settings()))
+
+
+def sign_in_on_shards(how: Callable[[AppDB], Identity], project: str | None = None
+                      ) -> tuple[AppDB, Identity]:
+    """Sign in on the shard that accepts the credentials (the one server without a map);
+    the session's requests then go to that shard (`database`)."""
+    dbs = [_pool(c) for c in app_shards.shard_conninfos(load_settings(), project)]
+    db, who = app_shards.sign_in(how, dbs)
+    st.session_state[SHARD] = db.conninfo
+    return db, who
 
 
 @st.cache_data(ttl=60, show_spinner=False)

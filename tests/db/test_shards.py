@@ -17,11 +17,13 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from tests.conftest import _SETTINGS
 from tests.support.throwaway_cluster import ThrowawayCluster, throwaway_cluster
+from workers.appdb import AppDB
+from workers.appdb import shards as app_shards
 from workers.simulate import preset_config, simulate
 from workers.simulate.writer import write_outputs
 
@@ -83,7 +85,8 @@ def _rows_of(conn: Conn, project_id: str) -> dict[str, int]:
 
 
 def test_two_projects_on_two_clusters_one_worker_pool_no_cross_writes(
-        clusters: tuple[ThrowawayCluster, ThrowawayCluster], tmp_path: Path) -> None:
+        clusters: tuple[ThrowawayCluster, ThrowawayCluster], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = clusters
     started = time.monotonic()
     env = {**a.env, "SECINF_SHARDS": _control_db(a), "PATH": "/usr/bin:/bin",
@@ -126,7 +129,7 @@ def test_two_projects_on_two_clusters_one_worker_pool_no_cross_writes(
 
     mine = {"north": (a, north["project_id"]), "south": (b, south["project_id"])}
     for project, (home, project_id) in mine.items():
-        other_project, (other, other_id) = next(
+        other_project, (_, other_id) = next(
             (k, v) for k, v in mine.items() if k != project)
         with psycopg.connect(home.conninfo, row_factory=dict_row) as conn:
             states = conn.execute("SELECT kind, state, project_id::text AS p, "
@@ -145,13 +148,28 @@ def test_two_projects_on_two_clusters_one_worker_pool_no_cross_writes(
             assert _rows_of(conn, other_id) == {}
             slugs = conn.execute("SELECT slug FROM core.projects").fetchall()
             assert [r["slug"] for r in slugs] == [project], f"{other_project} leaked"
-        del other
 
-    # Routing by project id works too, and an unplaced project is refused with the fix.
-    keyless = subprocess.run([sys.executable, "-m", "workers.cli.main", "jobs", "list",
+    # The app: a key of acme/south signs in on shard b (tried after a, which refuses it),
+    # and the session's requests go there.
+    key = _secinf(env, "keys", "create", "-p", "acme/south", "-r", "reviewer")["api_key"]
+    monkeypatch.setenv("SECINF_SHARDS", env["SECINF_SHARDS"])
+    monkeypatch.setenv("SECINF_HOME", env["SECINF_HOME"])
+    monkeypatch.setenv("SECINF_PORT", env["SECINF_PORT"])
+    dbs = [AppDB(c) for c in app_shards.shard_conninfos()]
+    try:
+        assert len(dbs) == 2
+        db, who = app_shards.sign_in(lambda d: d.sign_in_key(key), dbs)
+        assert db is dbs[1] and who.project_id == south["project_id"]
+        assert conninfo_to_dict(db.conninfo)["port"] == str(b.cluster.settings.port)
+    finally:
+        for d in dbs:
+            d.close()
+
+    # An unplaced project is refused with the fix.
+    unplaced = subprocess.run([sys.executable, "-m", "workers.cli.main", "jobs", "list",
                               "--project", "acme/nowhere"], capture_output=True, text=True,
                              env=env, timeout=120)
-    assert keyless.returncode == 2 and "is on no shard" in keyless.stderr
+    assert unplaced.returncode == 2 and "is on no shard" in unplaced.stderr
     print(f"\nshards test: {time.monotonic() - started:.1f}s after the clusters were up")
 
 
@@ -169,4 +187,3 @@ def test_without_a_map_everything_is_one_default_shard(dsn: str,
     with shards.connect_for_project("acme/solo") as conn:
         row = conn.execute("SELECT count(*) AS n FROM core.projects").fetchone()
         assert row is not None and row["n"] == 1
-    assert make_conninfo(dsn)
