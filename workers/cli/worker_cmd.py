@@ -74,7 +74,11 @@ def worker_command(
             from workers import shards
             from workers.queue.sharded import run_sharded
 
-            stats: WorkerStats = run_sharded(shards.shards(settings), config)
+            found = shards.shards(settings)
+            if not found:
+                raise UserError("the shard map (SECINF_SHARDS) has no shards: add them with "
+                                "`secinf shards add NAME CONNINFO`")
+            stats: WorkerStats = run_sharded(found, config)
         else:
             stats = run_worker(settings.conninfo(), config)
     finally:
