@@ -128,6 +128,7 @@ def test_two_projects_on_two_clusters_one_worker_pool_no_cross_writes(
     assert {name: s["succeeded"] for name, s in stats["shards"].items()} == {"a": 2, "b": 2}
 
     mine = {"north": (a, north["project_id"]), "south": (b, south["project_id"])}
+    home_name = {"north": "a", "south": "b"}
     for project, (home, project_id) in mine.items():
         other_project, (_, other_id) = next(
             (k, v) for k, v in mine.items() if k != project)
@@ -138,6 +139,9 @@ def test_two_projects_on_two_clusters_one_worker_pool_no_cross_writes(
                                   "FROM jobs.jobs j ORDER BY job_id").fetchall()
             assert {(r["kind"], r["state"], r["p"]) for r in states} == {
                 ("pipeline_run", "succeeded", project_id), ("echo", "succeeded", project_id)}
+            # Claimed and written back by the pool's loop of this shard, and no other.
+            workers = conn.execute("SELECT DISTINCT worker FROM jobs.attempts").fetchall()
+            assert [r["worker"].rsplit("@", 1)[1] for r in workers] == [home_name[project]]
             echoed = next(r["result"] for r in states if r["kind"] == "echo")
             assert echoed["echo"] == project
             own = _rows_of(conn, project_id)

@@ -29,13 +29,20 @@ def connect(
         from workers.shards import route
 
         target = route(settings)
+    routed = target is not None and conninfo is None
     target = target or settings.conninfo(dbname=dbname)
     try:
         conn = psycopg.connect(target, autocommit=autocommit, row_factory=dict_row)
     except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0]
+        if routed:
+            raise DatabaseUnavailable(
+                f"Cannot connect to the shard of the project: {first}. Check that server, or "
+                "its conninfo in `secinf shards list` (fix it with `secinf shards add`)."
+            ) from exc
         where = "SECINF_DSN" if settings.dsn else f"the local cluster on port {settings.port}"
         raise DatabaseUnavailable(
-            f"Cannot connect to {where}: {str(exc).strip().splitlines()[0]}. "
+            f"Cannot connect to {where}: {first}. "
             "Start it with `secinf db up` (or fix SECINF_DSN)."
         ) from exc
     try:
