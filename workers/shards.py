@@ -279,3 +279,19 @@ def list_projects(settings: Settings | None = None) -> list[dict[str, Any]]:
         with connect(settings, conninfo=shard.conninfo) as conn:
             rows += [{**r, "shard": shard.name} for r in tenancy.list_projects(conn)]
     return rows
+
+
+def revoke_key_anywhere(prefix: str, settings: Settings | None = None) -> str:
+    """Revoke an API key on the shard that holds it (keys name no project); its shard."""
+    from workers.db.connect import connect
+
+    settings = settings or load_settings()
+    for shard in shards(settings):
+        with connect(settings, conninfo=shard.conninfo) as conn:
+            try:
+                tenancy.revoke_key(conn, prefix)
+            except NotFound:
+                continue
+        return shard.name
+    raise NotFound(f"no API key with prefix {prefix!r} on any shard: see "
+                   "`secinf keys list --project P`")

@@ -169,6 +169,16 @@ def test_two_projects_on_two_clusters_one_worker_pool_no_cross_writes(
         for d in dbs:
             d.close()
 
+    # A key names no project: revoking it finds its shard.
+    prefix = _secinf(env, "keys", "list", "-p", "acme/south")[0]["lookup_prefix"]
+    revoked = subprocess.run([sys.executable, "-m", "workers.cli.main", "keys", "revoke",
+                              prefix], capture_output=True, text=True, env=env, timeout=120)
+    assert revoked.returncode == 0, revoked.stderr
+    with psycopg.connect(b.conninfo) as conn:
+        gone = conn.execute("SELECT revoked_at IS NOT NULL FROM core.api_keys "
+                            "WHERE lookup_prefix = %s", (prefix,)).fetchone()
+    assert gone == (True,)
+
     # An unplaced project is refused with the fix.
     unplaced = subprocess.run([sys.executable, "-m", "workers.cli.main", "jobs", "list",
                               "--project", "acme/nowhere"], capture_output=True, text=True,

@@ -82,9 +82,14 @@ def keys_create(
 
 @keys_app.command("revoke")
 def keys_revoke(prefix: str = typer.Argument(..., help="The key's lookup prefix (sik_…).")) -> None:
-    """Revoke a key at once: tokens minted from it stop working too."""
-    with connect() as conn:
-        tenancy.revoke_key(conn, prefix)
+    """Revoke a key at once: tokens minted from it stop working too. With a shard map, on
+    whichever shard holds it."""
+    settings = load_settings()
+    if settings.shards is None:
+        with connect(settings) as conn:
+            tenancy.revoke_key(conn, prefix)
+    else:
+        shards.revoke_key_anywhere(prefix, settings)
     console.print(f"[green]✓[/] revoked {prefix}")
 
 
