@@ -69,7 +69,9 @@ def control(settings: Settings | None = None) -> Iterator[Conn]:
             f"cannot reach the shard map's control database (SECINF_SHARDS): "
             f"{str(exc).strip().splitlines()[0]}") from exc
     try:
-        conn.execute(query("shards", "ensure_control"))
+        missing = conn.execute(query("shards", "control_missing")).fetchone()
+        if missing is None or missing["missing"]:  # a fresh control database: make its tables
+            conn.execute(query("shards", "ensure_control"))
         conn.commit()
         yield conn
     finally:

@@ -22,8 +22,10 @@ from psycopg.rows import dict_row
 
 from tests.conftest import _SETTINGS
 from tests.support.throwaway_cluster import ThrowawayCluster, throwaway_cluster
+from workers import shards
 from workers.appdb import AppDB
 from workers.appdb import shards as app_shards
+from workers.errors import UserError
 from workers.simulate import preset_config, simulate
 from workers.simulate.writer import write_outputs
 
@@ -169,6 +171,13 @@ def test_two_projects_on_two_clusters_one_worker_pool_no_cross_writes(
         for d in dbs:
             d.close()
 
+    # A project that exists keeps its shard: moving it is a shard move, not a placement.
+    with pytest.raises(UserError, match="exists on shard a"):
+        shards.place("acme", "north", "b")
+    assert {(p["project"], p["shard"], str(p["project_id"])) for p in shards.placements()} == {
+        ("north", "a", north["project_id"]), ("south", "b", south["project_id"])}
+    assert shards.shard_of(south["project_id"]).name == "b"  # by id as well as by name
+
     # A key names no project: revoking it finds its shard.
     prefix = _secinf(env, "keys", "list", "-p", "acme/south")[0]["lookup_prefix"]
     revoked = subprocess.run([sys.executable, "-m", "workers.cli.main", "keys", "revoke",
@@ -189,8 +198,6 @@ def test_two_projects_on_two_clusters_one_worker_pool_no_cross_writes(
 
 def test_without_a_map_everything_is_one_default_shard(dsn: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from workers import shards
-
     monkeypatch.setenv("SECINF_DSN", dsn)
     found = shards.shards()
     assert [s.name for s in found] == ["default"]

@@ -1,8 +1,11 @@
 -- The shard map (workers/shards.py): which Postgres cluster holds which project. It lives in
 -- a control database of its own (SECINF_SHARDS), never in a tenant database.
 
+-- name: control_missing
+SELECT to_regclass('control.placements') IS NULL AS missing;
+
 -- name: ensure_control
--- Idempotent: run before every use of the map, so a fresh control database needs no step
+-- Idempotent: run on first use of the map, so a fresh control database needs no step
 -- (under a lock: two first uses at once must not race on CREATE … IF NOT EXISTS).
 SELECT pg_advisory_xact_lock(hashtext('secinf.control'));
 CREATE SCHEMA IF NOT EXISTS control;
