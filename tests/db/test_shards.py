@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -26,6 +27,9 @@ from workers import shards
 from workers.appdb import AppDB
 from workers.appdb import shards as app_shards
 from workers.errors import UserError
+from workers.queue import client
+from workers.queue.sharded import ShardedWorker
+from workers.queue.worker import WorkerConfig
 from workers.simulate import preset_config, simulate
 from workers.simulate.writer import write_outputs
 
@@ -170,6 +174,27 @@ def test_two_projects_on_two_clusters_one_worker_pool_no_cross_writes(
     finally:
         for d in dbs:
             d.close()
+
+    # Run forever: a job queued later on either shard is woken up (NOTIFY on its shard) and
+    # done; one stop() ends every loop.
+    pool = ShardedWorker(shards.shards(),
+                         WorkerConfig(concurrency=1, poll_s=5.0, grace_s=2.0, worker_id="t"))
+    runner = threading.Thread(target=pool.run, daemon=True)
+    runner.start()
+    try:
+        for home, project_id in ((a, north["project_id"]), (b, south["project_id"])):
+            with psycopg.connect(home.conninfo, row_factory=dict_row, autocommit=True) as conn:
+                job = client.enqueue(conn, project_id, "echo", {"message": "late"})
+                deadline = time.monotonic() + 20
+                while conn.execute("SELECT state FROM jobs.jobs WHERE job_id = %s",
+                                   (job,)).fetchone() != {"state": "succeeded"}:
+                    assert time.monotonic() < deadline, "the pool did not run the late job"
+                    time.sleep(0.1)
+    finally:
+        pool.stop()
+        runner.join(10)
+    assert not runner.is_alive()
+    assert {n: w.stats.succeeded for n, w in pool.workers.items()} == {"a": 1, "b": 1}
 
     # A project that exists keeps its shard: moving it is a shard move, not a placement.
     with pytest.raises(UserError, match="exists on shard a"):
