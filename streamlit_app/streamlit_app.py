@@ -17,10 +17,9 @@ st.title("secinf · review and analytics")
 state.flash()
 
 
-def _sign_in(how: Callable[[AppDB], Identity]) -> None:
-    db = state.database()
+def _sign_in(how: Callable[[AppDB], Identity], project: str | None = None) -> None:
     try:
-        who = how(db)
+        db, who = state.sign_in_on_shards(how, project)
         projects = app_api.projects(db, who)
     except SecinfError as exc:
         st.error(f"Sign-in failed: {exc}")
@@ -46,7 +45,8 @@ if who is None:
     if by_key:
         _sign_in(lambda db: db.sign_in_key(key))
     if by_account:
-        _sign_in(lambda db: db.sign_in_account(username, password, project or None))
+        _sign_in(lambda db: db.sign_in_account(username, password, project or None),
+                 project or None)
     st.stop()
 
 st.success(f"Signed in as **{who.person}**, role **{who.role}**, project "

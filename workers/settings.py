@@ -98,6 +98,9 @@ class Settings:
     replica_port: int = 0
     """SECINF_REPLICA_PORT: the local replica's port (0 or unset: the first free one after
     the primary's, chosen by `secinf db replica up` and remembered in its directory)."""
+    shards: str | None = None
+    """SECINF_SHARDS: the conninfo of the control database holding the shard map
+    (workers/shards.py, docs/scale.md); unset: one cluster, as above."""
 
     @property
     def managed(self) -> bool:
@@ -210,6 +213,7 @@ def load_settings() -> Settings:
         read_dsn=env.get("SECINF_READ_DSN") or None,
         replica_home=Path(env["SECINF_REPLICA_HOME"]) if env.get("SECINF_REPLICA_HOME") else None,
         replica_port=_port(env, "SECINF_REPLICA_PORT"),
+        shards=env.get("SECINF_SHARDS") or None,
     )
 
 

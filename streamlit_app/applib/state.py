@@ -15,6 +15,7 @@ import streamlit as st
 
 from workers.appdb import AppDB, Identity, SessionEnded
 from workers.appdb import api as app_api
+from workers.appdb import shards as app_shards
 from workers.appdb.session import authenticator_conninfo, read_authenticator_conninfo
 from workers.errors import SecinfError
 from workers.settings import load_settings
@@ -23,6 +24,7 @@ T = TypeVar("T")
 HOME = "streamlit_app.py"
 IDENTITY = "identity"
 FLASH = "flash"
+SHARD = "shard_conninfo"
 
 
 def _close(db: AppDB) -> None:
@@ -36,9 +38,24 @@ def _pool(conninfo: str, read_conninfo: str | None = None) -> AppDB:
 
 def database() -> AppDB:
     """The process-wide pools of `authenticator` connections (one per pair of conninfos):
-    the primary's, and the read replica's when SECINF_READ_DSN is set (the reads go there)."""
+    of the shard the caller signed in on under a shard map (SECINF_SHARDS), else of the one
+    server, with the read replica's beside it when SECINF_READ_DSN is set (reads go there;
+    a shard map has no replicas of its own yet, docs/scale.md)."""
+    shard = st.session_state.get(SHARD)
+    if isinstance(shard, str):
+        return _pool(shard)
     settings = load_settings()
     return _pool(authenticator_conninfo(settings), read_authenticator_conninfo(settings))
+
+
+def sign_in_on_shards(how: Callable[[AppDB], Identity], project: str | None = None
+                      ) -> tuple[AppDB, Identity]:
+    """Sign in on the shard that accepts the credentials (the one server without a map);
+    the session's requests then go to that shard (`database`)."""
+    dbs = [_pool(c) for c in app_shards.shard_conninfos(load_settings(), project)]
+    db, who = app_shards.sign_in(how, dbs)
+    st.session_state[SHARD] = db.conninfo
+    return db, who
 
 
 @st.cache_data(ttl=60, show_spinner=False)

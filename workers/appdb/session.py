@@ -112,11 +112,14 @@ class Identity:
                    owner=str(person) if person else None)
 
 
-def authenticator_conninfo(settings: Settings | None = None) -> str:
-    """The `authenticator` login: the admin conninfo with the user swapped and its password
-    dropped; SECINF_AUTHENTICATOR_PASSWORD supplies one for a server of your own."""
+def authenticator_conninfo(settings: Settings | None = None,
+                           admin_conninfo: str | None = None) -> str:
+    """The `authenticator` login: the admin conninfo (settings', or a shard's) with the user
+    swapped and its password dropped; SECINF_AUTHENTICATOR_PASSWORD supplies one for a
+    server of your own."""
     settings = settings or load_settings()
-    params = conninfo_to_dict(settings.conninfo(user="authenticator"))
+    params = conninfo_to_dict(admin_conninfo or settings.conninfo())
+    params["user"] = "authenticator"
     params.pop("password", None)
     if settings.authenticator_password:
         params["password"] = settings.authenticator_password

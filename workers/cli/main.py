@@ -8,6 +8,7 @@ import traceback
 
 import typer
 
+from workers import shards
 from workers.cli import (
     accounts_cmd,
     analytics_cmd,
@@ -19,6 +20,7 @@ from workers.cli import (
     records_cmd,
     review_cmd,
     rules_cmd,
+    shards_cmd,
     tenancy_cmd,
     truth_cmd,
     usage_cmd,
@@ -43,6 +45,7 @@ app = typer.Typer(
 # In the order of the flow: platform, tenancy, data in, pipeline, rules, model, queue, tools.
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(tenancy_cmd.project_app, name="project")
+app.add_typer(shards_cmd.app, name="shards")
 app.add_typer(tenancy_cmd.keys_app, name="keys")
 app.add_typer(tenancy_cmd.analysts_app, name="analysts")
 app.add_typer(accounts_cmd.accounts_app, name="accounts")
@@ -73,6 +76,20 @@ app.command("tombstones")(records_cmd.tombstones_command)
 app.add_typer(records_cmd.subjects_app, name="subjects")
 app.add_typer(bench_app, name="bench")
 app.command("demo")(demo_command)
+
+
+def route_by_project(typer_app: typer.Typer) -> None:
+    """Every command's connections go to the shard of its `--project` (workers/shards.py);
+    without a shard map nothing changes."""
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = shards.routed(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            route_by_project(group.typer_instance)
+
+
+route_by_project(app)
 
 
 def main() -> None:

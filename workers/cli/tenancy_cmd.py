@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from psycopg.conninfo import conninfo_to_dict
 
-from workers import tenancy
+from workers import shards, tenancy
 from workers.cli.output import console, print_json, print_table
 from workers.db.connect import connect
 from workers.errors import UserError
@@ -26,23 +26,35 @@ def project_create(
     name: str = typer.Option(..., help="Project name."),
     slug: str | None = typer.Option(None, help="Project slug (default: from the name)."),
     plan: str = typer.Option("free", help="Plan of a new organization: free, team, enterprise."),
+    shard: str | None = typer.Option(
+        None, help="With a shard map (SECINF_SHARDS): the shard to create it on "
+                   "(default: the one with the fewest projects)."),
     json_out: bool = JSON,
 ) -> None:
     """Create an organization (if new) and a project in it. Idempotent."""
-    with connect() as conn:
-        row = tenancy.create_project(conn, org, name, slug, plan)
+    settings = load_settings()
+    if settings.shards is None and shard is None:
+        with connect(settings) as conn:
+            row = tenancy.create_project(conn, org, name, slug, plan)
+    else:
+        row = shards.create_project(org, name, slug, plan, shard, settings)
     if json_out:
         print_json(row)
     else:
+        where = f" on shard {row['shard']}" if "shard" in row else ""
         console.print(f"[green]✓[/] project [bold]{row['org']}/{row['slug']}[/] "
-                      f"({row['project_id']})")
+                      f"({row['project_id']}){where}")
 
 
 @project_app.command("list")
 def project_list(json_out: bool = JSON) -> None:
-    """List projects."""
-    with connect() as conn:
-        rows = tenancy.list_projects(conn)
+    """List projects (of every shard, with a shard map)."""
+    settings = load_settings()
+    if settings.shards is not None:
+        rows = shards.list_projects(settings)
+    else:
+        with connect(settings) as conn:
+            rows = tenancy.list_projects(conn)
     print_json(rows) if json_out else print_table(rows, title="projects")
 
 
@@ -71,9 +83,14 @@ def keys_create(
 
 @keys_app.command("revoke")
 def keys_revoke(prefix: str = typer.Argument(..., help="The key's lookup prefix (sik_…).")) -> None:
-    """Revoke a key at once: tokens minted from it stop working too."""
-    with connect() as conn:
-        tenancy.revoke_key(conn, prefix)
+    """Revoke a key at once: tokens minted from it stop working too. With a shard map, on
+    whichever shard holds it."""
+    settings = load_settings()
+    if settings.shards is None:
+        with connect(settings) as conn:
+            tenancy.revoke_key(conn, prefix)
+    else:
+        shards.revoke_key_anywhere(prefix, settings)
     console.print(f"[green]✓[/] revoked {prefix}")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import typer
@@ -10,7 +11,7 @@ from workers import logs
 from workers.cli.output import print_json
 from workers.errors import UserError
 from workers.metrics import serve_metrics
-from workers.queue.worker import WorkerConfig, run_worker
+from workers.queue.worker import WorkerConfig, WorkerStats, run_worker
 from workers.settings import load_settings
 
 
@@ -48,7 +49,8 @@ def worker_command(
         None, "--metrics-host", help="Address of the metrics server. Default: "
         "SECINF_WORKER_METRICS_HOST, else 127.0.0.1."),
 ) -> None:
-    """Run queued jobs until stopped (SIGTERM: finish or release, then exit)."""
+    """Run queued jobs until stopped (SIGTERM: finish or release, then exit). With a shard
+    map (SECINF_SHARDS), one claim loop per shard, each with --concurrency threads."""
     if once and until_idle:
         raise UserError("--once and --until-idle exclude each other: pick one")
     from workers.scoring.handler import configure
@@ -68,12 +70,22 @@ def worker_command(
     if server is not None:
         logging.getLogger(__name__).info("metrics at %s", server.url)
     try:
-        stats = run_worker(settings.conninfo(), config)
+        if settings.shards is not None:  # one pool over every shard (docs/scale.md)
+            from workers import shards
+            from workers.queue.sharded import run_sharded
+
+            found = shards.shards(settings)
+            if not found:
+                raise UserError("the shard map (SECINF_SHARDS) has no shards: add them with "
+                                "`secinf shards add NAME CONNINFO`")
+            stats: WorkerStats = run_sharded(found, config)
+        else:
+            stats = run_worker(settings.conninfo(), config)
     finally:
         if server is not None:
             server.close()
     if json_out:
-        print_json(vars(stats))
+        print_json(dataclasses.asdict(stats))
 
 
 def main() -> None:

@@ -1,0 +1,68 @@
+-- The shard map (workers/shards.py): which Postgres cluster holds which project. It lives in
+-- a control database of its own (SECINF_SHARDS), never in a tenant database.
+
+-- name: control_missing
+SELECT to_regclass('control.placements') IS NULL AS missing;
+
+-- name: ensure_control
+-- Idempotent: run on first use of the map, so a fresh control database needs no step
+-- (under a lock: two first uses at once must not race on CREATE … IF NOT EXISTS).
+SELECT pg_advisory_xact_lock(hashtext('secinf.control'));
+CREATE SCHEMA IF NOT EXISTS control;
+CREATE TABLE IF NOT EXISTS control.shards (
+    name      text PRIMARY KEY CHECK (name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
+    conninfo  text NOT NULL,          -- libpq conninfo of the shard's application database
+    added_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS control.placements (
+    org         text NOT NULL,        -- organization slug
+    project     text NOT NULL,        -- project slug
+    shard       text NOT NULL REFERENCES control.shards (name),
+    project_id  uuid UNIQUE,          -- filled in once the project exists on its shard
+    placed_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (org, project)
+);
+
+-- name: add_shard
+INSERT INTO control.shards (name, conninfo) VALUES (%(name)s, %(conninfo)s)
+ON CONFLICT (name) DO UPDATE SET conninfo = excluded.conninfo
+RETURNING name, conninfo, added_at;
+
+-- name: list_shards
+-- In the order they were added: the first is the default of commands without --project.
+SELECT s.name, s.conninfo, s.added_at,
+       (SELECT count(*) FROM control.placements p WHERE p.shard = s.name) AS projects
+FROM control.shards s ORDER BY s.added_at, s.name;
+
+-- name: least_loaded
+SELECT s.name FROM control.shards s
+ORDER BY (SELECT count(*) FROM control.placements p WHERE p.shard = s.name), s.added_at, s.name
+LIMIT 1;
+
+-- name: place
+-- A placement is changed only while the project has no id yet (it is not created anywhere);
+-- moving an existing project is a shard move (docs/scale.md), not an update of this row.
+INSERT INTO control.placements (org, project, shard) VALUES (%(org)s, %(project)s, %(shard)s)
+ON CONFLICT (org, project) DO UPDATE SET shard = excluded.shard, placed_at = now()
+    WHERE control.placements.project_id IS NULL
+RETURNING org, project, shard, project_id;
+
+-- name: placement
+SELECT org, project, shard, project_id FROM control.placements
+WHERE org = %(org)s AND project = %(project)s;
+
+-- name: set_project_id
+UPDATE control.placements SET project_id = %(project_id)s
+WHERE org = %(org)s AND project = %(project)s;
+
+-- name: find_placements
+-- A project reference as `secinf` takes it: its uuid, org/slug, or a slug alone.
+SELECT p.org, p.project, p.shard, p.project_id, s.conninfo
+FROM control.placements p JOIN control.shards s ON s.name = p.shard
+WHERE p.project_id::text = %(ref)s
+   OR p.org || '/' || p.project = %(ref)s
+   OR (strpos(%(ref)s, '/') = 0 AND p.project = %(ref)s);
+
+-- name: list_placements
+SELECT p.org, p.project, p.shard, p.project_id, p.placed_at
+FROM control.placements p ORDER BY p.org, p.project;
