@@ -1,15 +1,5 @@
 -- Queries of the dataset exporter and catalog (workers/datasets).
 
--- name: lock_dataset :one
--- One export of a (project, dataset) at a time: a session advisory lock.
-SELECT pg_try_advisory_lock(hashtextextended('secinf.datasets:' || %(project_id)s::text
-                                             || ':' || %(name)s, 0)) AS locked;
-
--- name: unlock_dataset :one
--- Release lock_dataset's advisory lock.
-SELECT pg_advisory_unlock(hashtextextended('secinf.datasets:' || %(project_id)s::text
-                                           || ':' || %(name)s, 0)) AS unlocked;
-
 -- name: project_label :one
 -- The project's org/project label and its organization (for the version's storage key).
 SELECT o.slug || '/' || p.slug AS label, p.org_id
