@@ -41,16 +41,16 @@ DEMO_AUTO_ACCEPT_MODEL = "0.8"
 def verify_events(conn: Any, ref: str, project_id: str) -> list[dict[str, Any]]:
     """Auto-accept above the project's thresholds (idempotent); events per type and source."""
     review_settings.update(conn, ref, auto_accept_model=DEMO_AUTO_ACCEPT_MODEL)
-    fetch_one(conn, "demo", "promote", {"project_id": project_id})
-    conn.commit()
+    with conn.transaction():  # review_settings.update committed: a transaction of its own
+        fetch_one(conn, "demo", "promote", {"project_id": project_id})
     return [dict(r) for r in fetch_all(conn, "demo", "events_by_source",
                                        {"project_id": project_id})]
 
 
 def refresh_analytics(conn: Any) -> float:
     """Refresh every analytics view now (the cron job does it every 5 minutes); ms taken."""
-    rows = fetch_all(conn, "analytics", "refresh", {"concurrently": False})
-    conn.commit()
+    with conn.transaction():
+        rows = fetch_all(conn, "analytics", "refresh", {"concurrently": False})
     return float(sum(float(r["ms"]) for r in rows))
 
 
@@ -62,8 +62,8 @@ def publish_dataset(conn: Any, ref: str, project_id: str) -> dict[str, Any]:
     scene can meet (one example per type, any class share); `secinf export` keeps the
     defaults (docs/datasets.md)."""
     # A second `make demo` publishes nothing when the events did not change.
-    state = fetch_one(conn, "demo", "events_state", {"project_id": project_id})
-    conn.commit()
+    with conn.transaction():
+        state = fetch_one(conn, "demo", "events_state", {"project_id": project_id})
     if not state or state["events"] == 0:
         return {"version": None, "status": "skipped", "unchanged": True, "events": 0,
                 "failed_gates": [], "files": [], "bytes": None, "path": None}
@@ -85,10 +85,10 @@ def publish_dataset(conn: Any, ref: str, project_id: str) -> dict[str, Any]:
 def _downloadable(conn: Any, project_id: str, version: dict[str, Any]) -> bool:
     """Whether api.dataset_download can sign the version's files (a version exported
     before storage keys existed cannot: the demo then publishes a new one)."""
-    row = fetch_one(conn, "demo", "version_downloadable",
-                    {"project_id": project_id, "name": version["name"],
-                     "version": version["version"]})
-    conn.commit()
+    with conn.transaction():
+        row = fetch_one(conn, "demo", "version_downloadable",
+                        {"project_id": project_id, "name": version["name"],
+                         "version": version["version"]})
     return bool(row and row["downloadable"])
 
 
