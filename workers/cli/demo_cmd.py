@@ -23,7 +23,7 @@ from workers.cli import demo_delivery as delivery
 from workers.cli.db_cmd import bring_up
 from workers.cli.output import console, print_json, print_table
 from workers.db.connect import connect
-from workers.db.queries import query
+from workers.db.queries import fetch_all, fetch_one, query
 from workers.errors import NotFound, UserError
 from workers.evaluate.report import evaluate_source, table
 from workers.evaluate.truth import load_truth
@@ -51,22 +51,6 @@ EXAMPLE_QUERIES = """\
   BEGIN; SET LOCAL ROLE customer;
   SELECT set_config('request.jwt.claims', '{{"role":"customer","project_id":"{pid}"}}', true);
   SELECT * FROM api.projects; ROLLBACK;"""
-
-CANDIDATES_PER_TYPE = """
-SELECT type, count(*) AS candidates, round(avg(rule_score)::numeric, 3) AS mean_rule_score,
-       count(model_score) AS scored, round(avg(model_score)::numeric, 3) AS mean_model_score
-FROM candidates.candidates WHERE source_id = %(s)s GROUP BY type ORDER BY type
-"""
-SCORES = "SELECT model_score FROM candidates.candidates WHERE source_id = %(s)s"
-
-FEATURE_COUNTS = """
-SELECT (SELECT count(*) FROM ingest.track_points WHERE source_id = %(s)s) AS track_points,
-       (SELECT count(*) FROM features.kinematics WHERE source_id = %(s)s) AS kinematics,
-       (SELECT count(*) FROM features.zone_presence WHERE source_id = %(s)s) AS zone_presence,
-       (SELECT count(*) FROM features.relations WHERE source_id = %(s)s) AS relations,
-       (SELECT count(*) FROM features.change_points WHERE source_id = %(s)s) AS change_points
-"""
-
 
 def ensure_model(conn: Any) -> str:
     """The newest registered model's version; trains a small one (8 scenes, 12 epochs) if
@@ -136,13 +120,13 @@ def run_demo(out_dir: Path) -> dict[str, Any]:
             stats = run_worker(settings.conninfo(),
                                WorkerConfig(mode="until_idle", poll_s=1.0, concurrency=2),
                                signals=False)
-        source = conn.execute("SELECT source_id FROM ingest.sources WHERE project_id = %s "
-                              "AND name = %s", (project["project_id"], DEMO_SOURCE)).fetchone()
+        source = fetch_one(conn, "demo", "source_id",
+                           {"project_id": project["project_id"], "name": DEMO_SOURCE})
         assert source is not None
-        sid = {"s": source["source_id"]}
-        counts = conn.execute(FEATURE_COUNTS, sid).fetchone()
-        per_type = [dict(r) for r in conn.execute(CANDIDATES_PER_TYPE, sid).fetchall()]
-        scores = [float(str(r["model_score"])) for r in conn.execute(SCORES, sid).fetchall()
+        sid = {"source_id": source["source_id"]}
+        counts = fetch_one(conn, "demo", "feature_counts", sid)
+        per_type = [dict(r) for r in fetch_all(conn, "demo", "candidates_per_type", sid)]
+        scores = [float(str(r["model_score"])) for r in fetch_all(conn, "demo", "model_scores", sid)
                   if r["model_score"] is not None]
         evaluation = evaluate_source(conn, load_truth(files["truth"]), DEMO_SOURCE, ref)
         pid = str(project["project_id"])

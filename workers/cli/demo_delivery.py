@@ -15,35 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from psycopg import sql
-
 from workers.appdb.session import AppDB, Identity
 from workers.datasets import GateConfig, catalog
 from workers.datasets.export import ExportRequest, export
-from workers.db.queries import query
+from workers.db.queries import fetch_all, fetch_one, query
 from workers.errors import SecinfError
 from workers.files import local_serve
 from workers.files.download import ChecksumMismatch, DownloadFailed, download_verified
 from workers.review import settings as review_settings
 from workers.settings import Settings
 
-EVENTS_BY_SOURCE = """
-SELECT type, count(*) FILTER (WHERE source = 'model') AS model,
-       count(*) FILTER (WHERE source = 'rule') AS rule,
-       count(*) FILTER (WHERE source = 'human') AS human, count(*) AS events
-FROM events.events WHERE project_id = %(p)s GROUP BY type ORDER BY type
-"""
-# How many verified events the project has and when the newest change to them was: the demo
-# publishes a new version only when they changed since the last published one, so a second
-# `make demo` adds nothing.
-EVENTS_STATE = """
-SELECT count(*) AS events, max(greatest(created_at, updated_at)) AS changed_at
-FROM events.events WHERE project_id = %(p)s
-"""
-API_QUERY = ("SELECT type, actors::text AS actors, to_char(start_ts, 'HH24:MI:SS.MS') AS start,"
-             " round(duration_s::numeric, 1) AS seconds,"
-             " round(confidence::numeric, 3) AS confidence, verification, source_name"
-             " FROM api.query_events(p_limit => 5)")
 CURL_EXAMPLE = (
     "curl -s -X POST localhost:3000/rpc/exchange_key -H 'Content-Type: application/json' "
     "-d '{{\"api_key\": \"{key}\"}}'   # → token\n"
@@ -60,15 +41,16 @@ DEMO_AUTO_ACCEPT_MODEL = "0.8"
 def verify_events(conn: Any, ref: str, project_id: str) -> list[dict[str, Any]]:
     """Auto-accept above the project's thresholds (idempotent); events per type and source."""
     review_settings.update(conn, ref, auto_accept_model=DEMO_AUTO_ACCEPT_MODEL)
-    conn.execute("SELECT events.promote(%s)", (project_id,))
-    conn.commit()
-    return [dict(r) for r in conn.execute(EVENTS_BY_SOURCE, {"p": project_id}).fetchall()]
+    with conn.transaction():  # review_settings.update committed: a transaction of its own
+        fetch_one(conn, "demo", "promote", {"project_id": project_id})
+    return [dict(r) for r in fetch_all(conn, "demo", "events_by_source",
+                                       {"project_id": project_id})]
 
 
 def refresh_analytics(conn: Any) -> float:
     """Refresh every analytics view now (the cron job does it every 5 minutes); ms taken."""
-    rows = conn.execute("SELECT ms FROM analytics.refresh(false)").fetchall()
-    conn.commit()
+    with conn.transaction():
+        rows = fetch_all(conn, "analytics", "refresh", {"concurrently": False})
     return float(sum(float(r["ms"]) for r in rows))
 
 
@@ -79,8 +61,9 @@ def publish_dataset(conn: Any, ref: str, project_id: str) -> dict[str, Any]:
     The demo scene is one source of a few minutes, so the gates are relaxed to what one
     scene can meet (one example per type, any class share); `secinf export` keeps the
     defaults (docs/datasets.md)."""
-    state = conn.execute(EVENTS_STATE, {"p": project_id}).fetchone()
-    conn.commit()
+    # A second `make demo` publishes nothing when the events did not change.
+    with conn.transaction():
+        state = fetch_one(conn, "demo", "events_state", {"project_id": project_id})
     if not state or state["events"] == 0:
         return {"version": None, "status": "skipped", "unchanged": True, "events": 0,
                 "failed_gates": [], "files": [], "bytes": None, "path": None}
@@ -102,17 +85,18 @@ def publish_dataset(conn: Any, ref: str, project_id: str) -> dict[str, Any]:
 def _downloadable(conn: Any, project_id: str, version: dict[str, Any]) -> bool:
     """Whether api.dataset_download can sign the version's files (a version exported
     before storage keys existed cannot: the demo then publishes a new one)."""
-    row = conn.execute(query("demo", "version_downloadable"),
-                       {"project_id": project_id, "name": version["name"],
-                        "version": version["version"]}).fetchone()
-    conn.commit()
+    with conn.transaction():
+        row = fetch_one(conn, "demo", "version_downloadable",
+                        {"project_id": project_id, "name": version["name"],
+                         "version": version["version"]})
     return bool(row and row["downloadable"])
 
 
 def api_sample(db: AppDB, customer_key: str) -> list[dict[str, Any]]:
     """`api.query_events` as the customer whose key this is (PostgREST's request model)."""
     ident = db.sign_in_key(customer_key)
-    rows = db.request(ident.role, ident.claims, sql.SQL(API_QUERY), path="/rpc/query_events")
+    rows = db.request(ident.role, ident.claims, query("demo", "api_events"),
+                      path="/rpc/query_events")
     return [dict(r) for r in rows]
 
 

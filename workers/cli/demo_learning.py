@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from workers.db.queries import fetch_all, fetch_one
 from workers.errors import UserError
 from workers.evaluate.matching import Event, match_events
 from workers.evaluate.truth import load_truth, resolve_source
@@ -32,31 +33,19 @@ from workers.simulate import preset_config, simulate, write_outputs
 Conn = psycopg.Connection[Any]
 REVIEWER = "demo-reviewer@example.com"
 DECISIONS_PER_SOURCE = 40
-QUEUE_HEAD = """
-SELECT c.candidate_id, c.type, round(c.queue_score::numeric, 3) AS score, c.model_version
-FROM candidates.candidates c
-WHERE c.project_id = %(p)s
-  AND NOT EXISTS (SELECT FROM review.current r WHERE r.candidate_id = c.candidate_id)
-ORDER BY c.queue_uncertainty, c.candidate_id
-LIMIT %(n)s
-"""
 
 
 def queue_head(conn: Conn, project_id: str, n: int = 5) -> list[dict[str, Any]]:
     """The first undecided candidates in the review queue's `uncertain` order (machine
     accepted ones included: a reviewer may overrule them)."""
-    return [dict(r) for r in conn.execute(QUEUE_HEAD, {"p": project_id, "n": n}).fetchall()]
+    return [dict(r) for r in fetch_all(conn, "demo", "queue_head",
+                                                 {"project_id": project_id, "n": n})]
 
 
 def _truth_matches(conn: Conn, ref: str, source: str, truth_path: Path,
                    ids: list[int]) -> dict[int, bool]:
     src = resolve_source(conn, source, ref)
-    rows = conn.execute(
-        "SELECT candidate_id, type, actors, zone, route, trigger, "
-        "extract(epoch FROM start_ts - %s::timestamptz)::float8 AS s0, "
-        "extract(epoch FROM end_ts - %s::timestamptz)::float8 AS s1 FROM candidates.candidates "
-        "WHERE candidate_id = ANY (%s) ORDER BY candidate_id",
-        (src.time_origin, src.time_origin, ids)).fetchall()
+    rows = fetch_all(conn, "demo", "candidate_spans", {"origin": src.time_origin, "ids": ids})
     cands = [Event(str(r["type"]), {str(k): str(v) for k, v in r["actors"].items()},
                    float(r["s0"]), float(r["s1"]),
                    {k: r[k] for k in ("zone", "route", "trigger") if r[k] is not None})
@@ -68,24 +57,22 @@ def _truth_matches(conn: Conn, ref: str, source: str, truth_path: Path,
 def scripted_review(conn: Conn, project_id: str, ref: str,
                     scenes: dict[str, Path]) -> dict[str, int]:
     """Decide the first open candidates of each source as the truth says (see module)."""
-    conn.execute("SELECT core.add_member(%s, 'user', %s, 'reviewer')", (project_id, REVIEWER))
+    fetch_one(conn, "demo", "add_reviewer", {"project_id": project_id, "subject": REVIEWER})
     counts = {"accept": 0, "reject": 0}
     for source, truth_path in scenes.items():
         src = resolve_source(conn, source, ref)
-        ids = [int(r["candidate_id"]) for r in conn.execute(
-            "SELECT c.candidate_id FROM candidates.candidates c WHERE c.source_id = %s "
-            "AND NOT EXISTS (SELECT FROM review.current r WHERE r.candidate_id = "
-            "c.candidate_id) ORDER BY c.queue_uncertainty, c.candidate_id "
-            "LIMIT %s", (src.source_id, DECISIONS_PER_SOURCE)).fetchall()]
+        ids = [int(r["candidate_id"]) for r in fetch_all(
+            conn, "demo", "open_candidates",
+            {"source_id": src.source_id, "n": DECISIONS_PER_SOURCE})]
         for cid, true in _truth_matches(conn, ref, source, truth_path, ids).items():
-            conn.execute("SELECT set_config('request.jwt.claims', %s, true)",
-                         (json.dumps({"role": "reviewer", "project_id": project_id,
-                                      "sub": REVIEWER}),))
+            fetch_one(conn, "demo", "set_claims",
+                      {"claims": json.dumps({"role": "reviewer", "project_id": project_id,
+                                             "sub": REVIEWER})})
             kind = "accept" if true else "reject"
-            conn.execute("SELECT api.decide(%s, %s, %s)",
-                         (cid, kind, None if true else "no_event"))
+            fetch_one(conn, "demo", "decide", {"candidate_id": cid, "kind": kind,
+                                               "reason": None if true else "no_event"})
             counts[kind] += 1
-        conn.execute("SELECT set_config('request.jwt.claims', '', true)")
+        fetch_one(conn, "demo", "set_claims", {"claims": ""})
     conn.commit()
     return counts
 
@@ -102,7 +89,7 @@ def learning_loop(conn: Conn, settings: Settings, project_id: str, ref: str, fir
                                scene=files["scene"]))
     tick(conn, until_idle=True)
     store.backfill(conn, project_id, second)
-    conn.execute("SELECT scoring.queue_unscored(NULL, %s)", (project_id,))
+    fetch_one(conn, "scoring", "queue_unscored", {"source_id": None, "project_id": project_id})
     conn.commit()
     run_worker(settings.conninfo(), WorkerConfig(mode="until_idle", poll_s=1.0, concurrency=2),
                signals=False)

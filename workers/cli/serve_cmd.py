@@ -26,8 +26,8 @@ def set_public_url(settings: Settings, url: str) -> str:
                         "https://files.example.com")
     with connect(settings) as conn:
         try:
-            conn.execute(query("file_service", "set_base_url"), {"base_url": base})
-            conn.commit()
+            with conn.transaction():
+                conn.execute(query("file_service", "set_base_url"), {"base_url": base})
         except psycopg.errors.InsufficientPrivilege as exc:
             raise UserError(
                 f"cannot set the public URL as this login ({exc.diag.message_primary}): run "

@@ -33,6 +33,7 @@ from workers.datasets.gates import GateConfig, GateInputs, GateResult, WrittenTa
 from workers.datasets.schema import SCHEMA_VERSION, SPLITS, TABLES, describe, table_path
 from workers.datasets.semver import Bump, next_version
 from workers.datasets.stats import summarise
+from workers.db.locks import advisory_lock
 from workers.db.queries import query
 from workers.errors import UserError
 from workers.storage import LocalStorage, Storage, storage_from_settings
@@ -199,11 +200,75 @@ def _record(conn: Conn, project_id: str, req: ExportRequest, version: str, stora
     return status
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What the export read, in one REPEATABLE READ transaction."""
+
+    version: str
+    prev: dict[str, Any] | None
+    data: Collected
+    metrics: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Built:
+    """The version's files in the staging directory, checked by the gates."""
+
+    status: str
+    entries: list[storage.FileEntry]
+    statistics: dict[str, Any]
+    results: list[GateResult]
+    card_text: str
+    manifest: dict[str, Any]
+    manifest_sha: str
+
+
 def export(conn: Conn, req: ExportRequest, progress: Progress | None = None) -> ExportResult:
     """Build, check and record one dataset version; returns what happened (a blocked
     version is a result, not an exception: the caller decides the exit code)."""
     started = time.perf_counter()
     step = progress or (lambda _msg: None)
+    _check_request(conn, req)
+    project_id = tenancy.resolve_project(conn, req.project)
+    label, org_id = _project_label(conn, project_id)
+    store = req.storage or storage_from_settings(
+        local_root=req.storage_root.expanduser().resolve() if req.storage_root else None)
+    conn.commit()  # the lookups above, and whatever the caller left open: the lock needs idle
+    with advisory_lock(conn, f"secinf.datasets:{project_id}:{req.name}",
+                       busy=f"another export of {label} dataset {req.name} is running; "
+                            "wait for it and try again"):
+        step(STEPS[0])
+        snap = _snapshot(conn, project_id, req, step)
+        if not snap.data.events:
+            raise UserError(f"project {label} has no verified events: accept candidates in "
+                            "the review app (or let events.promote auto-accept them) first")
+        key = storage.version_key(org_id, project_id, req.name, snap.version)
+        staging = store.staging_dir(key)
+        published = False
+        try:
+            built = _build(staging, req, project_id, label, snap, step)
+            step(STEPS[5])
+            with conn.transaction():
+                status = _record(conn, project_id, req, snap.version, key, built.manifest,
+                                 built.manifest_sha, built.card_text, snap.data,
+                                 built.entries, built.results)
+                published = True  # from here on, objects under the key may exist
+                storage.publish(store, staging, key)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            if published:  # nothing recorded refers to them: a reader never finds them
+                with contextlib.suppress(Exception):
+                    store.delete_prefix(key)
+            raise
+    local = store.root / key if isinstance(store, LocalStorage) else None
+    prev = snap.prev
+    return ExportResult(project_id, label, req.name, snap.version, status, key,
+                        store.describe(key), local, prev["version"] if prev else None,
+                        built.statistics, built.entries, built.results, built.manifest_sha,
+                        time.perf_counter() - started)
+
+
+def _check_request(conn: Conn, req: ExportRequest) -> None:
     if conn.autocommit:
         raise UserError("export needs a transactional connection (autocommit off): its rows "
                         "and files are committed together")
@@ -212,93 +277,60 @@ def export(conn: Conn, req: ExportRequest, progress: Progress | None = None) -> 
                         "starting with a letter (e.g. events)")
     if req.context_s < 0:
         raise UserError(f"--context {req.context_s:g}: give a non-negative number of seconds")
-    project_id = tenancy.resolve_project(conn, req.project)
-    label, org_id = _project_label(conn, project_id)
-    store = req.storage or storage_from_settings(
-        local_root=req.storage_root.expanduser().resolve() if req.storage_root else None)
-    lock = {"project_id": project_id, "name": req.name}
-    conn.commit()
-    got = conn.execute(query("datasets", "lock_dataset"), lock).fetchone()
-    if not (got and got["locked"]):
-        raise UserError(f"another export of {label} dataset {req.name} is running; "
-                        "wait for it and try again")
+
+
+def _snapshot(conn: Conn, project_id: str, req: ExportRequest, step: Progress) -> Snapshot:
+    """The version to write and everything it holds, read in one REPEATABLE READ snapshot."""
+    conn.isolation_level = IsolationLevel.REPEATABLE_READ
     try:
-        step(STEPS[0])
-        conn.commit()
-        conn.isolation_level = IsolationLevel.REPEATABLE_READ
-        try:
+        with conn.transaction():
             version, prev, _ = _plan_version(conn, project_id, req)
             step(STEPS[1])
             data = collect(conn, project_id, req.context_s)
             metrics = _model_metrics(conn, data.model_version)
-            conn.commit()
-        finally:
-            conn.rollback()
-            conn.isolation_level = None
-        if not data.events:
-            raise UserError(f"project {label} has no verified events: accept candidates in "
-                            "the review app (or let events.promote auto-accept them) first")
-        per_source = Counter(data.sources[int(e["source_id"])].name for e in data.events)
-        assignment = splits.assign(per_source, req.seed, req.ratios)
-        events = events_table(data.events, data.sources, assignment)
-        key = storage.version_key(org_id, project_id, req.name, version)
-        staging = store.staging_dir(key)
-        published = False
-        try:
-            step(STEPS[2])
-            entries, written = _write_tables(staging, events, data.features)
-            statistics = summarise(events, data.features.num_rows, data.reviewers)
-            step(STEPS[3])
-            previous = ((prev["version"], prev["manifest"].get("statistics", {}))
-                        if prev else None)
-            results = run_gates(GateInputs(events, data.features, data.lifetimes,
-                                           data.ontology, data.sources, statistics, previous,
-                                           written), req.gates)
-            status = "published" if all(g.passed for g in results) else "blocked"
-            step(STEPS[4])
-            plots = card.plot(events, staging / "card")
-            text = card.render(card.CardInputs(
-                name=req.name, version=version, project=label, status=status, seed=req.seed,
-                ratios=req.ratios, context_s=req.context_s,
-                ontology=data.ontology.as_dict() if data.ontology else None,
-                model_version=data.model_version, model_metrics=metrics,
-                statistics=statistics, gates=results, config=req.gates, files=entries,
-                sources_total=len(data.sources),
-                sources_simulated=sum(s.simulated for s in data.sources.values()),
-                pixel_sources=sum(s.units == "px" for s in data.sources.values())))
-            (staging / card.CARD).write_text(text, encoding="utf-8")
-            entries.append(storage.entry(staging, card.CARD, "card"))
-            entries += [storage.entry(staging, card.PLOTS[k], "plot") for k in sorted(plots)]
-            report = {"dataset": req.name, "version": version, "status": status,
-                      "config": req.gates.as_dict(), "gates": [g.as_dict() for g in results]}
-            storage.write_json(staging, "quality_report.json", report)
-            entries.append(storage.entry(staging, "quality_report.json", "report"))
-            manifest = _manifest(req, project_id, label, version, status, prev, data,
-                                 statistics, entries, results, assignment)
-            storage.write_json(staging, storage.MANIFEST, manifest)
-            manifest_sha = storage.sha256_file(staging / storage.MANIFEST)
-            step(STEPS[5])
-            status = _record(conn, project_id, req, version, key, manifest, manifest_sha,
-                             text, data, entries, results)
-            published = True  # from here on, objects under the key may exist
-            storage.publish(store, staging, key)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            shutil.rmtree(staging, ignore_errors=True)
-            if published:  # nothing recorded refers to them: a reader never finds them
-                with contextlib.suppress(Exception):
-                    store.delete_prefix(key)
-            raise
     finally:
-        conn.rollback()
-        conn.execute(query("datasets", "unlock_dataset"), lock)
-        conn.commit()
-    local = store.root / key if isinstance(store, LocalStorage) else None
-    return ExportResult(project_id, label, req.name, version, status, key,
-                        store.describe(key), local, prev["version"] if prev else None,
-                        statistics, entries, results, manifest_sha,
-                        time.perf_counter() - started)
+        conn.isolation_level = None
+    return Snapshot(version, prev, data, metrics)
+
+
+def _build(staging: Path, req: ExportRequest, project_id: str, label: str, snap: Snapshot,
+           step: Progress) -> Built:
+    """Write the Parquet files, run the gates, write the data card, report and manifest."""
+    data, prev, version = snap.data, snap.prev, snap.version
+    per_source = Counter(data.sources[int(e["source_id"])].name for e in data.events)
+    assignment = splits.assign(per_source, req.seed, req.ratios)
+    events = events_table(data.events, data.sources, assignment)
+    step(STEPS[2])
+    entries, written = _write_tables(staging, events, data.features)
+    statistics = summarise(events, data.features.num_rows, data.reviewers)
+    step(STEPS[3])
+    previous = (prev["version"], prev["manifest"].get("statistics", {})) if prev else None
+    results = run_gates(GateInputs(events, data.features, data.lifetimes, data.ontology,
+                                   data.sources, statistics, previous, written), req.gates)
+    status = "published" if all(g.passed for g in results) else "blocked"
+    step(STEPS[4])
+    plots = card.plot(events, staging / "card")
+    text = card.render(card.CardInputs(
+        name=req.name, version=version, project=label, status=status, seed=req.seed,
+        ratios=req.ratios, context_s=req.context_s,
+        ontology=data.ontology.as_dict() if data.ontology else None,
+        model_version=data.model_version, model_metrics=snap.metrics,
+        statistics=statistics, gates=results, config=req.gates, files=entries,
+        sources_total=len(data.sources),
+        sources_simulated=sum(s.simulated for s in data.sources.values()),
+        pixel_sources=sum(s.units == "px" for s in data.sources.values())))
+    (staging / card.CARD).write_text(text, encoding="utf-8")
+    entries.append(storage.entry(staging, card.CARD, "card"))
+    entries += [storage.entry(staging, card.PLOTS[k], "plot") for k in sorted(plots)]
+    report = {"dataset": req.name, "version": version, "status": status,
+              "config": req.gates.as_dict(), "gates": [g.as_dict() for g in results]}
+    storage.write_json(staging, "quality_report.json", report)
+    entries.append(storage.entry(staging, "quality_report.json", "report"))
+    manifest = _manifest(req, project_id, label, version, status, prev, data, statistics,
+                         entries, results, assignment)
+    storage.write_json(staging, storage.MANIFEST, manifest)
+    return Built(status, entries, statistics, results, text, manifest,
+                 storage.sha256_file(staging / storage.MANIFEST))
 
 
 def _manifest(req: ExportRequest, project_id: str, label: str, version: str, status: str,

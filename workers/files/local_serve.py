@@ -148,8 +148,8 @@ def _base_url(s: Settings) -> str:
 def _point(s: Settings, base: str) -> None:
     with connect(s) as conn:
         try:
-            conn.execute(query("local_serve", "point_base_url"), {"base_url": base})
-            conn.commit()
+            with conn.transaction():
+                conn.execute(query("local_serve", "point_base_url"), {"base_url": base})
         except psycopg.errors.InsufficientPrivilege as exc:
             raise UserError(
                 "cannot point files.service.base_url at the file service started on "
@@ -160,10 +160,9 @@ def _point(s: Settings, base: str) -> None:
 
 def _restore(s: Settings, previous: str, ours: str) -> None:
     try:
-        with connect(s) as conn:
+        with connect(s) as conn, conn.transaction():
             conn.execute(query("local_serve", "restore_base_url"),
                          {"previous": previous, "ours": ours})
-            conn.commit()
     except (psycopg.Error, DatabaseUnavailable) as exc:
         raise SecinfError(
             f"could not point files.service.base_url back at {previous} (it names {ours}, "

@@ -3,7 +3,7 @@
 -- connection, inside one PostgREST-style transaction each.
 
 -- ---------------------------------------------------------------- setup (admin)
--- name: bench_plan
+-- name: bench_plan :exec
 -- A plan whose buckets never empty and whose daily quota is never reached, so every request
 -- pays for the whole path (two buckets, the quota check, the count) and none is refused.
 INSERT INTO core.plans (plan_id, description) VALUES ('bench', 'pre_request benchmark')
@@ -15,11 +15,12 @@ INSERT INTO billing.plan_quotas (plan_id, metric, quota)
 VALUES ('bench', 'api_requests', 1000000000000)
 ON CONFLICT (plan_id, metric) DO NOTHING;
 
--- name: use_bench_plan
+-- name: use_bench_plan :exec
+-- Put the project's organization on the benchmark plan.
 UPDATE core.organizations o SET plan_id = 'bench'
 FROM core.projects p WHERE p.org_id = o.org_id AND p.project_id = %(project_id)s;
 
--- name: baseline_function
+-- name: baseline_function :exec
 -- api.pre_request without metering and rate limits: its liveness checks only (the body it
 -- had before issue 18), in the scratch database.
 CREATE FUNCTION api.pre_request_baseline() RETURNS void
@@ -43,37 +44,46 @@ END
 $f$;
 GRANT EXECUTE ON FUNCTION api.pre_request_baseline() TO customer;
 
--- name: exchange_key
+-- name: exchange_key :one
+-- The claims an API key grants.
 SELECT api.exchange_key(%(api_key)s) AS answer;
 
--- name: flush
+-- name: flush :one
+-- Flush the buffered request counts into billing.usage.
 SELECT billing.flush_request_counts() AS flushed;
 
--- name: counted
+-- name: counted :one
+-- How many API requests billing counted for the project.
 SELECT coalesce(sum(amount), 0)::bigint AS n FROM billing.usage
 WHERE project_id = %(project_id)s AND metric = 'api_requests';
 
 -- ---------------------------------------------------------------- one request (authenticator)
--- name: read_only
+-- name: read_only :exec
+-- Make the request's transaction read-only, as PostgREST does for GET.
 SET TRANSACTION READ ONLY;
 
--- name: role
+-- name: role :exec
+-- Switch to the customer role for the rest of the transaction.
 SET LOCAL ROLE customer;
 
--- name: claims
+-- name: claims :one
+-- A GET /projects request's settings, as PostgREST sets them.
 SELECT set_config('request.jwt.claims', %(claims)s, true),
        set_config('request.method', 'GET', true),
        set_config('request.path', '/projects', true);
 
--- name: with_limits
+-- name: with_limits :one
+-- The real pre-request hook, with metering and rate limits.
 SELECT api.pre_request();
 
--- name: without_limits
+-- name: without_limits :one
+-- The baseline pre-request hook (liveness checks only).
 SELECT api.pre_request_baseline();
 
--- name: main_query
+-- name: main_query :many
 -- GET /projects: the request's own query.
 SELECT * FROM api.projects;
 
--- name: response_headers
+-- name: response_headers :one
+-- The response headers the hook set (rate-limit headers).
 SELECT current_setting('response.headers', true) AS headers;

@@ -2,7 +2,7 @@
 -- replica …` and `secinf db status`). Run as the admin (superuser) connection.
 
 -- ---------------------------------------------------------------- on the primary
--- name: primary_replication
+-- name: primary_replication :many
 -- Every standby streaming from this server: how far its replay is behind the primary's
 -- WAL (bytes) and the server's own lag estimate (NULL once the standby has been idle).
 SELECT application_name, client_addr::text AS client_addr, state, sync_state,
@@ -12,18 +12,19 @@ SELECT application_name, client_addr::text AS client_addr, state, sync_state,
 FROM pg_catalog.pg_stat_replication
 ORDER BY application_name, pid;
 
--- name: slot
+-- name: slot :one
 -- The replica's physical slot: the WAL the primary keeps for it.
 SELECT slot_name, active,
        pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn)::bigint AS retained_bytes
 FROM pg_catalog.pg_replication_slots
 WHERE slot_name = %(slot)s;
 
--- name: drop_slot
+-- name: drop_slot :one
+-- Drop the replica's slot on the primary (secinf db replica down).
 SELECT pg_drop_replication_slot(%(slot)s);
 
 -- ---------------------------------------------------------------- on the replica
--- name: replica_state
+-- name: replica_state :one
 -- Whether it is a standby, what it received and replayed, and how old the last replayed
 -- commit is (the seconds of lag while the replay is behind what was received).
 SELECT pg_is_in_recovery() AS in_recovery,

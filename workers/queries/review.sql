@@ -1,15 +1,19 @@
 -- Review queries: local accounts (admin connection) and synthetic review data.
 
--- name: create_account
+-- name: create_account :one
+-- A reviewer account with this password.
 SELECT core.create_account(%(username)s, %(password)s, %(display_name)s);
 
--- name: set_password
+-- name: set_password :one
+-- Set an account's password; whether it exists.
 SELECT core.set_account_password(%(username)s, %(password)s) AS found;
 
--- name: disable_account
+-- name: disable_account :one
+-- Disable (or enable again) an account; whether it exists.
 SELECT core.disable_account(%(username)s, %(disabled)s) AS found;
 
--- name: list_accounts
+-- name: list_accounts :many
+-- Every account with its project memberships.
 SELECT a.username, a.display_name, a.created_at, a.last_login_at, a.disabled_at,
        coalesce(string_agg(o.slug || '/' || p.slug || ':' || m.role, ', '
                            ORDER BY o.slug, p.slug), '') AS projects
@@ -20,10 +24,11 @@ LEFT JOIN core.organizations o ON o.org_id = p.org_id
 GROUP BY a.username
 ORDER BY a.username;
 
--- name: account_exists
+-- name: account_exists :many
+-- Whether an account of this name exists.
 SELECT EXISTS (SELECT FROM core.accounts WHERE username = %(username)s) AS found;
 
--- name: synthetic_scene
+-- name: synthetic_scene :one
 -- Sources and an ontology row for synthetic candidates (benchmarks, plan tests).
 WITH src AS (
   INSERT INTO ingest.sources (project_id, name, fps, video_uri)
@@ -38,7 +43,7 @@ WITH src AS (
 SELECT (SELECT array_agg(source_id ORDER BY source_id) FROM src) AS source_ids,
        (SELECT ontology_id FROM ont) AS ontology_id;
 
--- name: synthetic_candidates
+-- name: synthetic_candidates :exec
 -- n candidates over the sources: eight types, actors from 50 tracks, starts 10 ms apart,
 -- scores on a 1/1000 grid (so ties occur), 80 %% with a model score, 20 %% decided.
 INSERT INTO candidates.candidates
@@ -62,10 +67,10 @@ FROM (
          CASE WHEN i %% 5 <> 0
               THEN round(((hashint4(i + 7919) & 1048575) / 1048575.0)::numeric, 3)::float8
          END AS model_score
-  FROM generate_series(%(first)s, %(first)s + %(n)s - 1) i
+  FROM generate_series(%(first)s::integer, %(first)s::integer + %(n)s::integer - 1) i
 ) g;
 
--- name: synthetic_tracks
+-- name: synthetic_tracks :exec
 -- Kinematics for the actors of the given candidates over their span ± 5 s at 10 fps, so the
 -- candidate page has trajectories to draw.
 INSERT INTO features.kinematics (project_id, source_id, track_id, frame, ts, segment, dt, x,
@@ -85,7 +90,7 @@ CROSS JOIN LATERAL generate_series(
 WHERE c.candidate_id = ANY (%(candidate_ids)s::bigint[])
 ORDER BY c.source_id, a.track_id, f.ts;
 
--- name: candidate_secondary_indexes
+-- name: candidate_secondary_indexes :many
 -- Indexes of candidates.candidates other than its primary key and unique constraints.
 SELECT i.indexrelid::regclass::text AS qualified,
        (SELECT relname FROM pg_class WHERE oid = i.indexrelid) AS name,
@@ -95,16 +100,18 @@ WHERE i.indrelid = 'candidates.candidates'::regclass AND NOT i.indisprimary
   AND NOT EXISTS (SELECT FROM pg_constraint k WHERE k.conindid = i.indexrelid)
 ORDER BY 1;
 
--- name: candidate_unique_constraints
+-- name: candidate_unique_constraints :many
+-- The unique constraints of candidates.candidates.
 SELECT conname AS name, pg_get_constraintdef(oid) AS definition
 FROM pg_constraint
 WHERE conrelid = 'candidates.candidates'::regclass AND contype = 'u'
 ORDER BY 1;
 
--- name: ensure_settings
+-- name: ensure_settings :one
+-- The project's review settings row, created with defaults if missing.
 SELECT review.project_settings(%(project_id)s::uuid)
 
--- name: update_settings
+-- name: update_settings :one
 -- Change only what was given (ensure_settings created the row with the defaults).
 UPDATE review.settings s
 SET second_opinion_share = coalesce(%(share)s::float8, s.second_opinion_share),

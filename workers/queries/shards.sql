@@ -1,10 +1,11 @@
 -- The shard map (workers/shards.py): which Postgres cluster holds which project. It lives in
 -- a control database of its own (SECINF_SHARDS), never in a tenant database.
 
--- name: control_missing
+-- name: control_missing :one
+-- Whether the control database lacks the shard map's tables yet.
 SELECT to_regclass('control.placements') IS NULL AS missing;
 
--- name: ensure_control
+-- name: ensure_control :exec
 -- Idempotent: run on first use of the map, so a fresh control database needs no step
 -- (under a lock: two first uses at once must not race on CREATE … IF NOT EXISTS).
 SELECT pg_advisory_xact_lock(hashtext('secinf.control'));
@@ -23,23 +24,25 @@ CREATE TABLE IF NOT EXISTS control.placements (
     PRIMARY KEY (org, project)
 );
 
--- name: add_shard
+-- name: add_shard :one
+-- Add a shard, or change its conninfo; the row.
 INSERT INTO control.shards (name, conninfo) VALUES (%(name)s, %(conninfo)s)
 ON CONFLICT (name) DO UPDATE SET conninfo = excluded.conninfo
 RETURNING name, conninfo, added_at;
 
--- name: list_shards
+-- name: list_shards :many
 -- In the order they were added: the first is the default of commands without --project.
 SELECT s.name, s.conninfo, s.added_at,
        (SELECT count(*) FROM control.placements p WHERE p.shard = s.name) AS projects
 FROM control.shards s ORDER BY s.added_at, s.name;
 
--- name: least_loaded
+-- name: least_loaded :one
+-- The shard with the fewest projects (ties: the oldest), where a new project goes.
 SELECT s.name FROM control.shards s
 ORDER BY (SELECT count(*) FROM control.placements p WHERE p.shard = s.name), s.added_at, s.name
 LIMIT 1;
 
--- name: place
+-- name: place :one
 -- A placement is changed only while the project has no id yet (it is not created anywhere);
 -- moving an existing project is a shard move (docs/scale.md), not an update of this row.
 INSERT INTO control.placements (org, project, shard) VALUES (%(org)s, %(project)s, %(shard)s)
@@ -47,15 +50,17 @@ ON CONFLICT (org, project) DO UPDATE SET shard = excluded.shard, placed_at = now
     WHERE control.placements.project_id IS NULL
 RETURNING org, project, shard, project_id;
 
--- name: placement
+-- name: placement :one
+-- One project's placement (org and slug), if placed.
 SELECT org, project, shard, project_id FROM control.placements
 WHERE org = %(org)s AND project = %(project)s;
 
--- name: set_project_id
+-- name: set_project_id :exec
+-- Record the project's id once it exists on its shard.
 UPDATE control.placements SET project_id = %(project_id)s
 WHERE org = %(org)s AND project = %(project)s;
 
--- name: find_placements
+-- name: find_placements :many
 -- A project reference as `secinf` takes it: its uuid, org/slug, or a slug alone.
 SELECT p.org, p.project, p.shard, p.project_id, s.conninfo
 FROM control.placements p JOIN control.shards s ON s.name = p.shard
@@ -63,6 +68,7 @@ WHERE p.project_id::text = %(ref)s
    OR p.org || '/' || p.project = %(ref)s
    OR (strpos(%(ref)s, '/') = 0 AND p.project = %(ref)s);
 
--- name: list_placements
+-- name: list_placements :many
+-- Every placement, by organization and project.
 SELECT p.org, p.project, p.shard, p.project_id, p.placed_at
 FROM control.placements p ORDER BY p.org, p.project;
