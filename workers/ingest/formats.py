@@ -166,6 +166,11 @@ class TrackReader:
                     continue
                 if isinstance(obj, dict):
                     self._require(list(obj))
+                    # Objects differ line by line: an optional field (class, confidence, t)
+                    # absent from the first one is still read where a later one has it, as
+                    # POST /rpc/ingest_batch reads each point's own keys.
+                    self.columns = tuple(c for c in CANONICAL
+                                         if c in self.columns or c in OPTIONAL)
                     return
         raise UserError(f"{self.path}: no JSON object in the first lines; JSONL has one "
                         'object per line such as {"track_id": "1", "frame": 0, "x": 1.0, ...}')
