@@ -1,9 +1,10 @@
 """Job kinds: a payload model (pydantic) and a handler per kind — the plug-in point.
 
 A module declares a kind with `register_kind()` and attaches its handler with
-`set_handler()` (or both at once). Workers import `PLUGIN_MODULES` (and any `--plugin`) at
-start; a kind declared without a handler waits in the queue for a worker that has one, and
-a kind nobody declared is dead-lettered by the worker that meets it.
+`set_handler()` (or both at once). Workers import the modules the composition root lists
+(`COMPOSITION_ROOT`.MODULES, workers/job_kinds.py) and any `--plugin` at start; a kind
+declared without a handler waits in the queue for a worker that has one, and a kind nobody
+declared is dead-lettered by the worker that meets it.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from workers.errors import SecinfError, UserError
 from workers.queue import client
 from workers.queue.client import Conn, Job
 
-PLUGIN_MODULES: tuple[str, ...] = ("workers.queue.builtin", "workers.scoring.jobs",
-                                   "workers.queue.api_jobs", "workers.ingest.upload_job",
-                                   "workers.billing.report_usage", "workers.records.jobs")
-"""Imported by every worker; a module that does not exist (yet) is skipped."""
+COMPOSITION_ROOT = "workers.job_kinds"
+"""The module whose `MODULES` every worker imports; named, not imported, so that the queue
+package imports no domain."""
 
 P = TypeVar("P", bound=BaseModel)
 JsonResult = Mapping[str, Any] | None
@@ -143,10 +143,16 @@ def kinds() -> dict[str, JobKind[Any]]:
         return dict(_KINDS)
 
 
+def plugin_modules() -> tuple[str, ...]:
+    """The job-kind modules the composition root lists."""
+    modules: tuple[str, ...] = importlib.import_module(COMPOSITION_ROOT).MODULES
+    return modules
+
+
 def load_plugins(extra: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """Import the plug-in modules (built-ins, scoring, `extra`); returns those loaded."""
+    """Import the composition root's modules and `extra`; returns those loaded."""
     loaded = []
-    for module in (*PLUGIN_MODULES, *extra):
+    for module in (*plugin_modules(), *extra):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

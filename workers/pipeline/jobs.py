@@ -1,10 +1,10 @@
 """Job kinds customers request through the API (`api.create_job`, sql/220_api_jobs.sql):
 run the pipeline for a source now, re-process a time range, re-run the rules.
 
-A worker plug-in module (workers.queue.registry.PLUGIN_MODULES, or `secinf worker --plugin
-workers.queue.api_jobs`): importing it declares the kinds and attaches their handlers. The
-payloads are the ones `api.create_job` writes; every handler checks that the source belongs
-to the job's project (the worker's `pipeline` role sees every project).
+A job-kind module listed in the composition root (workers.job_kinds.MODULES): importing it
+declares the kinds and attaches their handlers. The payloads are the ones `api.create_job`
+writes; every handler checks that the source belongs to the job's project (the worker's
+`pipeline` role sees every project).
 """
 
 from __future__ import annotations
