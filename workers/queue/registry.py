@@ -14,13 +14,16 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from workers.errors import SecinfError, UserError
 from workers.queue import client
 from workers.queue.client import Conn, Job
+
+if TYPE_CHECKING:
+    from workers.queue.ops import QueueOps
 
 COMPOSITION_ROOT = "workers.job_kinds"
 """The module whose `MODULES` every worker imports; named, not imported, so that the queue
@@ -50,24 +53,27 @@ class JobContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     completed: bool = False
     """Set when the handler committed the result itself (`complete_in`)."""
+    ops: QueueOps = field(default_factory=lambda: client)
+    """The queue's calls: the Postgres client, or an in-memory queue in unit tests."""
 
     @contextmanager
     def write_back(self) -> Iterator[Conn]:
         """A fenced transaction on a pooled connection: raises client.StaleAttempt (and
         writes nothing) unless this attempt still holds the lease."""
         self.check()
-        with self.connection() as conn, client.write_back(conn, self.job.job_id, self.job.attempt):
+        with self.connection() as conn, self.ops.write_back(conn, self.job.job_id,
+                                                           self.job.attempt):
             yield conn
 
     def progress(self, data: Mapping[str, Any]) -> None:
         """Record progress on the job row (a fenced write-back)."""
         with self.write_back() as conn:
-            client.progress(conn, self.job.job_id, self.job.attempt, data)
+            self.ops.progress(conn, self.job.job_id, self.job.attempt, data)
 
     def complete_in(self, conn: Conn, result: Mapping[str, Any] | None = None) -> None:
         """Commit the result in the caller's write-back transaction, atomically with its
         writes; the worker then skips its own completion."""
-        client.complete(conn, self.job.job_id, self.job.attempt, result)
+        self.ops.complete(conn, self.job.job_id, self.job.attempt, result)
         self.completed = True
 
     def check(self) -> None:
