@@ -17,7 +17,7 @@ from workers import logs
 from workers.errors import SecinfError, UserError
 from workers.metrics import serve_metrics
 from workers.queue.worker import WorkerConfig, run_worker
-from workers.scoring.jobs import DEFAULT_DEVICE, configure
+from workers.scoring.jobs import DEFAULT_DEVICE, SCORING_KINDS, configure
 from workers.settings import load_settings
 
 _DEFAULTS = WorkerConfig()
@@ -61,8 +61,10 @@ def worker_command(
     """Run queued jobs until stopped (SIGTERM: finish or release, then exit)."""
     if once and until_idle:
         raise UserError("--once and --until-idle exclude each other: pick one")
-    configure(device)
     names = tuple(k.strip() for item in (kinds or []) for k in item.split(",") if k.strip())
+    # A worker named to score (or told a device) loads torch and checks the device now;
+    # any other loads it only if a scoring job reaches it.
+    configure(device, now=device != DEFAULT_DEVICE or bool(set(names) & set(SCORING_KINDS)))
     settings = load_settings()
     logs.configure(settings.log_format, logging.DEBUG if verbose else logging.INFO)
     config = WorkerConfig(

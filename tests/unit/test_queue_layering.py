@@ -63,3 +63,22 @@ def test_the_worker_command_reads_its_defaults_from_worker_config() -> None:
             defaults["grace"], defaults["role"]) == (config.concurrency, config.batch,
                                                      config.lease_s, config.poll_s,
                                                      config.grace_s, config.role)
+
+
+def test_only_a_worker_named_to_score_loads_torch_at_start() -> None:
+    start = ("from workers.scoring.jobs import configure\n"
+             "from workers.worker_main import SCORING_KINDS, DEFAULT_DEVICE\n"
+             "names = {names!r}\n"
+             "configure(DEFAULT_DEVICE, now=bool(set(names) & set(SCORING_KINDS)))\n")
+    assert "torch" not in _modules_after(start.format(names=("ingest_file", "pipeline_run")))
+    assert "torch" in _modules_after(start.format(names=("score_candidates",)))
+
+
+def test_an_unknown_device_is_refused_without_torch() -> None:
+    import pytest
+
+    from workers.errors import UserError
+    from workers.scoring.jobs import configure
+
+    with pytest.raises(UserError, match="--device 'tpu' is not one of auto, cpu, cuda"):
+        configure("tpu")

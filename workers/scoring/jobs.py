@@ -12,6 +12,7 @@ import threading
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from workers.errors import UserError
 from workers.queue.registry import JobContext, JsonResult, register_kind
 
 DEFAULT_DEVICE = "auto"
@@ -44,16 +45,25 @@ class TrainModelPayload(BaseModel):
 TRAIN_MODEL = "train_model"
 
 
-def configure(device: str = DEFAULT_DEVICE) -> None:
+SCORING_KINDS = (SCORE_CANDIDATES, TRAIN_MODEL)
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def configure(device: str = DEFAULT_DEVICE, *, now: bool = False) -> None:
     """Choose the model device (`auto`, `cpu`, `cuda`) for this process's scoring handler.
-    Applied when the handler first loads; already loaded, it is applied at once."""
+    Applied when the handler first loads, or at once (importing torch) with `now` or when
+    it is already loaded; `now` makes `--device cuda` without a GPU fail at start."""
     global _device
     import sys
 
+    if device not in DEVICE_CHOICES:
+        raise UserError(f"--device {device!r} is not one of {', '.join(DEVICE_CHOICES)}")
     with _lock:
         _device = device
-    if "workers.scoring.handler" in sys.modules:
-        sys.modules["workers.scoring.handler"].configure(device)
+    if now or "workers.scoring.handler" in sys.modules:
+        from workers.scoring import handler
+
+        handler.configure(device)
 
 
 def score_candidates(payload: ScoreCandidatesPayload, ctx: JobContext) -> JsonResult:
