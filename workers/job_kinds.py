@@ -11,7 +11,8 @@ from __future__ import annotations
 MODULES: tuple[str, ...] = (
     "workers.queue.builtin",          # noop, echo
     "workers.scoring.jobs",           # score_candidates, train_model
-    "workers.pipeline.jobs",          # pipeline_run, pipeline_reprocess, rules_backfill
+    "workers.pipeline.jobs",          # pipeline_run, pipeline_reprocess
+    "workers.rules.jobs",             # rules_backfill
     "workers.ingest.upload_job",      # ingest_file
     "workers.billing.report_usage",   # report_usage
     "workers.records.jobs",           # erase_subject, expire_dataset_files
