@@ -1,7 +1,7 @@
 -- The api schema, sources and jobs: each source with its pipeline status, and processing
 -- jobs a customer may request (run the pipeline for a source now, re-process a time
 -- range, re-run the rules) through the work queue (sql/600_jobs.sql, docs/queue.md).
--- Workers run these kinds with the handlers of workers/queue/api_jobs.py. See docs/api.md.
+-- Workers run these kinds with the handlers of workers/pipeline/jobs.py, workers/rules/jobs.py. See docs/api.md.
 
 -- ======================================================================= sources
 -- Where the pipeline stands for one source of the caller's projects (no row otherwise):

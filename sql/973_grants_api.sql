@@ -49,7 +49,7 @@ GRANT EXECUTE ON FUNCTION api.create_job(text, jsonb), api.job(bigint)
   TO customer, project_admin;
 
 -- ---------------------------------------------------------------- jobs (the worker)
--- The rules_backfill job runs the compiled rules as `pipeline` (workers/queue/api_jobs.py →
+-- The rules_backfill job runs the compiled rules as `pipeline` (workers/rules/jobs.py →
 -- workers.rules.store.backfill), outside pipeline.tick's owner rights; the generated SQL
 -- calls these helpers (workers/rules/compile.py, temporal.py).
 GRANT EXECUTE ON FUNCTION features.wrap_deg(double precision),

@@ -13,20 +13,22 @@ from psycopg.types.json import Jsonb
 
 from tests.api.helpers import T0, points, scene_points
 from tests.support.postgrest import Api, ApiError
-from workers.queue import api_jobs
+from workers.pipeline import jobs as api_jobs
 from workers.queue.worker import WorkerConfig, WorkerStats, run_worker
 from workers.rules import store
+from workers.rules.jobs import RULES_BACKFILL
 from workers.rules.ontology import load_ontology
 from workers.settings import ONTOLOGIES_DIR
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
-KINDS = (api_jobs.PIPELINE_RUN, api_jobs.PIPELINE_REPROCESS, api_jobs.RULES_BACKFILL)
+KINDS = (api_jobs.PIPELINE_RUN, api_jobs.PIPELINE_REPROCESS, RULES_BACKFILL)
 
 
 def work(dsn: str) -> WorkerStats:
     """A real worker with the API's job kinds, until nothing is due."""
-    config = WorkerConfig(kinds=KINDS, mode="until_idle", plugins=("workers.queue.api_jobs",),
+    config = WorkerConfig(kinds=KINDS, mode="until_idle",
+                          plugins=("workers.pipeline.jobs", "workers.rules.jobs"),
                           concurrency=1, poll_s=0.5, lease_s=30.0)
     return run_worker(dsn, config, signals=False)
 

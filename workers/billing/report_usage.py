@@ -10,7 +10,7 @@ backoff; a dead job's rows are taken by the next hour's job. A worker killed bet
 send and the record sends the row again with the same identifier, which Stripe dedupes
 (uniqueness of a meter event's identifier over a rolling 24 hours at least), so an outage
 delays a report but never loses or doubles it. A worker plug-in
-(workers.queue.registry.PLUGIN_MODULES); see docs/billing.md, "Stripe".
+(workers.job_kinds.MODULES); see docs/billing.md, "Stripe".
 """
 
 from __future__ import annotations

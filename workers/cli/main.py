@@ -33,8 +33,8 @@ from workers.cli.pipeline_cmd import pipeline_app, tick_command
 from workers.cli.scoring_cmd import train_command
 from workers.cli.serve_cmd import serve_command
 from workers.cli.simulate_cmd import simulate_command
-from workers.cli.worker_cmd import worker_command
 from workers.errors import SecinfError
+from workers.worker_main import worker_command
 
 app = typer.Typer(
     help="secinf: secondary inference on object tracks, in Postgres.",

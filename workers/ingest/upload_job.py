@@ -5,7 +5,7 @@ handler reads the object from storage and runs exactly the ingest `secinf ingest
 (validation, idempotency, merge, per-row errors), with the upload's id as the idempotency
 key: a worker killed after the merge and retried finds its batch and loads nothing twice.
 The result, readable through `api.job`, is the ingest's summary with its first row errors.
-A worker plug-in (workers.queue.registry.PLUGIN_MODULES).
+A job-kind module of the composition root (workers.job_kinds.MODULES).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
--- Queries of the jobs customers request through the API (workers/queue/api_jobs.py).
+-- Queries of the jobs customers request through the API (workers/pipeline/jobs.py, workers/rules/jobs.py).
 -- The worker runs them as `pipeline`; every query names the job's project.
 
 -- name: project_source :one

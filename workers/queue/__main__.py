@@ -1,5 +1,6 @@
-"""`python -m workers.queue …`: the worker command without the whole CLI (supervisors, tests)."""
+"""`python -m workers.queue …`: the worker command without the whole CLI (supervisors, tests).
+The process is wired in workers.worker_main (the composition root's job kinds, settings)."""
 
-from workers.cli.worker_cmd import main
+from workers.worker_main import main
 
 main()

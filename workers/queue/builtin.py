@@ -1,6 +1,5 @@
-"""Built-in job kinds: `noop` and `echo` (smoke tests, drills) and the declarations of
-`score_candidates` and `train_model`, whose handlers the scoring worker attaches (see
-docs/queue.md)."""
+"""Built-in job kinds: `noop` and `echo` (smoke tests, drills; see docs/queue.md). Domain
+kinds live with their domains and are listed in the composition root, workers.job_kinds."""
 
 from __future__ import annotations
 
@@ -57,35 +56,6 @@ def run_echo(payload: EchoPayload, ctx: JobContext) -> JsonResult:
     return {"echo": payload.message, "attempt": ctx.job.attempt, "steps": payload.steps}
 
 
-class ScoreCandidatesPayload(BaseModel):
-    """Score these rule candidates with the model (a batch: one job, many candidates)."""
-
-    model_config = ConfigDict(extra="forbid")
-    candidate_ids: list[int] = Field(min_length=1, max_length=10_000)
-    model: str | None = None
-    """A model version; None: the project's active model."""
-
-
-SCORE_CANDIDATES = "score_candidates"
-
-
-class TrainModelPayload(BaseModel):
-    """Train the job's project a model of its own from its examples (docs/scoring.md)."""
-
-    model_config = ConfigDict(extra="forbid")
-    reason: str = Field("", max_length=500)
-    mode: str = Field("auto", pattern="^(auto|fine-tune|scratch)$")
-    epochs: int | None = Field(None, ge=1, le=500)
-    seed: int = 0
-
-
-TRAIN_MODEL = "train_model"
-
 register_kind("noop", NoopPayload, run_noop, timeout_s=30, description="does nothing")
 register_kind("echo", EchoPayload, run_echo, timeout_s=120,
               description="echoes a message; plants faults for drills")
-register_kind(SCORE_CANDIDATES, ScoreCandidatesPayload, None, timeout_s=600,
-              description="model scores for rule candidates (handler: workers.scoring.jobs)")
-register_kind(TRAIN_MODEL, TrainModelPayload, None, timeout_s=3600,
-              description="a project's own scoring model from its review decisions and "
-                          "imported labels (handler: workers.scoring.jobs)")

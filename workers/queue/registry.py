@@ -1,9 +1,10 @@
 """Job kinds: a payload model (pydantic) and a handler per kind — the plug-in point.
 
 A module declares a kind with `register_kind()` and attaches its handler with
-`set_handler()` (or both at once). Workers import `PLUGIN_MODULES` (and any `--plugin`) at
-start; a kind declared without a handler waits in the queue for a worker that has one, and
-a kind nobody declared is dead-lettered by the worker that meets it.
+`set_handler()` (or both at once). Workers import the modules the composition root lists
+(`COMPOSITION_ROOT`.MODULES, workers/job_kinds.py) and any `--plugin` at start; a kind
+declared without a handler waits in the queue for a worker that has one, and a kind nobody
+declared is dead-lettered by the worker that meets it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -21,11 +22,12 @@ from workers.errors import SecinfError, UserError
 from workers.queue import client
 from workers.queue.client import Conn, Job
 
-PLUGIN_MODULES: tuple[str, ...] = ("workers.queue.builtin", "workers.scoring.jobs",
-                                   "workers.queue.api_jobs", "workers.ingest.upload_job",
-                                   "workers.billing.report_usage", "workers.records.jobs",
-                                   "workers.pipeline.source_jobs")
-"""Imported by every worker; a module that does not exist (yet) is skipped."""
+if TYPE_CHECKING:
+    from workers.queue.ops import QueueOps
+
+COMPOSITION_ROOT = "workers.job_kinds"
+"""The module whose `MODULES` every worker imports; named, not imported, so that the queue
+package imports no domain."""
 
 P = TypeVar("P", bound=BaseModel)
 JsonResult = Mapping[str, Any] | None
@@ -51,24 +53,27 @@ class JobContext:
     cancelled: threading.Event = field(default_factory=threading.Event)
     completed: bool = False
     """Set when the handler committed the result itself (`complete_in`)."""
+    ops: QueueOps = field(default_factory=lambda: client)
+    """The queue's calls: the Postgres client, or an in-memory queue in unit tests."""
 
     @contextmanager
     def write_back(self) -> Iterator[Conn]:
         """A fenced transaction on a pooled connection: raises client.StaleAttempt (and
         writes nothing) unless this attempt still holds the lease."""
         self.check()
-        with self.connection() as conn, client.write_back(conn, self.job.job_id, self.job.attempt):
+        with self.connection() as conn, self.ops.write_back(conn, self.job.job_id,
+                                                           self.job.attempt):
             yield conn
 
     def progress(self, data: Mapping[str, Any]) -> None:
         """Record progress on the job row (a fenced write-back)."""
         with self.write_back() as conn:
-            client.progress(conn, self.job.job_id, self.job.attempt, data)
+            self.ops.progress(conn, self.job.job_id, self.job.attempt, data)
 
     def complete_in(self, conn: Conn, result: Mapping[str, Any] | None = None) -> None:
         """Commit the result in the caller's write-back transaction, atomically with its
         writes; the worker then skips its own completion."""
-        client.complete(conn, self.job.job_id, self.job.attempt, result)
+        self.ops.complete(conn, self.job.job_id, self.job.attempt, result)
         self.completed = True
 
     def check(self) -> None:
@@ -144,10 +149,16 @@ def kinds() -> dict[str, JobKind[Any]]:
         return dict(_KINDS)
 
 
+def plugin_modules() -> tuple[str, ...]:
+    """The job-kind modules the composition root lists."""
+    modules: tuple[str, ...] = importlib.import_module(COMPOSITION_ROOT).MODULES
+    return modules
+
+
 def load_plugins(extra: tuple[str, ...] | list[str] = ()) -> list[str]:
-    """Import the plug-in modules (built-ins, scoring, `extra`); returns those loaded."""
+    """Import the composition root's modules and `extra`; returns those loaded."""
     loaded = []
-    for module in (*PLUGIN_MODULES, *extra):
+    for module in (*plugin_modules(), *extra):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -25,7 +25,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from types import FrameType
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -39,7 +39,9 @@ from workers.errors import UserError
 from workers.queue import client, registry
 from workers.queue.client import Conn, Job, StaleAttempt
 from workers.queue.listener import Listener
+from workers.queue.memory import InMemoryQueue
 from workers.queue.notify import JobNotice
+from workers.queue.ops import QueueOps
 from workers.queue.registry import Cancelled, JobContext, JobKind, PermanentError
 
 log = logging.getLogger(__name__)
@@ -103,8 +105,8 @@ class _Outcome:
     trace: str = field(default="")
 
 
-def _heartbeat(conn: Conn, *, job: Job, lease: timedelta) -> object:
-    return client.heartbeat(conn, job.job_id, job.attempt, lease)
+def _heartbeat(conn: Conn, *, ops: QueueOps, job: Job, lease: timedelta) -> object:
+    return ops.heartbeat(conn, job.job_id, job.attempt, lease)
 
 
 def with_role(conninfo: str, role: str | None) -> str:
@@ -123,8 +125,13 @@ def default_worker_id() -> str:
 class Worker:
     """Run registered handlers for queued jobs; see the module docstring."""
 
-    def __init__(self, conninfo: str, config: WorkerConfig | None = None) -> None:
+    def __init__(self, conninfo: str, config: WorkerConfig | None = None, *,
+                 memory: InMemoryQueue | None = None) -> None:
+        """`memory`: run against an in-memory queue (unit tests) instead of Postgres at
+        `conninfo`: no pool, no control connection, no listener."""
         self.config = config or WorkerConfig()
+        self._memory = memory
+        self._ops: QueueOps = memory if memory is not None else client
         self.conninfo = with_role(conninfo, self.config.role)
         self.worker_id = self.config.worker_id or default_worker_id()
         self.stats = WorkerStats()
@@ -191,6 +198,8 @@ class Worker:
         return result
 
     def _on_control(self, fn: Callable[[Conn], T]) -> T:
+        if self._memory is not None:
+            return fn(cast(Conn, None))
         if self._control is None or self._control.closed:
             self._control = psycopg.connect(self.conninfo, autocommit=True,
                                             row_factory=dict_row)
@@ -206,12 +215,12 @@ class Worker:
         log.warning("worker %s: %s refused: %s", self.worker_id, what, exc)
         job = run.job
         metrics.LEASE_LOSSES.labels(job.kind, what).inc()
-        self._db(lambda c: client.note_stale(c, job.job_id, job.attempt, f"{what}: {exc}"))
+        self._db(lambda c: self._ops.note_stale(c, job.job_id, job.attempt, f"{what}: {exc}"))
 
     def _fail(self, run: _Running, error: str, *, permanent: bool) -> None:
         job = run.job
         try:
-            state = self._db(lambda c: client.fail(c, job.job_id, job.attempt, error,
+            state = self._db(lambda c: self._ops.fail(c, job.job_id, job.attempt, error,
                                                    permanent=permanent))
         except StaleAttempt as exc:
             self._stale(run, exc, "fail")
@@ -230,7 +239,7 @@ class Worker:
     def _start(self, job: Job) -> None:
         now = time.monotonic()
         kind = self._kinds.get(job.kind)
-        ctx = JobContext(job, self.worker_id, self._connection)
+        ctx = JobContext(job, self.worker_id, self._connection, ops=self._ops)
         timeout = kind.timeout_s if kind else 0.0
         run = _Running(job, ctx, deadline=now + timeout,
                        next_beat=now + self.config.lease_s / 3, timeout_s=timeout)
@@ -253,6 +262,8 @@ class Worker:
         thread.start()
 
     def _connection(self) -> Any:
+        if self._memory is not None:
+            return self._memory.connection()
         assert self._pool is not None
         return self._pool.connection()
 
@@ -285,7 +296,7 @@ class Worker:
                 return
             result = outcome.result if isinstance(outcome.result, dict) else {}
             try:
-                self._db(lambda c: client.complete(c, job.job_id, job.attempt, result))
+                self._db(lambda c: self._ops.complete(c, job.job_id, job.attempt, result))
                 self.stats.succeeded += 1
                 metrics.JOBS_SUCCEEDED.labels(job.kind).inc()
             except StaleAttempt as stale:
@@ -305,7 +316,7 @@ class Worker:
         run.ctx.cancelled.set()
         job = run.job
         try:
-            self._db(lambda c: client.release(c, job.job_id, job.attempt, reason))
+            self._db(lambda c: self._ops.release(c, job.job_id, job.attempt, reason))
             self.stats.released += 1
             metrics.JOBS_RELEASED.labels(job.kind).inc()
         except StaleAttempt as exc:
@@ -324,7 +335,7 @@ class Worker:
                 self._fail(run, f"timed out: the handler ran past its {run.timeout_s:g}s limit "
                            f"on worker {self.worker_id} and was abandoned", permanent=False)
             elif now >= run.next_beat:
-                beat = functools.partial(_heartbeat, job=job, lease=lease)
+                beat = functools.partial(_heartbeat, ops=self._ops, job=job, lease=lease)
                 try:
                     self._db(beat)
                     run.next_beat = time.monotonic() + self.config.lease_s / 3
@@ -334,7 +345,7 @@ class Worker:
                     self._stale(run, exc, "heartbeat")
 
     def _claim(self, free: int) -> int:
-        jobs = self._db(lambda c: client.claim(
+        jobs = self._db(lambda c: self._ops.claim(
             c, self.worker_id, kinds=self._claim_kinds, limit=min(free, self.config.batch),
             lease=timedelta(seconds=self.config.lease_s), exclude=self._exclude))
         self.stats.claimed += len(jobs)
@@ -348,7 +359,7 @@ class Worker:
         for run in self._running.values():
             wait = min(wait, run.next_beat - time.monotonic(), run.deadline - time.monotonic())
         if free > 0:
-            due = self._db(lambda c: client.next_due_in(c, kinds=self._claim_kinds,
+            due = self._db(lambda c: self._ops.next_due_in(c, kinds=self._claim_kinds,
                                                         exclude=self._exclude))
             if due is not None:
                 wait = min(wait, due + 0.01)
@@ -372,13 +383,16 @@ class Worker:
         """Work until stopped (or, by mode, after one batch / once nothing is due)."""
         self._prepare()
         cfg = self.config
-        self._pool = ConnectionPool(self.conninfo, min_size=1, max_size=max(cfg.concurrency, 1),
-                                    kwargs={"row_factory": dict_row},
-                                    check=ConnectionPool.check_connection, open=False,
-                                    name=f"queue-{self.worker_id}")
-        self._pool.open(wait=False)
-        listener = Listener(self.conninfo, self._notice, self._wake.set)
-        listener.start()
+        listener: Listener | None = None
+        if self._memory is None:
+            self._pool = ConnectionPool(self.conninfo, min_size=1,
+                                        max_size=max(cfg.concurrency, 1),
+                                        kwargs={"row_factory": dict_row},
+                                        check=ConnectionPool.check_connection, open=False,
+                                        name=f"queue-{self.worker_id}")
+            self._pool.open(wait=False)
+            listener = Listener(self.conninfo, self._notice, self._wake.set)
+            listener.start()
         log.info("worker %s: started (kinds: %s, concurrency %d)", self.worker_id,
                  ", ".join(self._claim_kinds or ["all"]), cfg.concurrency)
         try:
@@ -387,12 +401,14 @@ class Worker:
             log.error("worker %s: gave up on the database while stopping: %s",
                       self.worker_id, exc)
         finally:
-            listener.stop()
+            if listener is not None:
+                listener.stop()
             for run in self._running.values():
                 run.ctx.cancelled.set()
             if self._control is not None:
                 self._control.close()
-            self._pool.close(timeout=2.0)
+            if self._pool is not None:
+                self._pool.close(timeout=2.0)
         log.info("worker %s: stopped %s", self.worker_id, self.stats)
         return self.stats
 

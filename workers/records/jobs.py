@@ -1,6 +1,6 @@
 """Queue jobs of the records schema: `erase_subject` (api.erase_subject, `secinf erase
 --queue`) and `expire_dataset_files` (retention's dataset step). A worker plug-in module
-(workers.queue.registry.PLUGIN_MODULES).
+(workers.job_kinds.MODULES).
 
 Each erasure step is a fenced write-back: a worker that lost its lease deletes nothing more,
 and the next attempt goes on from what the committed steps left (the tombstone's counts add

@@ -22,11 +22,11 @@ import torch
 from workers import metrics
 from workers.db.queries import query
 from workers.errors import NotFound
-from workers.queue.builtin import SCORE_CANDIDATES, ScoreCandidatesPayload
 from workers.queue.client import Conn
 from workers.queue.registry import JobContext, JsonResult, PermanentError, set_handler
 from workers.scoring.device import select_device
 from workers.scoring.inputs import fetch_candidates, load_inputs
+from workers.scoring.jobs import SCORE_CANDIDATES, ScoreCandidatesPayload
 from workers.scoring.registry import RegisteredModel, load_model
 from workers.scoring.train import predict
 from workers.scoring.windows import build_windows, type_index
@@ -53,6 +53,12 @@ def configure(device: str = "auto", batch_size: int = DEFAULT_BATCH) -> torch.de
     with _OPTIONS_LOCK:
         _OPTIONS = _Options(dev, max(1, int(batch_size)))
     return dev
+
+
+def configured() -> bool:
+    """Whether `configure` already ran in this process."""
+    with _OPTIONS_LOCK:
+        return _OPTIONS is not None
 
 
 def _options() -> _Options:

@@ -15,8 +15,8 @@ from typing import Any
 
 from workers.errors import UserError
 from workers.queue import client
-from workers.queue.builtin import TRAIN_MODEL, TrainModelPayload
 from workers.queue.registry import JobContext, JsonResult, set_handler
+from workers.scoring.jobs import TRAIN_MODEL, TrainModelPayload
 from workers.scoring.project_training import ProjectTrainConfig, publish, train_project
 
 log = logging.getLogger(__name__)

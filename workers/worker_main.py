@@ -1,44 +1,54 @@
-"""`secinf worker`: run queued jobs with the registered handlers (see docs/queue.md)."""
+"""The worker process: `secinf worker` and `python -m workers.queue` (see docs/queue.md).
+
+Wires the queue (workers.queue, infrastructure) to the job kinds of the composition root
+(workers.job_kinds, loaded by the worker at start) and the settings. Every default comes
+from `WorkerConfig`; torch loads only when a scoring job runs (workers.scoring.jobs).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import sys
 
 import typer
 
 from workers import logs
-from workers.cli.output import print_json
-from workers.errors import UserError
+from workers.errors import SecinfError, UserError
 from workers.metrics import serve_metrics
 from workers.queue.worker import WorkerConfig, WorkerStats, run_worker
+from workers.scoring.jobs import DEFAULT_DEVICE, SCORING_KINDS, configure
 from workers.settings import load_settings
+
+_DEFAULTS = WorkerConfig()
 
 
 def worker_command(
     kinds: list[str] | None = typer.Option(
         None, "--kinds", "-k", help="Only these job kinds (repeat or comma-separate). "
         "Default: every kind this worker has a handler for; unknown kinds are dead-lettered."),
-    concurrency: int = typer.Option(4, "--concurrency", "-c", min=1, max=256,
+    concurrency: int = typer.Option(_DEFAULTS.concurrency, "--concurrency", "-c", min=1, max=256,
                                     help="Jobs run at once (threads)."),
-    batch: int = typer.Option(10, min=1, max=1000, help="At most this many jobs per claim."),
-    lease: float = typer.Option(30.0, "--lease", min=1.0,
+    batch: int = typer.Option(_DEFAULTS.batch, min=1, max=1000,
+                              help="At most this many jobs per claim."),
+    lease: float = typer.Option(_DEFAULTS.lease_s, "--lease", min=1.0,
                                 help="Lease in seconds (heartbeats every third of it)."),
-    poll: float = typer.Option(10.0, "--poll", min=0.1,
+    poll: float = typer.Option(_DEFAULTS.poll_s, "--poll", min=0.1,
                                help="Fallback poll in seconds when no NOTIFY arrives."),
-    grace: float = typer.Option(20.0, "--grace", min=0.0,
+    grace: float = typer.Option(_DEFAULTS.grace_s, "--grace", min=0.0,
                                 help="On SIGTERM, seconds running jobs get to finish."),
     once: bool = typer.Option(False, "--once", help="Claim one batch, run it, exit."),
     until_idle: bool = typer.Option(False, "--until-idle",
                                     help="Exit once no job is due and none is running."),
     plugin: list[str] | None = typer.Option(
         None, "--plugin", help="Extra module that registers job kinds (importable name)."),
-    role: str = typer.Option("pipeline", "--role",
+    role: str = typer.Option(_DEFAULTS.role or "", "--role",
                              help="Database role the worker acts as ('' keeps the login role)."),
     worker_id: str | None = typer.Option(None, "--id", help="Worker name in attempts."),
     json_out: bool = typer.Option(False, "--json", help="Print the final counts as JSON."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every job."),
-    device: str = typer.Option("auto", "--device",
+    device: str = typer.Option(DEFAULT_DEVICE, "--device",
                                help="Model device for scoring jobs: auto (CUDA when present), "
                                     "cpu or cuda."),
     metrics_port: int | None = typer.Option(
@@ -53,10 +63,10 @@ def worker_command(
     map (SECINF_SHARDS), one claim loop per shard, each with --concurrency threads."""
     if once and until_idle:
         raise UserError("--once and --until-idle exclude each other: pick one")
-    from workers.scoring.handler import configure
-
-    configure(device)
     names = tuple(k.strip() for item in (kinds or []) for k in item.split(",") if k.strip())
+    # A worker named to score (or told a device) loads torch and checks the device now;
+    # any other loads it only if a scoring job reaches it.
+    configure(device, now=device != DEFAULT_DEVICE or bool(set(names) & set(SCORING_KINDS)))
     settings = load_settings()
     logs.configure(settings.log_format, logging.DEBUG if verbose else logging.INFO)
     config = WorkerConfig(
@@ -85,15 +95,11 @@ def worker_command(
         if server is not None:
             server.close()
     if json_out:
-        print_json(dataclasses.asdict(stats))
+        sys.stdout.write(json.dumps(dataclasses.asdict(stats), indent=2, default=str) + "\n")
 
 
 def main() -> None:
     """Entry point of `python -m workers.queue` (same exit codes as `secinf`)."""
-    import sys
-
-    from workers.errors import SecinfError
-
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command()(worker_command)
     try:

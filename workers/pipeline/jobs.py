@@ -1,10 +1,11 @@
 """Job kinds customers request through the API (`api.create_job`, sql/220_api_jobs.sql):
-run the pipeline for a source now, re-process a time range, re-run the rules.
+run the pipeline for a source now, re-process a time range (re-running the rules:
+workers/rules/jobs.py).
 
-A worker plug-in module (workers.queue.registry.PLUGIN_MODULES, or `secinf worker --plugin
-workers.queue.api_jobs`): importing it declares the kinds and attaches their handlers. The
-payloads are the ones `api.create_job` writes; every handler checks that the source belongs
-to the job's project (the worker's `pipeline` role sees every project).
+A job-kind module listed in the composition root (workers.job_kinds.MODULES): importing it
+declares the kinds and attaches their handlers. The payloads are the ones `api.create_job`
+writes; every handler checks that the source belongs to the job's project (the worker's
+`pipeline` role sees every project).
 """
 
 from __future__ import annotations
@@ -16,16 +17,13 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from workers.db.queries import query
-from workers.errors import NotFound
 from workers.pipeline.source_jobs import run_source
 from workers.queue import client
 from workers.queue.client import Conn
 from workers.queue.registry import JobContext, JsonResult, PermanentError, register_kind
-from workers.rules import store
 
 PIPELINE_RUN = "pipeline_run"
 PIPELINE_REPROCESS = "pipeline_reprocess"
-RULES_BACKFILL = "rules_backfill"
 BUSY_WAIT_S = 1.0
 """Pause before trying again while another tick (pg_cron's) holds the pipeline."""
 
@@ -50,14 +48,7 @@ class ReprocessPayload(SourcePayload):
         return self
 
 
-class BackfillPayload(BaseModel):
-    """One source of the job's project, or every source (None)."""
-
-    model_config = ConfigDict(extra="forbid")
-    source_id: int | None = Field(default=None, ge=1)
-
-
-def _own_source(conn: Conn, ctx: JobContext, source_id: int) -> str:
+def own_source(conn: Conn, ctx: JobContext, source_id: int) -> str:
     """The source's name; PermanentError unless it belongs to the job's project."""
     row = conn.execute(query("api_jobs", "project_source"),
                        {"source_id": source_id, "project_id": ctx.job.project_id}).fetchone()
@@ -108,14 +99,14 @@ def tick_source(conn: Conn, ctx: JobContext, source_id: int) -> dict[str, Any]:
 def run_pipeline(payload: SourcePayload, ctx: JobContext) -> JsonResult:
     """Process the source's new points now instead of at the next scheduled tick."""
     with ctx.connection() as conn:
-        name = _own_source(conn, ctx, payload.source_id)
+        name = own_source(conn, ctx, payload.source_id)
         return {"source": name, **tick_source(conn, ctx, payload.source_id)}
 
 
 def run_reprocess(payload: ReprocessPayload, ctx: JobContext) -> JsonResult:
     """Mark the range dirty (a fenced write), then tick until the source has caught up."""
     with ctx.connection() as conn:
-        name = _own_source(conn, ctx, payload.source_id)
+        name = own_source(conn, ctx, payload.source_id)
     with ctx.write_back() as conn:
         conn.execute(query("api_jobs", "mark_dirty"), {
             "project_id": ctx.job.project_id, "source_id": payload.source_id,
@@ -127,26 +118,9 @@ def run_reprocess(payload: ReprocessPayload, ctx: JobContext) -> JsonResult:
                 **tick_source(conn, ctx, payload.source_id)}
 
 
-def run_backfill(payload: BackfillPayload, ctx: JobContext) -> JsonResult:
-    """Re-run the project's active rules over the source's (or every source's) history;
-    candidates are upserted, so a retry inserts nothing twice."""
-    with ctx.connection() as conn:
-        if payload.source_id is not None:
-            _own_source(conn, ctx, payload.source_id)
-        try:
-            inserted = store.backfill(
-                conn, ctx.job.project_id,
-                None if payload.source_id is None else str(payload.source_id))
-        except NotFound as exc:  # no ontology loaded: retrying cannot help
-            raise PermanentError(str(exc)) from exc
-    return {"sources": inserted, "inserted": sum(inserted.values())}
-
-
 register_kind(PIPELINE_RUN, SourcePayload, run_pipeline, timeout_s=600,
               description="run the pipeline for a source now (api.create_job)")
 register_kind(PIPELINE_REPROCESS, ReprocessPayload, run_reprocess, timeout_s=600,
               description="re-process a time range of a source (api.create_job)")
-register_kind(RULES_BACKFILL, BackfillPayload, run_backfill, timeout_s=600,
-              description="re-run the active rules over the history (api.create_job)")
 
-__all__ = ["PIPELINE_REPROCESS", "PIPELINE_RUN", "RULES_BACKFILL", "tick_source"]
+__all__ = ["PIPELINE_REPROCESS", "PIPELINE_RUN", "own_source", "tick_source"]
