@@ -67,7 +67,11 @@ def test_the_cli_runs_workers_in_processes_and_prints_json() -> None:
     report = json.loads(result.stdout)
     assert report["runner"] == "processes" and report["batch"] == 5
     [r] = report["rounds"]
-    assert r["workers"] == 2 and r["exactly_once"] and r["duplicates"] == r["lost"] == 0
+    # which check failed, if one did: a worker starved past its lease on a loaded machine
+    # shows as a second attempt (the queue doing its job), a lost or doubled job as a bug
+    assert r["workers"] == 2 and r["exactly_once"], (r["failed_checks"], r["attempts_per_job"],
+                                                     r["stale_live"])
+    assert r["duplicates"] == r["lost"] == 0
     assert r["attempts_per_job"] == {"1": 60}
     assert r["client_cpu_pct"] is not None
     assert _left_behind() == (0, 0)
