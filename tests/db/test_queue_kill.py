@@ -18,7 +18,7 @@ from workers.queue import client
 
 pytestmark = [pytest.mark.db, pytest.mark.slow]
 Conn = psycopg.Connection[dict[str, Any]]
-JOBS = 500
+JOBS = 800
 WORKERS = 3
 MAX_KILLS = 30  # then the tail drains undisturbed
 WORKER_ARGS = ("--kinds", "echo", "--concurrency", "4", "--batch", "4", "--lease", "2",
@@ -43,7 +43,7 @@ def test_sigkilled_workers_lose_nothing_and_commit_each_result_once(db: Conn, ds
             counts = state_counts(dsn)
             if counts.get("succeeded", 0) == JOBS:
                 break
-            time.sleep(rng.uniform(0.3, 1.0))
+            time.sleep(rng.uniform(0.15, 0.5))
             if kills < MAX_KILLS and counts.get("succeeded", 0) < JOBS * 0.9:
                 victim = rng.randrange(WORKERS)
                 workers[victim].kill()

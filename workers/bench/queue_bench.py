@@ -25,15 +25,18 @@ Seconds are printed, never asserted.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue
 import secrets
 import statistics
+import sys
 import threading
 import time
+import types
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -215,6 +218,20 @@ def _report(plan: WorkerPlan, barrier: Any, done: Any, out: Any) -> None:
 
 
 # --------------------------------------------------------------------------- one round
+@contextlib.contextmanager
+def _plain_main() -> Iterator[None]:
+    """A bare `__main__` while worker processes start. A spawned child first re-runs the
+    parent's main module (its `__spec__` name or `__file__`); in a host program that has
+    run a Streamlit page as `__main__` (the app's AppTest tests do) the child would run that
+    page before working, late and noisy. The workers need nothing from it."""
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = saved
+
+
 def _collect(plans: list[WorkerPlan], processes: bool,
              sample: Callable[[], None]) -> tuple[list[WorkerLog], float | None]:
     """Run the workers at once; sample server waits until all have reported. Returns the
@@ -234,8 +251,9 @@ def _collect(plans: list[WorkerPlan], processes: bool,
         out = queue.Queue()
         runners = [threading.Thread(target=_report, args=(p, barrier, done, out), daemon=True)
                    for p in plans]
-    for r in runners:
-        r.start()
+    with _plain_main() if processes else contextlib.nullcontext():
+        for r in runners:
+            r.start()
     logs: list[WorkerLog] = []
     while len(logs) < len(plans):
         try:
