@@ -31,7 +31,6 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from rich.table import Table
 
-from workers import tenancy
 from workers.appdb import AppDB
 from workers.appdb.session import authenticator_conninfo, read_authenticator_conninfo
 from workers.cli.output import console, err_console, print_json
@@ -40,7 +39,7 @@ from workers.db.backup import free_port
 from workers.db.cluster import LocalCluster
 from workers.db.migrate import migrate
 from workers.errors import UserError
-from workers.review.synthetic import add_candidates, add_tracks, make_scene
+from workers.review.synthetic import reviewed_project
 from workers.settings import Settings, load_settings
 
 TARGET_RATIO = 1.2
@@ -83,14 +82,7 @@ def scratch_cluster(settings: Settings) -> Iterator[Settings]:
 
 
 def _build(conn: Conn, candidates: int) -> tuple[str, list[int]]:
-    project = str(tenancy.create_project(conn, "bench-org", "replica")["project_id"])
-    conn.execute("SELECT core.add_member(%s, 'user', 'bench-reviewer', 'reviewer')", (project,))
-    scene = make_scene(conn, project, sources=4)
-    add_candidates(conn, scene, candidates, rebuild_indexes=True)
-    detail_ids = [r["candidate_id"] for r in conn.execute(
-        "SELECT candidate_id FROM candidates.candidates WHERE project_id = %s"
-        " ORDER BY candidate_id LIMIT 5 OFFSET %s", (project, candidates // 2)).fetchall()]
-    add_tracks(conn, detail_ids)
+    project, _, detail_ids = reviewed_project(conn, "replica", candidates, details=5)
     conn.execute("SELECT analytics.refresh(false)")
     conn.commit()
     return project, detail_ids

@@ -24,12 +24,11 @@ from psycopg.rows import dict_row
 from rich.table import Table
 from tqdm import tqdm
 
-from workers import tenancy
 from workers.bench.scratch import as_authenticator, scratch_database
 from workers.cli.output import console, print_json
 from workers.db.connect import connect
 from workers.errors import UserError
-from workers.review.synthetic import add_candidates, add_tracks, make_scene
+from workers.review.synthetic import reviewed_project
 from workers.settings import load_settings
 
 REPEATS = 25
@@ -83,14 +82,7 @@ def _cursor_at(caller: Caller, depth: int, **args: Any) -> str | None:
 
 def _build(conn: Conn, points: int) -> tuple[str, list[int], list[int]]:
     """Project, reviewer, candidates, a few trajectories, some machine events."""
-    project = str(tenancy.create_project(conn, "bench-org", "review")["project_id"])
-    conn.execute("SELECT core.add_member(%s, 'user', 'bench-reviewer', 'reviewer')", (project,))
-    scene = make_scene(conn, project, sources=4)
-    add_candidates(conn, scene, points, rebuild_indexes=True)
-    detail_ids = [r["candidate_id"] for r in conn.execute(
-        "SELECT candidate_id FROM candidates.candidates WHERE project_id = %s"
-        " ORDER BY candidate_id LIMIT 10 OFFSET %s", (project, points // 2)).fetchall()]
-    add_tracks(conn, detail_ids)
+    project, scene, detail_ids = reviewed_project(conn, "review", points, details=10)
     conn.execute("SELECT events.promote(%s)", (project,))
     conn.commit()
     return project, scene.source_ids, detail_ids

@@ -123,3 +123,12 @@ SET second_opinion_share = coalesce(%(share)s::float8, s.second_opinion_share),
 WHERE s.project_id = %(project_id)s::uuid
 RETURNING s.project_id::text AS project_id, s.second_opinion_share, s.auto_accept_model,
           s.auto_accept_rule, s.updated_at
+
+-- name: bench_reviewer :one
+-- The benchmarks' reviewer of a project (workers/review/synthetic.reviewed_project).
+SELECT core.add_member(%(project_id)s, 'user', 'bench-reviewer', 'reviewer');
+
+-- name: middle_candidates :many
+-- n candidate ids of the project from the middle of its id order (the candidate page's).
+SELECT candidate_id FROM candidates.candidates WHERE project_id = %(project_id)s
+ORDER BY candidate_id LIMIT %(n)s OFFSET %(offset)s;

@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from workers import tenancy
 from workers.db.queries import query
 
 ORIGIN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -69,3 +70,20 @@ def _params(scene: SyntheticScene, n: int, first: int) -> dict[str, Any]:
 def add_tracks(conn: psycopg.Connection[Any], candidate_ids: list[int]) -> None:
     """Kinematics for these candidates' actors over their spans ± 5 s."""
     conn.execute(query("review", "synthetic_tracks"), {"candidate_ids": candidate_ids})
+
+
+def reviewed_project(conn: psycopg.Connection[Any], slug: str, candidates: int,
+                     details: int) -> tuple[str, SyntheticScene, list[int]]:
+    """The benchmarks' review workload: a project with the reviewer `bench-reviewer`, a
+    four-source scene of `candidates` synthetic candidates, and `details` of them from the
+    middle given trajectories (for the candidate page). Returns the project id, the scene
+    and those candidates' ids; not committed."""
+    project = str(tenancy.create_project(conn, "bench-org", slug)["project_id"])
+    conn.execute(query("review", "bench_reviewer"), {"project_id": project})
+    scene = make_scene(conn, project, sources=4)
+    add_candidates(conn, scene, candidates, rebuild_indexes=True)
+    detail_ids = [r["candidate_id"] for r in conn.execute(
+        query("review", "middle_candidates"),
+        {"project_id": project, "n": details, "offset": candidates // 2}).fetchall()]
+    add_tracks(conn, detail_ids)
+    return project, scene, detail_ids
