@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from workers.rules.compile import compile_ontology
+from workers.rules.compile import compile_ontology, compile_pair_rows
 from workers.rules.ontology import (
     DEFAULT_PATH,
     OntologyError,
@@ -14,7 +14,12 @@ from workers.rules.ontology import (
     parse_ontology,
     with_recall_tier,
 )
-from workers.scoring.collect import TRAINING_RECALL_FACTOR, training_ontology
+from workers.scoring.collect import (
+    TRAINING_RECALL_FACTOR,
+    TRAINING_REVISION,
+    TRAINING_WIDEN,
+    training_ontology,
+)
 
 TIERED_TYPES = {"stop", "follow", "accompany", "dwell", "meet", "handover"}
 
@@ -60,5 +65,45 @@ def test_training_ontology_is_the_default_with_a_recall_tier() -> None:
     onto = training_ontology()
     default = load_ontology(DEFAULT_PATH)
     assert (onto.name, onto.version, onto.recall_factor) == (
-        "training", default.version, TRAINING_RECALL_FACTOR)
+        "training", 100 * default.version + TRAINING_REVISION, TRAINING_RECALL_FACTOR)
+    assert {t: onto.widened(t) for t in TRAINING_WIDEN} == TRAINING_WIDEN
     assert onto.types == default.types and onto.features == default.features
+
+
+def test_widen_validated() -> None:
+    ok = parse_ontology(_with({"widen": {"meet": {"condition": "distance < 7.0"}}}))
+    assert ok.widened("meet") == {"condition": "distance < 7.0"}
+    assert ok.widened("accompany") is None and ok.recall_factor is None
+    cases = [
+        ({"widen": {"mingle": {"condition": "distance < 3"}}}, "no type 'mingle'"),
+        ({"widen": {"enter": {"condition": "speed > 1"}}}, "kind 'zone_transition'"),
+        ({"widen": {"handover": {"condition": "distance < 3"}}}, "not a handover"),
+        ({"widen": {"overtake": {"condition": "distance < 3"}}}, "kind 'pair_sequence'"),
+        ({"widen": {"meet": {"condition": "speed_of_light < 3"}}},
+         "field 'candidates.widen.meet.condition'"),
+        ({"widen": {"meet": {"hysteresis": "distance < 3"}}}, "'condition' is a required"),
+        ({"widen": {"meet": {"condition": "distance < 3", "inner": "true"}}},
+         "Additional properties"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(OntologyError, match=message):
+            parse_ontology(_with(bad), "t.yaml")
+
+
+def test_widen_adds_an_arm_and_keeps_the_fill_rows() -> None:
+    wide = {"accompany": {"condition": "abs(lat_offset) <= 3.0 and speed > 0.3"},
+            "meet": {"condition": "distance < 7.0", "hysteresis": "distance < 7.5"}}
+    onto = with_recall_tier(load_ontology(DEFAULT_PATH), 0.5, widen=wide)
+    tiered = {r.type: r.sql for r in compile_ontology(with_recall_tier(
+        load_ontology(DEFAULT_PATH), 0.5), 3)}
+    for rule in compile_ontology(onto, 3):
+        if rule.type in wide:
+            # the widened islands, unclaimed by the strict ones and by stored candidates
+            assert "rel_w_i" in rule.sql, rule.type
+            assert "NOT EXISTS (SELECT 1 FROM candidates.candidates x" in rule.sql
+        else:
+            assert rule.sql == tiered[rule.type], rule.type
+    meet = next(r.sql for r in compile_ontology(onto, 3) if r.type == "meet")
+    assert "7.5" in meet and "7.0" in meet
+    fill = compile_pair_rows(onto, 3)
+    assert fill is not None and "7.5" in fill  # rows out to 7.5 m are kept for the rule

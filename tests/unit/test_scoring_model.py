@@ -97,6 +97,38 @@ def test_metrics_match_hand_computed_values() -> None:
     assert ideal["headroom_taken"] == pytest.approx(1.0)
 
 
+def test_average_precision_over_labelled_events() -> None:
+    y, s = [1, 0, 1, 0, 1], [0.9, 0.8, 0.7, 0.2, 0.1]
+    # 5 labelled events, 3 held by candidates: recall steps of 1/5, precisions 1, 2/3, 3/5
+    assert average_precision(y, s, n_events=5) == pytest.approx((1 + 2 / 3 + 3 / 5) / 5)
+    # = AP over candidates x the share of events the candidates hold
+    assert average_precision(y, s, n_events=5) == pytest.approx(
+        (average_precision(y, s) or 0) * 3 / 5)
+    assert average_precision([], [], n_events=4) == 0.0
+    assert average_precision([0], [0.3], n_events=0) is None
+    with pytest.raises(ValueError, match="n_events 2 < 3"):
+        average_precision(y, s, n_events=2)
+
+
+def test_held_out_row_compares_the_rules_and_the_same_candidates() -> None:
+    from workers.bench.learning_bench import held_out_row
+
+    labels = np.array([True, False, True, True, False])
+    tiers = np.array(["strict", "strict", "recall", "recall", "recall"])
+    rule = np.array([0.9, 0.8, 0.4, 0.3, 0.35])
+    model = np.array([0.9, 0.1, 0.8, 0.7, 0.2])
+    row = held_out_row("zara01", "accompany", 4, labels, tiers, {
+        "rule_score": rule, "simulation": model, "labels": model,
+        "simulation+labels": model})
+    assert (row["candidates"], row["true"], row["bound"]) == ("2 + 3", "1 + 2", 0.75)
+    assert row["rule_score_strict"] == pytest.approx(0.25)  # one of 4 events, precision 1
+    # every tier by rule_score (T 0.9, F 0.8, T 0.4, F 0.35, T 0.3): precisions 1, 2/3, 3/5
+    assert row["rule_score"] == pytest.approx(round((1 + 2 / 3 + 3 / 5) / 4, 4))
+    assert row["simulation+labels"] == pytest.approx(0.75)  # the three true ones first
+    assert row["gain"] == pytest.approx(round(0.75 - row["rule_score"], 4))
+    assert row["gain_vs_rules"] == pytest.approx(0.5)
+
+
 def test_device_auto_falls_back_to_cpu() -> None:
     from workers.errors import UserError
 

@@ -204,8 +204,9 @@ def bench_learning_command(
                                       "this many examples (e.g. 5000)."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Leave one labelled scene out: AP of rule_score, the simulation-trained model, a model
-    from the other scenes' labels, and the simulation model fine-tuned on them."""
+    """Leave one labelled scene out: AP over the labelled events of rule_score (strict
+    candidates, then every tier), the simulation-trained model, a model from the other
+    scenes' labels, and the simulation model fine-tuned on them."""
     from workers.bench.learning_bench import run_learning_bench
 
     with err_console.status("learning bench…") as status:
@@ -214,7 +215,9 @@ def bench_learning_command(
     if json_out:
         print_json(report)
         return
-    print_table(report["scenes"], title="held-out scene: AP by score (candidates of judged types)")
+    print_table(report["scenes"], title="held-out scene: AP over its labelled events, by "
+                "score (candidates: strict + recall; bound: share of events any candidate "
+                "holds)")
     print_table(report["summary"], title="mean over held-out scenes")
     if "timing" in report:
         t = report["timing"]

@@ -93,7 +93,8 @@ def compile_pair_rows(onto: Ontology, ontology_id: int) -> str | None:
         if et.kind not in PAIR_KINDS:
             continue
         c = Ctx(onto, et, int(ontology_id))
-        need = c.held("r") if "condition" in _fill_fields(et) else c.pred("during", "r")
+        need = (c.strict_or_wide("r") if "condition" in _fill_fields(et)
+                else c.pred("during", "r"))
         if et.symmetric:
             # its rel reads one order of each pair: the other is kept only for another rule
             need = f"({need}) AND {CANONICAL_PAIR}"
@@ -118,10 +119,16 @@ def _fill_fields(et: EventType) -> tuple[str, ...]:
 
 
 def pair_predicates(onto: Ontology) -> list[Predicate]:
-    """The predicates that decide which pair rows the fill keeps (`_fill_fields`)."""
-    return [parse_predicate(et.predicates[f], et.table or "relations")
-            for et in onto.types.values() if et.kind in PAIR_KINDS
-            for f in _fill_fields(et) if f in et.predicates]
+    """The predicates that decide which pair rows the fill keeps (`_fill_fields`, and a
+    `candidates.widen` entry's)."""
+    found = [parse_predicate(et.predicates[f], et.table or "relations")
+             for et in onto.types.values() if et.kind in PAIR_KINDS
+             for f in _fill_fields(et) if f in et.predicates]
+    for et in onto.types.values():
+        if et.kind in PAIR_KINDS:
+            found += [parse_predicate(text, et.table or "relations")
+                      for text in (onto.widened(et.name) or {}).values()]
+    return found
 
 
 # ----------------------------------------------------------------------- state kinds
@@ -131,7 +138,9 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
     With a recall tier: intervals of >= recall_factor * D (shorter than D: tier recall),
     plus the intervals that a gap tolerance of eps / recall_factor forms (fragments of one
     event split by dropped or noisy rows, merged) where they differ from a strict interval
-    (tier recall)."""
+    (tier recall). With `candidates.widen`: also the intervals of the looser predicates that
+    no candidate of the same actors overlaps (tier recall; their margin is the strict
+    condition's, so their rule_score says how near the strict rule they came)."""
     hold = c.hold()
     core, margin, aggs = c.pred("condition"), c.margin("condition"), evidence_aggs(c.evidence)
     cols = ", ".join(keys)
@@ -139,36 +148,67 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
     dur, mind = duration_s("i.t0", "i.t1"), c.et.min_duration_s
     actors = c.actors(*(f"i.{k}" for k in keys))
     where = (f"{c.at_least(dur, mind)} AND {closed('i.h0', 'i.h1', CLOSE_MARGIN_S)}")
-    if c.recall is None:
+    wide = c.widened()
+    if c.recall is None and wide is None:
         sel = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
                        evidence_object(c.evidence), f"FROM {src}_i i, win\n  WHERE {where}")
         return f"{isl},\n{upsert(sel)}"
-    merged = f"{src}_m"
-    same = " AND ".join(f"s.{k} = i.{k}" for k in (*keys, "t0", "t1"))
-    gap_m = c.et.max_gap_s / c.recall
-    isl_m = islands(merged, cols, core, hold, margin, gap_m, aggs, by)
-    # closed once it ended longer ago than the wider gap (rows that extend it come sooner)
-    where_m = (f"{c.at_least(dur, mind)} AND "
-               f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1))}")
-    both = f"""{merged} AS (SELECT * FROM {src}),
-{isl_m},
-{src}_c AS (
-  SELECT i.*, {c.tier(dur, mind)} AS tier FROM {src}_i i, win WHERE {where}
+    ctes = [isl]
+    arms = [f"SELECT i.*, {c.tier(dur, mind) or repr('strict')} AS tier "
+            f"FROM {src}_i i, win WHERE {where}"]
+    if c.recall is not None:
+        merged = f"{src}_m"
+        same = " AND ".join(f"s.{k} = i.{k}" for k in (*keys, "t0", "t1"))
+        gap_m = c.et.max_gap_s / c.recall
+        # closed once it ended longer ago than the wider gap (rows that extend it come sooner)
+        where_m = (f"{c.at_least(dur, mind)} AND "
+                   f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1))}")
+        ctes += [f"{merged} AS (SELECT * FROM {src})",
+                 islands(merged, cols, core, hold, margin, gap_m, aggs, by)]
+        arms.append(f"SELECT i.*, 'recall' FROM {merged}_i i, win WHERE {where_m}\n"
+                    f"    AND NOT EXISTS (SELECT 1 FROM {src}_i s WHERE {same})")
+    ctes.append(f"{src}_c AS (\n  " + "\n  UNION ALL\n  ".join(arms) + "\n)")
+    final = f"{src}_c"
+    if wide is not None:
+        ctes += [f"{src}_w AS (SELECT * FROM {src})",
+                 islands(f"{src}_w", cols, wide.pred("condition"), wide.hold(), margin,
+                         c.et.max_gap_s, aggs, by),
+                 f"""{src}_cw AS (
+  SELECT * FROM {src}_c
   UNION ALL
-  SELECT i.*, 'recall' FROM {merged}_i i, win WHERE {where_m}
-    AND NOT EXISTS (SELECT 1 FROM {src}_i s WHERE {same})
-)"""
+  SELECT i.*, 'recall' FROM {src}_w_i i, win WHERE {where}
+    AND {_unclaimed(c, "i", f"{src}_c", keys, actors)}
+)"""]
+        final = f"{src}_cw"
     sel_c = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
-                     evidence_object(c.evidence), f"FROM {src}_c i", tier="i.tier")
-    return f"{isl},\n{both},\n{upsert(sel_c, True)}"
+                     evidence_object(c.evidence), f"FROM {final} i", tier="i.tier")
+    return ",\n".join(ctes) + f",\n{upsert(sel_c, True)}"
+
+
+def _unclaimed(c: Ctx, i: str, cands: str, keys: tuple[str, ...] | str, actors: str) -> str:
+    """SQL: no interval of CTE `cands` with the same keys overlaps interval `i`, and no
+    stored candidate of the type with the same actors overlaps it (other than one of the
+    same span, which the upsert updates). A widened interval holds the strict ones inside
+    it, which stay the event's candidates."""
+    names = keys.split(", ") if isinstance(keys, str) else keys
+    same = " AND ".join(f"s.{k} = {i}.{k}" for k in names)
+    return f"""NOT EXISTS (SELECT 1 FROM {cands} s
+                    WHERE {same} AND s.t0 <= {i}.t1 AND s.t1 >= {i}.t0)
+    AND NOT EXISTS (SELECT 1 FROM candidates.candidates x
+                    WHERE x.project_id = $1 AND x.source_id = $2
+                      AND x.ontology_id = {c.ontology_id} AND x.type = {c.type}
+                      AND x.actors = {actors}
+                      AND x.start_ts <= {i}.t1 AND x.end_ts >= {i}.t0
+                      AND (x.start_ts, x.end_ts) <> ({i}.t0, {i}.t1))"""
 
 
 def _track_state(c: Ctx) -> str:
-    return f"{kin_cte(c.et.classes, c.held('k'))},\n{_state(c, 'kin', ('track_id',))}"
+    return (f"{kin_cte(c.et.classes, c.strict_or_wide('k'))},\n"
+            f"{_state(c, 'kin', ('track_id',))}")
 
 
 def _pair_state(c: Ctx) -> str:
-    rel = rel_cte(c.et.symmetric, c.et.classes, c.held("r"))
+    rel = rel_cte(c.et.symmetric, c.et.classes, c.strict_or_wide("r"))
     return f"{rel},\n{_state(c, 'rel', ('track_id', 'other_id'), 'pair_key')}"
 
 
@@ -219,7 +259,7 @@ def _encounter(c: Ctx) -> str:
                   outer_aggs, "pair_key")
     # `rel` holds only the rows where the condition (or its hysteresis) holds: the islands,
     # the evidence and a handover's inner runs are all made of them.
-    rel = rel_cte(True, c.et.classes, c.held("r"))
+    rel = rel_cte(True, c.et.classes, c.strict_or_wide("r"))
     # Approach and part (a frame farther than far_m before and after the close run) only
     # where the type asks for them (handover), checked from kinematics on the few runs that
     # pass every other test; without far_m every close run counts.
@@ -238,13 +278,34 @@ def _encounter(c: Ctx) -> str:
             conds += [f"e.mean_speed < {num(c.f('max_mean_speed'))}",
                       f"e.mean_other_speed < {num(c.f('max_mean_speed'))}"]
         # Evidence: summaries over the interval's rows (computed with the islands).
-        sel = c.select(c.actors("e.track_id", "e.other_id"), "e.t0", "e.t1",
-                       rule_score("e.margin", "e.dur", c.f("min_close_s")
-                                  if "min_close_s" in c.p else 0.0),
-                       evidence_object(c.evidence).replace("ev_", "e.ev_"),
-                       f"FROM enc e, win\n  WHERE {' AND '.join(conds) or 'true'}"
-                       f" AND {closed('e.h0', 'e.h1', CLOSE_MARGIN_S)}", tier=tier)
-        return f"{rel},\n{isl},\n{enc},\n{upsert(sel, tier is not None)}"
+        score = rule_score("e.margin", "e.dur", c.f("min_close_s")
+                           if "min_close_s" in c.p else 0.0)
+        evidence = evidence_object(c.evidence).replace("ev_", "e.ev_")
+        kept = f"{' AND '.join(conds) or 'true'} AND {closed('e.h0', 'e.h1', CLOSE_MARGIN_S)}"
+        wide = c.widened()
+        if wide is None:
+            sel = c.select(c.actors("e.track_id", "e.other_id"), "e.t0", "e.t1", score,
+                           evidence, f"FROM enc e, win\n  WHERE {kept}", tier=tier)
+            return f"{rel},\n{isl},\n{enc},\n{upsert(sel, tier is not None)}"
+        # The widened close runs (margin: the strict condition's) that overlap no candidate.
+        keys_w = ("track_id", "other_id")
+        isl_w = islands("rel_w", keys, wide.pred("condition"), wide.hold(),
+                        c.margin("condition"), c.et.max_gap_s, outer_aggs, "pair_key")
+        both = f"""enc_c AS (
+  SELECT e.*, {tier or repr('strict')} AS tier FROM enc e, win WHERE {kept}
+),
+rel_w AS (SELECT * FROM rel),
+{isl_w},
+enc_w AS (
+  SELECT e.*, 'recall' AS tier
+  FROM (SELECT i.*, {duration_s('i.t0', 'i.t1')} AS dur FROM rel_w_i i) e, win
+  WHERE {kept}
+    AND {_unclaimed(c, "e", "enc_c", keys_w, c.actors("e.track_id", "e.other_id"))}
+)"""
+        sel = c.select(c.actors("e.track_id", "e.other_id"), "e.t0", "e.t1", score,
+                       evidence, "FROM (SELECT * FROM enc_c UNION ALL SELECT * FROM enc_w) e",
+                       tier="e.tier")
+        return f"{rel},\n{isl},\n{enc},\n{both},\n{upsert(sel, True)}"
     inner = f"""short AS MATERIALIZED (
   SELECT e.track_id, e.other_id, e.t0, e.t1 FROM enc e
   WHERE e.dur < {num(c.f('max_close_s'))}

@@ -3,6 +3,8 @@ thresholds, the recall tier) and the CTEs over the feature tables."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .ontology import EventType, Ontology
 from .predicates import COLUMNS, parse_predicate
 from .temporal import evidence_aggs, name, num, text_literal
@@ -25,6 +27,25 @@ class Ctx:
         table = et.table or "kinematics"
         self.evidence = tuple(c for c in et.evidence if c in COLUMNS[table])
         self.recall = onto.recall_factor
+        self._onto, self._ontology_id = onto, int(ontology_id)
+        self.wide = onto.widened(et.name)
+
+    def widened(self) -> Ctx | None:
+        """This type's context with the looser predicates of `candidates.widen` (the
+        hysteresis is the widened condition unless the entry gives one), else None."""
+        if self.wide is None:
+            return None
+        preds = {k: v for k, v in self.et.predicates.items() if k != "hysteresis"}
+        preds.update(self.wide)
+        wide = Ctx(self._onto, replace(self.et, predicates=preds), self._ontology_id)
+        wide.wide = None
+        return wide
+
+    def strict_or_wide(self, alias: str) -> str:
+        """Rows either the type or its widened predicates can use (`held`), over `alias`."""
+        wide = self.widened()
+        held = self.held(alias)
+        return held if wide is None else f"({held}) OR ({wide.held(alias)})"
 
     def at_least(self, dur: str, min_s: float) -> str:
         """The minimum-duration test: dur >= min, or >= recall_factor * min with a recall

@@ -98,6 +98,17 @@ class Ontology:
         value = (self.data.get("candidates") or {}).get("recall_factor")
         return None if value is None or float(value) >= 1.0 else float(value)
 
+    def widened(self, type_name: str) -> dict[str, str] | None:
+        """The looser predicates of `candidates.widen.<type>` (condition, optionally
+        hysteresis), else None.
+
+        With them, the type also emits the intervals where the looser predicates hold and
+        no candidate of the same actors overlaps, as `tier = 'recall'` candidates: the
+        events the strict thresholds miss by distance or angle, for the scoring model to
+        rank (docs/rules.md, "Recall tier")."""
+        value = ((self.data.get("candidates") or {}).get("widen") or {}).get(type_name)
+        return None if value is None else {str(k): str(v) for k, v in value.items()}
+
 
 @cache
 def schema() -> dict[str, Any]:
@@ -155,8 +166,34 @@ def parse_ontology(text: str, name: str = "<ontology>") -> Ontology:
     types: dict[str, EventType] = {}
     for tname, spec in data["types"].items():
         types[tname] = _event_type(tname, spec, name, node)
+    _check_widen(data, types, name, node)
     return Ontology(name=str(data["name"]), version=int(data["version"]), text=text,
                     data=data, types=types)
+
+
+# Rule kinds whose condition/hysteresis islands a `candidates.widen` entry can loosen.
+WIDEN_KINDS = ("track_state", "pair_state", "encounter")
+
+
+def _check_widen(data: dict[str, Any], types: dict[str, EventType], fname: str,
+                 node: yaml.Node | None) -> None:
+    """`candidates.widen`: each entry names a type of a kind with condition islands, and
+    its predicates read that kind's feature table."""
+    for tname, preds in ((data.get("candidates") or {}).get("widen") or {}).items():
+        path: list[str | int] = ["candidates", "widen", tname]
+        et = types.get(tname)
+        if et is None:
+            raise OntologyError(f"{_where(fname, node, path)}: no type {tname!r} in this "
+                                f"ontology; widen one of {sorted(types)}")
+        if et.kind not in WIDEN_KINDS or "inner" in et.predicates:
+            raise OntologyError(f"{_where(fname, node, path)}: type {tname!r} (kind "
+                                f"{et.kind!r}) has no condition islands to widen; widen a "
+                                f"type of kind {', '.join(WIDEN_KINDS)} (not a handover)")
+        for fld, text in preds.items():
+            try:
+                parse_predicate(text, et.table or "")
+            except PredicateError as exc:
+                raise OntologyError(f"{_where(fname, node, [*path, fld])}: {exc}") from exc
 
 
 def _event_type(tname: str, spec: dict[str, Any], fname: str,
@@ -211,15 +248,21 @@ def load_ontology(path: str | Path) -> Ontology:
 
 
 def with_recall_tier(onto: Ontology, recall_factor: float, name: str | None = None,
-                     description: str | None = None) -> Ontology:
-    """A copy of `onto` with `candidates.recall_factor` set (and optionally renamed), as
-    re-validated YAML text."""
-    data = {**onto.data, "candidates": {**(onto.data.get("candidates") or {}),
-                                        "recall_factor": float(recall_factor)}}
+                     description: str | None = None,
+                     widen: dict[str, dict[str, str]] | None = None,
+                     version: int | None = None) -> Ontology:
+    """A copy of `onto` with `candidates.recall_factor` (and `candidates.widen`, when
+    given) set, optionally renamed, as re-validated YAML text."""
+    extra: dict[str, Any] = {"recall_factor": float(recall_factor)}
+    if widen:
+        extra["widen"] = {k: dict(v) for k, v in widen.items()}
+    data = {**onto.data, "candidates": {**(onto.data.get("candidates") or {}), **extra}}
     if name is not None:
         data["name"] = name
     if description is not None:
         data["description"] = description
+    if version is not None:
+        data["version"] = int(version)
     return parse_ontology(dump_ontology(data), f"<{data['name']} v{data['version']}>")
 
 

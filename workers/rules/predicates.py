@@ -107,7 +107,13 @@ def _is_boolean(node: exp.Expression) -> bool:
         return True
     if isinstance(node, exp.Boolean):
         return True
-    return isinstance(node, (exp.And, exp.Or, exp.Not, exp.Between, *_COMPARISONS))
+    # the operands of AND, OR and NOT must be boolean too (`NOT 0` is refused here, not
+    # when the rule is compiled)
+    if isinstance(node, (exp.And, exp.Or)):
+        return _is_boolean(node.this) and _is_boolean(node.expression)
+    if isinstance(node, exp.Not):
+        return _is_boolean(node.this)
+    return isinstance(node, (exp.Between, *_COMPARISONS))
 
 
 def _check(node: exp.Expression, table: str, text: str) -> list[str]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,8 @@ class TruthImport:
     positives: int
     truth_events: int
     matched_truth: int
+    truth_by_type: dict[str, int] = field(default_factory=dict)
+    """Labelled events per judged type (the denominator of AP over labelled events)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -143,8 +145,9 @@ def import_truth(conn: Conn, project: str, source: str, truth_path: Path,
                  {"sha256": sha, "ids": ids, "labels": labels, "starts": starts,
                   "ends": ends, "ious": ious})
     conn.commit()
+    by_type = {t: sum(1 for e in kept_truth if e.type == t) for t in sorted(judged)}
     return TruthImport(src.name, sha, {t: sorted(c) for t, c in judged.items()}, len(rows),
-                       int(sum(labels)), len(kept_truth), len(result.pairs))
+                       int(sum(labels)), len(kept_truth), len(result.pairs), by_type)
 
 
 def window_bytes(window: npt.NDArray[np.float64]) -> bytes:

@@ -44,14 +44,23 @@ def roc_auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float | None:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def average_precision(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float | None:
+def average_precision(labels: npt.ArrayLike, scores: npt.ArrayLike,
+                      n_events: int | None = None) -> float | None:
     """Average precision (area under the step precision-recall curve, sklearn's definition);
-    tied scores form one threshold. None without positives."""
+    tied scores form one threshold. None without positives.
+
+    `n_events`: AP over labelled events rather than over candidates — recall is matched
+    candidates / n_events, so a labelled event no candidate holds is never recalled and
+    caps the curve (a detector's AP). None: over candidates (recall reaches 1)."""
     y = np.asarray(labels, dtype=bool)
     s = np.asarray(scores, dtype=np.float64)
-    n_pos = int(y.sum())
+    n_pos = int(y.sum()) if n_events is None else int(n_events)
+    if n_events is not None and n_events < int(y.sum()):
+        raise ValueError(f"n_events {n_events} < {int(y.sum())} matched candidates")
     if n_pos == 0:
         return None
+    if y.size == 0:
+        return 0.0
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
     tp = np.cumsum(y)
