@@ -35,6 +35,7 @@ from tests.support.shard_upstreams import (
     postgrest_standin,
 )
 from workers import shards, tenancy
+from workers.errors import UserError
 from workers.route.app import make_app
 from workers.route.table import MISS_S
 from workers.settings import Settings, load_settings
@@ -246,6 +247,42 @@ def test_downloads_are_passed_on_before_the_upstream_finishes(setup: Setup) -> N
         conn.close()
 
 
+def test_checkouts_go_to_the_callers_file_service_and_stripe_is_not_routed(
+        setup: Setup) -> None:
+    s = setup
+    s.clear()
+    status, grant, _ = _exchange(s, s.keys["south"])
+    assert status == 200
+    reply = s.proxy.request("POST", "/billing/checkout-session", b"{}",
+                            {"Authorization": f"Bearer {grant['token']}"})
+    assert reply.status == 200 and reply.json() == {"shard": "b"}
+    assert [r["path"] for r in s.b.files.requests] == ["/billing/checkout-session"]
+    assert s.a.files.requests == []
+    hook = s.proxy.request("POST", "/stripe/webhook", b"{}")
+    assert hook.status == 404 and hook.json()["error"] == "not_routable"
+    assert "Point Stripe's webhook endpoint at the file service" in hook.json()["hint"]
+
+
 def test_healthz_lists_the_shards(setup: Setup) -> None:
     reply = setup.proxy.request("GET", "/healthz")
     assert reply.status == 200 and reply.json() == {"status": "ok", "shards": ["a", "b"]}
+
+
+def test_a_shard_map_made_before_the_upstream_columns_is_upgraded_on_first_use(
+        dsn: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    with psycopg.connect(dsn) as conn:  # the control schema as the first release made it
+        conn.execute("CREATE SCHEMA control")
+        conn.execute("CREATE TABLE control.shards (name text PRIMARY KEY, conninfo text "
+                     "NOT NULL, added_at timestamptz NOT NULL DEFAULT now())")
+        conn.execute("CREATE TABLE control.placements (org text, project text, shard text "
+                     "REFERENCES control.shards (name), project_id uuid UNIQUE, placed_at "
+                     "timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (org, project))")
+        conn.execute("INSERT INTO control.shards (name, conninfo) VALUES ('old', %s)", (dsn,))
+    monkeypatch.setenv("SECINF_SHARDS", dsn)
+    (old,) = shards.list_shards()
+    assert (old["name"], old["read_conninfo"], old["api_url"], old["files_url"]) == (
+        "old", None, None, None)
+    added = shards.add_shard("old", dsn, files_url="http://files-old:8600/")
+    assert added["files_url"] == "http://files-old:8600" and added["api_url"] is None
+    with pytest.raises(UserError, match="--api-url 'files-old' is not an http"):
+        shards.add_shard("old", dsn, api_url="files-old")

@@ -92,7 +92,8 @@ def files_standin(name: str, seen: Seen, size: int, gate: threading.Event) -> Fa
     """GET /files/{key}: `content(name, size)`, single Range requests answered 206, sent in
     CHUNK pieces; the first piece, then the rest only once `gate` is set (so a test sees
     whether a proxy passes bytes on before the upstream has finished). PUT /files/{key}:
-    reads the body as it streams, answers its length and sha256."""
+    reads the body as it streams, answers its length and sha256. POST
+    /billing/checkout-session: answers the shard's name."""
     app = FastAPI()
     body = content(name, size)
 
@@ -120,6 +121,12 @@ def files_standin(name: str, seen: Seen, size: int, gate: threading.Event) -> Fa
 
         return StreamingResponse(pieces(), status_code=status, headers=headers,
                                  media_type="application/octet-stream")
+
+    @app.post("/billing/checkout-session")
+    async def checkout(request: Request) -> Response:
+        seen.requests.append({"method": "POST", "path": request.url.path,
+                              "headers": dict(request.headers)})
+        return JSONResponse({"shard": name})
 
     @app.put("/files/{key:path}")
     async def upload(key: str, request: Request) -> Response:

@@ -68,13 +68,26 @@ def make_app(settings: Settings | None = None, table: RouteTable | None = None) 
 
     async def route(request: Request) -> Response:
         path = request.url.path
-        files = path.startswith(claims.FILES_PREFIX)
+        files = path.startswith((claims.FILES_PREFIX, claims.BILLING_PREFIX,
+                                 claims.STRIPE_PREFIX))
         try:
-            if files:
+            if path.startswith(claims.STRIPE_PREFIX):
+                raise Refused("Stripe's webhook is not routed between shards (its events "
+                              "name an organization, not a project key the proxy reads)",
+                              "Point Stripe's webhook endpoint at the file service of the "
+                              "shard of the organization (docs/scale.md).", status=404)
+            if path.startswith(claims.FILES_PREFIX):
                 project = claims.file_project(path)
                 up = await run_in_threadpool(routes.project, project)
                 return await forwarder.send(request, Target(up.shard, up.url(True)))
             token = claims.bearer(request.headers.get("authorization"))
+            if files:  # /billing/…: the caller's shard's file service
+                if token is None:
+                    raise Refused(f"{path} needs the caller's token to find its shard",
+                                  "Send 'Authorization: Bearer <token>' (api.exchange_key).",
+                                  status=401)
+                up = await run_in_threadpool(routes.project, claims.token_project(token))
+                return await forwarder.send(request, Target(up.shard, up.url(True)))
             if token is None and request.method == "POST" and path in claims.SIGN_IN_PATHS:
                 return await sign_in(request)
             if token is None:  # anonymous: the same schema everywhere, the first shard

@@ -11,6 +11,10 @@ import jwt
 from workers.errors import UserError
 
 FILES_PREFIX = "/files/"
+BILLING_PREFIX = "/billing/"
+"""The file service's checkout sessions: by the caller's token, to the file service."""
+STRIPE_PREFIX = "/stripe/"
+"""Stripe's webhook (no token, no project key): not routed, each shard takes its own."""
 SIGN_IN_PATHS = ("/rpc/exchange_key", "/rpc/login")
 """PostgREST calls that carry credentials instead of a JWT: tried shard by shard."""
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
