@@ -74,5 +74,5 @@ def test_upstream_urls_are_checked() -> None:
 
 
 def test_without_a_shard_map_the_proxy_is_not_needed() -> None:
-    with pytest.raises(claims.Refused, match="without SECINF_SHARDS there is one PostgREST"):
+    with pytest.raises(UserError, match="without SECINF_SHARDS there is one PostgREST"):
         make_app(load_settings())

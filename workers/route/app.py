@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from workers.errors import SecinfError
+from workers.errors import SecinfError, UserError
 from workers.route import claims
 from workers.route.claims import Refused
 from workers.route.forward import Forwarder, Target
@@ -42,10 +42,10 @@ def make_app(settings: Settings | None = None, table: RouteTable | None = None) 
     """The proxy over the shard map of `settings` (SECINF_SHARDS)."""
     settings = settings or load_settings()
     if settings.shards is None:
-        raise Refused("no shard map: `secinf route` routes between shards, and without "
-                      "SECINF_SHARDS there is one PostgREST and one file service to talk to "
-                      "directly", "Set SECINF_SHARDS to the control database's conninfo, "
-                      "or point clients at PostgREST and the file service.")
+        raise UserError("no shard map: `secinf route` routes between shards, and without "
+                        "SECINF_SHARDS there is one PostgREST and one file service, which "
+                        "clients reach directly; set SECINF_SHARDS to the shard map's "
+                        "control database to route between shards")
     routes = table or RouteTable(settings)
     forwarder = Forwarder()
 
