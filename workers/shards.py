@@ -1,15 +1,18 @@
 """Tenant shards: which Postgres cluster holds which project.
 
 `SECINF_SHARDS` names a control database (a libpq conninfo) holding the shard map:
-`control.shards(name, conninfo)` and `control.placements(org, project → shard)`
-(workers/queries/shards.sql). Without it there is one cluster, the one of SECINF_DSN or the
-local cluster, and everything here answers with it: a single shard named `default`.
+`control.shards(name, conninfo, read_conninfo, api_url, files_url)` and
+`control.placements(org, project → shard)` (workers/queries/shards.sql). Without it there
+is one cluster, the one of SECINF_DSN or the local cluster, and everything here answers
+with it: a single shard named `default`.
 
 Every project lives on exactly one shard; its rows, its jobs and its files' metadata are
 written there and nowhere else. The CLI routes a command's connections by its `--project`
 (`routed` wraps every command in workers/cli/main.py; workers/db/connect.py asks `route`),
 the worker runs one claim loop per shard (workers/queue/sharded.py), and project creation
-places the project first (`place`), then creates it on that shard.
+places the project first (`place`), then creates it on that shard. A shard's read-only work
+(`connect_read`) goes to its replica when it has one (`read_conninfo`, `read_route`);
+`secinf route` (workers/route) sends HTTP requests to a shard's `api_url` and `files_url`.
 """
 
 from __future__ import annotations
@@ -43,6 +46,22 @@ class Shard:
 
     name: str
     conninfo: str
+    read_conninfo: str | None = None
+    """The shard's read replica (None: its read-only work goes to `conninfo`)."""
+    api_url: str | None = None
+    """Its PostgREST's base URL (`secinf route` sends its projects' API requests there)."""
+    files_url: str | None = None
+    """Its file service's base URL (`secinf route` sends its projects' /files/… there)."""
+
+    @property
+    def read_target(self) -> str:
+        """Where read-only work of the shard's projects goes: its replica, else itself."""
+        return self.read_conninfo or self.conninfo
+
+
+def _shard(row: dict[str, Any]) -> Shard:
+    return Shard(row["name"], row["conninfo"], row.get("read_conninfo"), row.get("api_url"),
+                 row.get("files_url"))
 
 
 @dataclass(frozen=True)
@@ -69,8 +88,8 @@ def control(settings: Settings | None = None) -> Iterator[Conn]:
             f"cannot reach the shard map's control database (SECINF_SHARDS): "
             f"{str(exc).strip().splitlines()[0]}") from exc
     try:
-        missing = conn.execute(query("shards", "control_missing")).fetchone()
-        if missing is None or missing["missing"]:  # a fresh control database: make its tables
+        outdated = conn.execute(query("shards", "control_outdated")).fetchone()
+        if outdated is None or outdated["outdated"]:  # fresh or older: make or upgrade it
             conn.execute(query("shards", "ensure_control"))
         conn.commit()
         yield conn
@@ -90,14 +109,19 @@ def shards(settings: Settings | None = None) -> list[Shard]:
         return [Shard(DEFAULT_SHARD, settings.conninfo())]
     with control(settings) as conn:
         rows = conn.execute(query("shards", "list_shards")).fetchall()
-    return [Shard(r["name"], r["conninfo"]) for r in rows]
+    return [_shard(r) for r in rows]
 
 
 def list_shards(settings: Settings | None = None) -> list[dict[str, Any]]:
     """The shards with their project counts (connection strings without passwords)."""
     with control(settings) as conn:
         rows = conn.execute(query("shards", "list_shards")).fetchall()
-    return [{**dict(r), "conninfo": redact(r["conninfo"])} for r in rows]
+    return [_printable(r) for r in rows]
+
+
+def _printable(row: dict[str, Any]) -> dict[str, Any]:
+    return {**dict(row), "conninfo": redact(row["conninfo"]),
+            "read_conninfo": redact(row["read_conninfo"]) if row.get("read_conninfo") else None}
 
 
 def redact(conninfo: str) -> str:
@@ -107,33 +131,80 @@ def redact(conninfo: str) -> str:
                     if v is not None)
 
 
-def add_shard(name: str, conninfo: str, settings: Settings | None = None) -> dict[str, Any]:
-    """Add a shard (or change its conninfo); the server must be reachable and migrated."""
+def add_shard(name: str, conninfo: str, settings: Settings | None = None, *,
+              read_conninfo: str | None = None, api_url: str | None = None,
+              files_url: str | None = None) -> dict[str, Any]:
+    """Add a shard (or change its conninfo); the server must be reachable and migrated. A
+    replica or URL given is set too (its server checked); one not given keeps its value."""
     if not _NAME.match(name):
         raise UserError(f"shard name {name!r}: use 1-63 lower-case letters, digits, _ or -")
-    try:
-        with psycopg.connect(conninfo, connect_timeout=10) as probe:
-            migrated = probe.execute(
-                "SELECT to_regnamespace('core') IS NOT NULL AND "
-                "to_regclass('jobs.jobs') IS NOT NULL").fetchone()
-    except psycopg.Error as exc:
-        raise UserError(f"shard {name}: cannot connect with {redact(conninfo)!r}: "
-                        f"{str(exc).strip().splitlines()[0]}") from exc
-    if not migrated or not migrated[0]:
-        raise UserError(f"shard {name}: {redact(conninfo)!r} is not a migrated secinf "
-                        "database: run `secinf db up` against it first (SECINF_DSN=…)")
+    _probe(name, conninfo, standby=False)
+    if read_conninfo is not None:
+        _probe(name, read_conninfo, standby=True)
+    params = {"name": name, "conninfo": conninfo, "read_conninfo": read_conninfo,
+              "api_url": base_url(api_url, "--api-url") if api_url is not None else None,
+              "files_url": base_url(files_url, "--files-url") if files_url is not None else None}
     with control(settings) as conn:
-        row = conn.execute(query("shards", "add_shard"),
-                           {"name": name, "conninfo": conninfo}).fetchone()
+        row = conn.execute(query("shards", "add_shard"), params).fetchone()
         conn.commit()
     assert row is not None
-    return {**dict(row), "conninfo": redact(row["conninfo"])}
+    return _printable(row)
+
+
+def set_replica(name: str, read_conninfo: str | None,
+                settings: Settings | None = None) -> dict[str, Any]:
+    """Give shard `name` its read replica (a hot standby of it), or none (None)."""
+    if read_conninfo is not None:
+        _probe(name, read_conninfo, standby=True)
+    with control(settings) as conn:
+        row = conn.execute(query("shards", "set_replica"),
+                           {"name": name, "read_conninfo": read_conninfo}).fetchone()
+        if row is None:
+            _shard_named(conn, name)  # raises NotFound naming the shards there are
+        conn.commit()
+    assert row is not None
+    return _printable(row)
+
+
+_URL = re.compile(r"https?://[^/?#\s]+(/[^?#\s]*)?")
+
+
+def base_url(url: str, option: str) -> str:
+    """An upstream's base URL without its trailing '/'; UserError naming the option."""
+    base = url.strip().rstrip("/")
+    if not _URL.fullmatch(base):
+        raise UserError(f"{option} {url!r} is not an http(s) base URL without a query, e.g. "
+                        "http://postgrest-eu-1:3000")
+    return base
+
+
+def _probe(name: str, conninfo: str, *, standby: bool) -> None:
+    """The server must be a migrated secinf database; a replica must be in recovery."""
+    what = "read replica" if standby else "conninfo"
+    try:
+        with psycopg.connect(conninfo, connect_timeout=10) as probe:
+            row = probe.execute(
+                "SELECT to_regnamespace('core') IS NOT NULL AND "
+                "to_regclass('jobs.jobs') IS NOT NULL, pg_is_in_recovery()").fetchone()
+    except psycopg.Error as exc:
+        raise UserError(f"shard {name}: cannot connect to its {what} {redact(conninfo)!r}: "
+                        f"{str(exc).strip().splitlines()[0]}") from exc
+    assert row is not None
+    migrated, in_recovery = row
+    if not migrated:
+        raise UserError(f"shard {name}: {redact(conninfo)!r} is not a migrated secinf "
+                        "database: run `secinf db up` against it first (SECINF_DSN=…)"
+                        + (" — or, for a replica, against its primary" if standby else ""))
+    if standby and not in_recovery:
+        raise UserError(f"shard {name}: the read replica {redact(conninfo)!r} is not a hot "
+                        "standby (pg_is_in_recovery() is false): name a streaming replica "
+                        "of the shard (`secinf db replica up` on its server prints one)")
 
 
 def _shard_named(conn: Conn, name: str) -> Shard:
     for r in conn.execute(query("shards", "list_shards")).fetchall():
         if r["name"] == name:
-            return Shard(r["name"], r["conninfo"])
+            return _shard(r)
     names = ", ".join(r["name"] for r in conn.execute(query("shards", "list_shards"))) or "none"
     raise NotFound(f"no shard {name!r} (shards: {names}); add it with `secinf shards add`")
 
@@ -194,7 +265,7 @@ def shard_of(project_ref: str, settings: Settings | None = None) -> Shard:
     if len(rows) > 1:
         names = ", ".join(f"{r['org']}/{r['project']}" for r in rows)
         raise UserError(f"project {project_ref!r} is ambiguous ({names}): name it as org/project")
-    return Shard(rows[0]["shard"], rows[0]["conninfo"])
+    return _shard({**rows[0], "name": rows[0]["shard"]})
 
 
 @contextmanager
@@ -244,6 +315,15 @@ def route(settings: Settings) -> str | None:
         return None
     project = command_project()
     return shard_of(project, settings).conninfo if project else None
+
+
+def read_route(settings: Settings) -> Shard | None:
+    """The running command's project's shard for read-only work under a shard map (its
+    `read_target` is the replica, else the primary); None as for `route`."""
+    if settings.shards is None:
+        return None
+    project = command_project()
+    return shard_of(project, settings) if project else None
 
 
 # ---------------------------------------------------------------------- projects

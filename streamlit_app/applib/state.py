@@ -25,6 +25,7 @@ HOME = "streamlit_app.py"
 IDENTITY = "identity"
 FLASH = "flash"
 SHARD = "shard_conninfo"
+SHARD_READ = "shard_read_conninfo"
 
 
 def _close(db: AppDB) -> None:
@@ -39,11 +40,12 @@ def _pool(conninfo: str, read_conninfo: str | None = None) -> AppDB:
 def database() -> AppDB:
     """The process-wide pools of `authenticator` connections (one per pair of conninfos):
     of the shard the caller signed in on under a shard map (SECINF_SHARDS), else of the one
-    server, with the read replica's beside it when SECINF_READ_DSN is set (reads go there;
-    a shard map has no replicas of its own yet, docs/scale.md)."""
+    server, with the read replica's beside it when SECINF_READ_DSN is set, or the shard's
+    own replica when it has one (reads go there; docs/scale.md)."""
     shard = st.session_state.get(SHARD)
     if isinstance(shard, str):
-        return _pool(shard)
+        read = st.session_state.get(SHARD_READ)
+        return _pool(shard, read if isinstance(read, str) else None)
     settings = load_settings()
     return _pool(authenticator_conninfo(settings), read_authenticator_conninfo(settings))
 
@@ -52,9 +54,10 @@ def sign_in_on_shards(how: Callable[[AppDB], Identity], project: str | None = No
                       ) -> tuple[AppDB, Identity]:
     """Sign in on the shard that accepts the credentials (the one server without a map);
     the session's requests then go to that shard (`database`)."""
-    dbs = [_pool(c) for c in app_shards.shard_conninfos(load_settings(), project)]
+    dbs = [_pool(c, r) for c, r in app_shards.shard_pools(load_settings(), project)]
     db, who = app_shards.sign_in(how, dbs)
     st.session_state[SHARD] = db.conninfo
+    st.session_state[SHARD_READ] = db.read_conninfo
     return db, who
 
 

@@ -43,7 +43,8 @@ SETUP: dict[str, tuple[str, ...]] = {
     # the shard map lives in a control database, whose tables its first use creates
     **{f"shards.{n}": ("shards.ensure_control",)
        for n in ("add_shard", "list_shards", "least_loaded", "place", "placement",
-                 "set_project_id", "find_placements", "list_placements")},
+                 "set_project_id", "find_placements", "list_placements", "set_replica",
+                 "route_table")},
 }
 """Queries that read what another query creates (a session's temp tables, the benchmark's
 baseline function): those queries, run first."""

@@ -7,7 +7,6 @@ the replica and decides through the primary; `down` removes the replica and its 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,8 @@ from psycopg.rows import dict_row
 from typer.testing import CliRunner, Result
 
 from tests.support.factories import make_person_key, make_project
+from tests.support.replica import NEEDS_LOCAL_REPLICA
+from tests.support.replica import caught_up as replica_caught_up
 from tests.support.tenant_data import populate
 from tests.support.throwaway_cluster import ThrowawayCluster, throwaway_cluster
 from workers.appdb import AppDB
@@ -32,21 +33,11 @@ from workers.db.cluster import LocalCluster
 from workers.db.connect import connect_read
 from workers.errors import DatabaseUnavailable, ReadOnlyConnection, UserError
 from workers.review.synthetic import add_candidates, make_scene
-from workers.settings import PG_BIN, load_settings
+from workers.settings import load_settings
 
 Conn = psycopg.Connection[dict[str, Any]]
 
-pytestmark = [
-    pytest.mark.db,
-    pytest.mark.slow,
-    pytest.mark.skipif(not (PG_BIN / "pg_basebackup").exists(),
-                       reason=f"{PG_BIN}/pg_basebackup is absent: PostgreSQL 15's server "
-                              "package provides it (`make system`)"),
-    pytest.mark.skipif(bool(load_settings().dsn),
-                       reason="SECINF_DSN: the server is not secinf's own, so secinf starts "
-                              "no replica of it (the test's primary is a throwaway cluster, "
-                              "which needs the local PostgreSQL binaries)"),
-]
+pytestmark = [pytest.mark.db, pytest.mark.slow, *NEEDS_LOCAL_REPLICA]
 
 
 @dataclass
@@ -68,14 +59,7 @@ def secinf_db(env: dict[str, str], *args: str, code: int = 0) -> Result:
 
 def caught_up(pair: Pair, timeout: float = 20.0) -> rp.ReplicaStatus:
     """The replica's status once it has replayed everything the primary wrote."""
-    settings = pair.primary.cluster.settings
-    deadline = time.monotonic() + timeout
-    while True:
-        st = rp.status(settings)
-        if st.lag_bytes == 0 or time.monotonic() > deadline:
-            assert st.lag_bytes == 0, st
-            return st
-        time.sleep(0.05)
+    return replica_caught_up(pair.primary.cluster.settings, timeout)
 
 
 @pytest.fixture(scope="module")

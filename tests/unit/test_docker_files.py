@@ -19,7 +19,10 @@ DOCKER = REPO / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 ENV_EXAMPLE = DOCKER / ".env.example"
 SERVICES = {"postgres", "postgrest", "migrate", "worker", "streamlit", "files", "prometheus",
-            "postgres-exporter", "postgres-replica", "postgrest-replica"}
+            "postgres-exporter", "postgres-replica", "postgrest-replica", "postgres-b",
+            "migrate-b", "postgrest-b", "files-b", "shards-register", "route"}
+SHARDS_PROFILE = {"postgres-b", "migrate-b", "postgrest-b", "files-b", "shards-register",
+                  "route"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?+-][^}]*)?\}")
 
 
@@ -82,7 +85,7 @@ def test_compose_has_every_service_with_the_right_wiring() -> None:
     for name in ("postgrest", "worker", "streamlit", "files"):
         assert services[name]["depends_on"]["migrate"]["condition"] == (
             "service_completed_successfully"), name
-    for name in SERVICES - {"migrate"}:
+    for name in SERVICES - {"migrate", "migrate-b", "shards-register"}:
         assert services[name].get("healthcheck", {}).get("test"), f"{name} has no healthcheck"
     volumes = set(_compose()["volumes"])
     assert {"pgdata", "datasets"} <= volumes
@@ -127,7 +130,7 @@ def test_the_replica_profile_streams_from_postgres_and_serves_reads() -> None:
     services = _compose()["services"]
     replica, api = services["postgres-replica"], services["postgrest-replica"]
     assert replica["profiles"] == api["profiles"] == ["replica"]
-    assert all("profiles" not in services[name] for name in SERVICES
+    assert all("profiles" not in services[name] for name in SERVICES - SHARDS_PROFILE
                if name not in ("postgres-replica", "postgrest-replica"))
     assert replica["image"] == services["postgres"]["image"]
     assert replica["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -157,6 +160,29 @@ def test_the_replica_profile_streams_from_postgres_and_serves_reads() -> None:
         == {k: v for k, v in primary.items() if k not in ("db-uri", "openapi-server-proxy-uri")}
     # The app may read through it (empty by default: everything through the primary).
     assert _env(services["streamlit"])["SECINF_READ_DSN"] == "${SECINF_READ_DSN:-}"
+
+
+def test_the_shards_profile_runs_a_second_shard_and_the_routing_proxy() -> None:
+    services = _compose()["services"]
+    assert all(services[name]["profiles"] == ["shards"] for name in SHARDS_PROFILE)
+    assert "pgdata-b:/var/lib/postgresql/data" in services["postgres-b"]["volumes"]
+    assert "pgdata-b" in _compose()["volumes"]
+    assert "host=postgres-b" in _env(services["migrate-b"])["SECINF_DSN"]
+    assert "host=postgres-b" in _env(services["files-b"])["SECINF_DSN"]
+    api_b = _env(services["postgrest-b"])
+    assert api_b["PGRST_DB_URI"] == "postgres://authenticator@postgres-b:5432/secinf"
+    assert api_b["PGRST_JWT_SECRET"].startswith("${PGRST_JWT_SECRET_B")  # its own secret
+    register = " ".join(services["shards-register"]["command"])
+    for url in ("http://postgrest:3000", "http://files:8600", "http://postgrest-b:3000",
+                "http://files-b:8600"):
+        assert url in register
+    route = services["route"]
+    assert route["command"][0] == "route"
+    assert _env(route)["SECINF_SHARDS"] == _env(services["shards-register"])["SECINF_SHARDS"]
+    assert "dbname=secinf " not in _env(route)["SECINF_SHARDS"] + " "  # not a tenant database
+    assert route["depends_on"]["shards-register"]["condition"] == (
+        "service_completed_successfully")
+    assert {"postgrest", "files", "postgrest-b", "files-b"} <= set(route["depends_on"])
 
 
 def test_every_compose_variable_is_in_env_example() -> None:

@@ -30,6 +30,7 @@ from workers.cli.demo_cmd import demo_command
 from workers.cli.ingest_cmd import ingest_command
 from workers.cli.output import err_console
 from workers.cli.pipeline_cmd import pipeline_app, tick_command
+from workers.cli.route_cmd import route_command
 from workers.cli.scoring_cmd import train_command
 from workers.cli.serve_cmd import serve_command
 from workers.cli.simulate_cmd import simulate_command
@@ -67,6 +68,7 @@ app.add_typer(usage_cmd.quotas_app, name="quotas")
 app.command("export")(datasets_cmd.export_command)
 app.add_typer(datasets_cmd.app, name="datasets")
 app.command("serve")(serve_command)
+app.command("route")(route_command)
 app.add_typer(analytics_cmd.app, name="analytics")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(records_cmd.retention_app, name="retention")

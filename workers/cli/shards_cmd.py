@@ -1,4 +1,4 @@
-"""`secinf shards list|add|place|projects|migrate`: the shard map (docs/scale.md)."""
+"""`secinf shards list|add|replica|place|projects|migrate`: the shard map (docs/scale.md)."""
 
 from __future__ import annotations
 
@@ -27,14 +27,50 @@ def add_command(
     name: str = typer.Argument(..., help="Shard name (e.g. eu-1)."),
     conninfo: str = typer.Argument(..., help="libpq conninfo of the shard's secinf database "
                                              "(an admin login; passwords belong in ~/.pgpass)."),
+    read_conninfo: str | None = typer.Option(
+        None, "--read-conninfo", help="libpq conninfo of the shard's read replica (a hot "
+        "standby): its projects' read-only work goes there. Default: keep the one it has."),
+    api_url: str | None = typer.Option(
+        None, "--api-url", help="Base URL of the shard's PostgREST, for `secinf route` "
+        "(e.g. http://postgrest-eu-1:3000). Default: keep the one it has."),
+    files_url: str | None = typer.Option(
+        None, "--files-url", help="Base URL of the shard's file service, for `secinf route` "
+        "(e.g. http://files-eu-1:8600). Default: keep the one it has."),
     json_out: bool = JSON,
 ) -> None:
-    """Add a shard (or change its conninfo): a migrated secinf database (`secinf db up`)."""
-    row = shards.add_shard(name, conninfo)
+    """Add a shard (or change it): a migrated secinf database (`secinf db up`), with its
+    read replica and HTTP upstreams if given."""
+    row = shards.add_shard(name, conninfo, read_conninfo=read_conninfo, api_url=api_url,
+                           files_url=files_url)
     if json_out:
         print_json(row)
     else:
-        console.print(f"[green]✓[/] shard [bold]{row['name']}[/] at {row['conninfo']}")
+        console.print(f"[green]✓[/] shard [bold]{row['name']}[/] at {row['conninfo']}"
+                      + (f", reads at {row['read_conninfo']}" if row["read_conninfo"] else "")
+                      + (f", API {row['api_url']}" if row["api_url"] else "")
+                      + (f", files {row['files_url']}" if row["files_url"] else ""),
+                      highlight=False)
+
+
+@app.command("replica")
+def replica_command(
+    name: str = typer.Argument(..., help="Shard name."),
+    conninfo: str | None = typer.Argument(
+        None, help="libpq conninfo of the shard's read replica (a hot standby of it). "
+                   "Omitted: the shard has no replica, its reads go to its primary."),
+    json_out: bool = JSON,
+) -> None:
+    """Send a shard's read-only work to its read replica (or, without CONNINFO, back to
+    the shard itself)."""
+    row = shards.set_replica(name, conninfo)
+    if json_out:
+        print_json(row)
+    elif row["read_conninfo"]:
+        console.print(f"[green]✓[/] shard [bold]{name}[/] reads at {row['read_conninfo']}",
+                      highlight=False)
+    else:
+        console.print(f"[green]✓[/] shard [bold]{name}[/] has no replica: its reads go to "
+                      f"{row['conninfo']}", highlight=False)
 
 
 @app.command("place")

@@ -3,6 +3,8 @@
 `connect` reaches the primary (read-write); `connect_read` reaches the server of read-only
 work: the replica in SECINF_READ_DSN, else the primary, in read-only transactions either
 way, so a write fails alike with or without a replica (ReadOnlyConnection, naming both).
+Under a shard map a command's `--project` picks the shard of both: its primary, and its
+replica (`secinf shards replica`) or, without one, its primary again.
 """
 
 from __future__ import annotations
@@ -86,6 +88,13 @@ def read_only_refusal(read_conninfo: str, primary_conninfo: str, *, replica: boo
                               f"{address(primary_conninfo)}{tail}")
 
 
+def _with_user(conninfo: str, user: str | None) -> str:
+    params = conninfo_to_dict(conninfo)
+    if user is not None:
+        params["user"] = user
+    return make_conninfo(**params)  # type: ignore[arg-type]
+
+
 @contextmanager
 def connect_read(
     settings: Settings | None = None,
@@ -95,13 +104,32 @@ def connect_read(
     autocommit: bool = False,
 ) -> Iterator[psycopg.Connection[dict[str, object]]]:
     """A read-only connection (dict rows) for read work: the replica in SECINF_READ_DSN,
-    else the primary. A write inside raises ReadOnlyConnection naming both servers."""
+    else the primary; under a shard map, for a command's `--project`, its shard's replica,
+    else that shard. A write inside raises ReadOnlyConnection naming both servers."""
     settings = settings or load_settings()
-    target = settings.read_conninfo(dbname=dbname, user=user)
+    shard = None
+    if settings.shards is not None and dbname is None:
+        from workers.shards import read_route
+
+        shard = read_route(settings)
+    if shard is not None:
+        target = _with_user(shard.read_target, user)
+        primary = _with_user(shard.conninfo, user)
+        replica = shard.read_conninfo is not None
+    else:
+        target = settings.read_conninfo(dbname=dbname, user=user)
+        primary = settings.conninfo(dbname=dbname)
+        replica = settings.read_dsn is not None
     try:
         conn = psycopg.connect(read_only(target), autocommit=autocommit, row_factory=dict_row)
     except psycopg.OperationalError as exc:
         why = str(exc).strip().splitlines()[0]
+        if shard is not None:
+            raise DatabaseUnavailable(
+                f"Cannot connect to the {'read replica' if replica else 'server'} of shard "
+                f"{shard.name} ({address(target)}): {why}. Check that server, or its "
+                f"conninfo in `secinf shards list` (`secinf shards replica {shard.name}` "
+                "with no conninfo sends the shard's reads to its primary).") from exc
         if settings.read_dsn is None:
             where = "SECINF_DSN" if settings.dsn else f"the local cluster on port {settings.port}"
             raise DatabaseUnavailable(f"Cannot connect to {where}: {why}. Start it with "
@@ -115,8 +143,7 @@ def connect_read(
     except psycopg.Error as exc:
         if exc.sqlstate != READ_ONLY_STATE:
             raise
-        raise read_only_refusal(target, settings.conninfo(dbname=dbname),
-                                replica=settings.read_dsn is not None,
+        raise read_only_refusal(target, primary, replica=replica,
                                 detail=exc.diag.message_primary or "") from exc
     finally:
         conn.close()

@@ -1,9 +1,13 @@
 -- The shard map (workers/shards.py): which Postgres cluster holds which project. It lives in
 -- a control database of its own (SECINF_SHARDS), never in a tenant database.
 
--- name: control_missing :one
--- Whether the control database lacks the shard map's tables yet.
-SELECT to_regclass('control.placements') IS NULL AS missing;
+-- name: control_outdated :one
+-- Whether the control database lacks the shard map's tables, or columns added since it was
+-- made (a map made before read replicas and HTTP upstreams is upgraded by ensure_control).
+SELECT to_regclass('control.placements') IS NULL
+    OR (SELECT count(*) FROM pg_attribute a
+        WHERE a.attrelid = to_regclass('control.shards') AND NOT a.attisdropped
+          AND a.attname IN ('read_conninfo', 'api_url', 'files_url')) < 3 AS outdated;
 
 -- name: ensure_control :exec
 -- Idempotent: run on first use of the map, so a fresh control database needs no step
@@ -23,16 +27,34 @@ CREATE TABLE IF NOT EXISTS control.placements (
     placed_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (org, project)
 );
+-- Added after the first maps were made: ADD COLUMN IF NOT EXISTS upgrades those in place.
+ALTER TABLE control.shards
+    -- libpq conninfo of the shard's read replica (NULL: its reads go to conninfo)
+    ADD COLUMN IF NOT EXISTS read_conninfo text,
+    -- base URL of the shard's PostgREST, where `secinf route` sends its API requests
+    ADD COLUMN IF NOT EXISTS api_url text CHECK (api_url ~ '^https?://[^/?#[:space:]]+(/[^?#[:space:]]*)?$'),
+    -- base URL of the shard's file service, where `secinf route` sends /files/…
+    ADD COLUMN IF NOT EXISTS files_url text CHECK (files_url ~ '^https?://[^/?#[:space:]]+(/[^?#[:space:]]*)?$');
 
 -- name: add_shard :one
--- Add a shard, or change its conninfo; the row.
-INSERT INTO control.shards (name, conninfo) VALUES (%(name)s, %(conninfo)s)
-ON CONFLICT (name) DO UPDATE SET conninfo = excluded.conninfo
-RETURNING name, conninfo, added_at;
+-- Add a shard, or change its conninfo; a replica or URL not given keeps its value. The row.
+INSERT INTO control.shards (name, conninfo, read_conninfo, api_url, files_url)
+VALUES (%(name)s, %(conninfo)s, %(read_conninfo)s, %(api_url)s, %(files_url)s)
+ON CONFLICT (name) DO UPDATE SET
+    conninfo = excluded.conninfo,
+    read_conninfo = coalesce(excluded.read_conninfo, control.shards.read_conninfo),
+    api_url = coalesce(excluded.api_url, control.shards.api_url),
+    files_url = coalesce(excluded.files_url, control.shards.files_url)
+RETURNING name, conninfo, read_conninfo, api_url, files_url, added_at;
+
+-- name: set_replica :one
+-- Give a shard its read replica, or take it away (NULL); the row, none for an unknown name.
+UPDATE control.shards SET read_conninfo = %(read_conninfo)s WHERE name = %(name)s
+RETURNING name, conninfo, read_conninfo, api_url, files_url, added_at;
 
 -- name: list_shards :many
 -- In the order they were added: the first is the default of commands without --project.
-SELECT s.name, s.conninfo, s.added_at,
+SELECT s.name, s.conninfo, s.read_conninfo, s.api_url, s.files_url, s.added_at,
        (SELECT count(*) FROM control.placements p WHERE p.shard = s.name) AS projects
 FROM control.shards s ORDER BY s.added_at, s.name;
 
@@ -62,7 +84,8 @@ WHERE org = %(org)s AND project = %(project)s;
 
 -- name: find_placements :many
 -- A project reference as `secinf` takes it: its uuid, org/slug, or a slug alone.
-SELECT p.org, p.project, p.shard, p.project_id, s.conninfo
+SELECT p.org, p.project, p.shard, p.project_id, s.conninfo, s.read_conninfo, s.api_url,
+       s.files_url
 FROM control.placements p JOIN control.shards s ON s.name = p.shard
 WHERE p.project_id::text = %(ref)s
    OR p.org || '/' || p.project = %(ref)s
@@ -72,3 +95,9 @@ WHERE p.project_id::text = %(ref)s
 -- Every placement, by organization and project.
 SELECT p.org, p.project, p.shard, p.project_id, p.placed_at
 FROM control.placements p ORDER BY p.org, p.project;
+
+-- name: route_table :many
+-- What `secinf route` routes by: every created project's id with its shard's upstreams.
+SELECT p.project_id, p.org, p.project, p.shard, s.api_url, s.files_url
+FROM control.placements p JOIN control.shards s ON s.name = p.shard
+WHERE p.project_id IS NOT NULL ORDER BY p.org, p.project;
