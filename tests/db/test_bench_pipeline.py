@@ -10,6 +10,7 @@ import json
 import os
 import statistics
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -145,3 +146,30 @@ def test_bench_pipeline_parallel_sources_and_a_dense_source_beside_a_light_one(
         assert run["lanes"] == lanes and run["settle_s"] == 2.0
         assert 0 < run["light_lag_s"] <= run["dense_done_s"] + 1e-3
     assert "the light source done" in printed
+
+
+def test_emptying_between_rounds_keeps_the_kinematics_chunks(
+        db: psycopg.Connection[dict[str, Any]]) -> None:
+    """Rounds meet empty tables but existing chunks, as a deployment's lanes do (creating a
+    chunk serialises the lanes writing its time range: parallel_sources.empty_tables)."""
+    from tests.support.scene_loader import load_sim, project, run_tick
+    from workers.bench.parallel_sources import empty_tables
+    from workers.simulate import preset_config, simulate
+
+    pid = project(db, "bench-chunks")
+    load_sim(db, pid, simulate(preset_config("corridor", seed=1, duration=20)))
+    run_tick(db)
+
+    def chunks() -> list[str]:
+        return [r["chunk_name"] for r in db.execute(
+            "SELECT chunk_name FROM timescaledb_information.chunks WHERE hypertable_schema "
+            "= 'features' AND hypertable_name = 'kinematics' ORDER BY 1").fetchall()]
+
+    before = chunks()
+    assert before and db.execute("SELECT count(*) AS n FROM features.kinematics"
+                                 ).fetchone()["n"] > 0
+    empty_tables(db)
+    assert chunks() == before
+    for table in ("features.kinematics", "ingest.track_points", "ingest.sources",
+                  "features.change_points"):
+        assert db.execute(f"SELECT count(*) AS n FROM {table}").fetchone() == {"n": 0}
