@@ -29,6 +29,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
 from workers import tenancy
+from workers.base_url import base_url as checked_base_url
 from workers.db.queries import query
 from workers.errors import DatabaseUnavailable, NotFound, UserError
 from workers.settings import Settings, load_settings
@@ -166,16 +167,9 @@ def set_replica(name: str, read_conninfo: str | None,
     return _printable(row)
 
 
-_URL = re.compile(r"https?://[^/?#\s]+(/[^?#\s]*)?")
-
-
 def base_url(url: str, option: str) -> str:
     """An upstream's base URL without its trailing '/'; UserError naming the option."""
-    base = url.strip().rstrip("/")
-    if not _URL.fullmatch(base):
-        raise UserError(f"{option} {url!r} is not an http(s) base URL without a query, e.g. "
-                        "http://postgrest-eu-1:3000")
-    return base
+    return checked_base_url(url, option, "http://postgrest-eu-1:3000")
 
 
 def _probe(name: str, conninfo: str, *, standby: bool) -> None:

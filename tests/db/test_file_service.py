@@ -598,4 +598,4 @@ def test_secinf_serve_refuses_a_bad_public_url(secinf_env: str) -> None:
 
     got = CliRunner().invoke(app, ["serve", "--public-url", "ftp://x/?a"])
     assert isinstance(got.exception, UserError) and got.exception.exit_code == 2
-    assert "is not an http(s) URL" in str(got.exception)
+    assert "is not an http(s) base URL" in str(got.exception)

@@ -8,6 +8,7 @@ import yaml
 from workers.rules.compile import compile_ontology, compile_pair_rows
 from workers.rules.ontology import (
     DEFAULT_PATH,
+    Ontology,
     OntologyError,
     dump_ontology,
     load_ontology,
@@ -22,6 +23,10 @@ from workers.scoring.collect import (
 )
 
 TIERED_TYPES = {"stop", "follow", "accompany", "dwell", "meet", "handover"}
+
+
+def _compiled(onto: Ontology) -> dict[str, str]:
+    return {r.type: r.sql for r in compile_ontology(onto, 3)}
 
 
 def _with(candidates: object) -> str:
@@ -49,14 +54,13 @@ def test_strict_sql_is_unchanged_without_a_recall_tier() -> None:
 
 def test_recall_tier_sql_only_for_kinds_with_a_minimum_duration() -> None:
     onto = with_recall_tier(load_ontology(DEFAULT_PATH), 0.5)
-    plain = {r.type: r.sql for r in compile_ontology(load_ontology(DEFAULT_PATH), 3)}
-    for rule in compile_ontology(onto, 3):
-        if rule.type in TIERED_TYPES:
-            assert "THEN 'strict' ELSE 'recall' END" in rule.sql, rule.type
-            assert "rule_score, evidence, tier)" in rule.sql
+    plain, sql = _compiled(load_ontology(DEFAULT_PATH)), _compiled(onto)
+    for kind, text in sql.items():
+        if kind in TIERED_TYPES:
+            assert "THEN 'strict' ELSE 'recall' END" in text, kind
+            assert "rule_score, evidence, tier)" in text
         else:
-            assert rule.sql == plain[rule.type], rule.type
-    sql = {r.type: r.sql for r in compile_ontology(onto, 3)}
+            assert text == plain[kind], kind
     assert ">= 1.0::float8 AND" in sql["stop"] and ">= 2.0::float8 THEN 'strict'" in sql["stop"]
     assert "BETWEEN 0.25::float8 AND 3.0::float8" in sql["handover"]
 
@@ -94,16 +98,13 @@ def test_widen_adds_an_arm_and_keeps_the_fill_rows() -> None:
     wide = {"accompany": {"condition": "abs(lat_offset) <= 3.0 and speed > 0.3"},
             "meet": {"condition": "distance < 7.0", "hysteresis": "distance < 7.5"}}
     onto = with_recall_tier(load_ontology(DEFAULT_PATH), 0.5, widen=wide)
-    tiered = {r.type: r.sql for r in compile_ontology(with_recall_tier(
-        load_ontology(DEFAULT_PATH), 0.5), 3)}
-    for rule in compile_ontology(onto, 3):
-        if rule.type in wide:
-            # the widened islands, unclaimed by the strict ones and by stored candidates
-            assert "rel_w_i" in rule.sql, rule.type
-            assert "NOT EXISTS (SELECT 1 FROM candidates.candidates x" in rule.sql
-        else:
-            assert rule.sql == tiered[rule.type], rule.type
-    meet = next(r.sql for r in compile_ontology(onto, 3) if r.type == "meet")
-    assert "7.5" in meet and "7.0" in meet
+    tiered = _compiled(with_recall_tier(load_ontology(DEFAULT_PATH), 0.5))
+    sql = _compiled(onto)
+    for kind, text in sql.items():
+        # a widened type gets the widened islands, unclaimed by the strict ones and by
+        # stored candidates; the others compile as before
+        assert ("rel_w_i" in text and "NOT EXISTS (SELECT 1 FROM candidates.candidates x"
+                in text) if kind in wide else text == tiered[kind], kind
+    assert "7.5" in sql["meet"] and "7.0" in sql["meet"]
     fill = compile_pair_rows(onto, 3)
     assert fill is not None and "7.5" in fill  # rows out to 7.5 m are kept for the rule

@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import re
-
 import psycopg
 import typer
 
 from workers import logs
+from workers.base_url import base_url
 from workers.cli.output import console
 from workers.db.connect import connect
 from workers.db.queries import query
 from workers.errors import UserError
 from workers.settings import Settings, load_settings
 
-_BASE_URL = re.compile(r"https?://[^/?#\s]+(/[^?#\s]*)?")
-"""files.service.base_url's CHECK (migration 0022), without the trailing '/'."""
-
 
 def set_public_url(settings: Settings, url: str) -> str:
     """Make `url` the base of every signed URL (files.service.base_url); returns it."""
-    base = url.strip().rstrip("/")
-    if not _BASE_URL.fullmatch(base):
-        raise UserError(f"--public-url {url!r} is not an http(s) URL without a query, e.g. "
-                        "https://files.example.com")
+    base = base_url(url, "--public-url", "https://files.example.com")
     with connect(settings) as conn:
         try:
             with conn.transaction():
