@@ -182,8 +182,10 @@ DECLARE
   v_to       timestamptz;
   v_dirty    bigint[];
   v_dirty_lo timestamptz;
+  v_ended    timestamptz;
 BEGIN
-  SELECT s.project_id INTO v_project FROM ingest.sources s WHERE s.source_id = p_source;
+  SELECT s.project_id, s.ended_at INTO v_project, v_ended
+  FROM ingest.sources s WHERE s.source_id = p_source;
   SELECT max(p.ts), min(p.ts) INTO v_newest, v_oldest
   FROM ingest.track_points p WHERE p.source_id = p_source;
   SELECT array_agg(d.range_id ORDER BY d.range_id), min(d.from_ts) INTO v_dirty, v_dirty_lo
@@ -197,7 +199,9 @@ BEGIN
   FROM features.watermarks w JOIN pipeline.stages sg ON sg.name = w.stage AND sg.enabled
   WHERE w.source_id = p_source;
 
-  v_target := CASE WHEN p_until_idle THEN v_newest
+  -- An ended recording (ingest.sources.ended_at, nothing after it) waits for nothing more:
+  -- its last settle_s seconds are processed by the scheduled ticks too.
+  v_target := CASE WHEN p_until_idle OR v_newest <= v_ended THEN v_newest
                    ELSE v_newest - make_interval(secs => pipeline.setting_float(v_project, 'settle_s'))
               END;
   v_to := least(v_target, coalesce(v_low_wm, v_oldest)

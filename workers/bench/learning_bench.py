@@ -109,7 +109,7 @@ def run_learning_bench(labelled: Path | None = None, sim_scenes: int = 6, epochs
         for sc in scenes:
             say(f"ingest {sc.set}/{sc.name}")
             ingest(conn, IngestRequest(project=f"{ORG}/{PROJECT}", source=sc.source,
-                                       path=sc.tracks))
+                                       path=sc.tracks, ended=True))  # recorded clips
         say("tick until idle")
         tick(conn, until_idle=True)
         for sc in scenes:

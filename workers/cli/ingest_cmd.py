@@ -101,6 +101,9 @@ def ingest_command(
                                                help="Default: sha256 of source + content."),
     strict: bool = typer.Option(False, "--strict", help="Reject the whole batch if any row "
                                                         "is invalid."),
+    ended: bool = typer.Option(False, "--ended", help="The recording ends with this file "
+                               "(a recorded clip, not a live stream): events still holding "
+                               "at its last frame are emitted (docs/pipeline.md)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (no progress "
                                                         "bar)."),
 ) -> None:
@@ -109,7 +112,7 @@ def ingest_command(
         project=project, source=source, path=file, fmt=fmt, mapping=parse_mapping(mapping),
         fps=fps, units=units, scale=scale, homography=homography,
         time_origin=_time_origin(time_origin), scene=scene, poses=poses,
-        idempotency_key=idempotency_key, strict=strict,
+        idempotency_key=idempotency_key, strict=strict, ended=ended,
         kpf=_kpf_options(file, fmt, fps, camera, types, activities,
                          any(v is not None for v in (scale, homography, units))),
         on_warning=lambda m: err_console.print(f"[yellow]warning:[/] {escape(m)}",

@@ -179,8 +179,11 @@ def run_quality(scenes: Sequence[Scene], ontology: Ontology | None = None,
         store.load(conn, pid, onto)
         for scene in scenes:
             say(f"ingest {scene.set}/{scene.name}")
+            # a recorded scene is a finished clip: events holding at its last frame count
+            # (docs/pipeline.md "The end of a recording"); simulated scenes keep the
+            # default, as their truth was planted for it
             ingest(conn, IngestRequest(project=ref, source=scene.source, path=scene.tracks,
-                                       scene=scene.scene_json))
+                                       scene=scene.scene_json, ended=scene.set != SIM_SET))
         say(f"tick until idle ({len(scenes)} sources)")
         report.tick = tick(conn, until_idle=True)
         for scene in scenes:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import psycopg
@@ -75,6 +75,9 @@ class IngestRequest:
     strict: bool = False
     kpf: KpfOptions | None = None
     """KPF geom side files (camera, types, activities) and time base."""
+    ended: bool = False
+    """The recording ends with this file: mark the source ended at its newest point
+    (ingest.sources.ended_at), so intervals lasting to the last frame are emitted."""
     before_merge: Callable[[Conn], None] | None = None
     """Test hook: runs after staging, before the merge (crash injection)."""
     on_warning: Callable[[str], None] | None = None
@@ -170,7 +173,10 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
             dup = conn.execute(query("ingest", "find_batch"),
                                {"project_id": project_id, "key": key}).fetchone()
             if dup is not None:
-                return _duplicate_summary(dict(dup), started)
+                again = _duplicate_summary(dict(dup), started)
+                if req.ended:  # the same file again, now known to end the recording
+                    again.ended_at = _end_recording(conn, int(dup["source_id"]))
+                return again
             if reader is not None:  # metering: docs/billing.md
                 conn.execute(query("ingest", "check_bytes_quota"),
                              {"project_id": project_id, "bytes": nbytes})
@@ -190,6 +196,8 @@ def ingest(conn: Conn, req: IngestRequest, progress: Progress | None = None) -> 
                     conn.execute(query("ingest", "count_bytes"), {
                         "project_id": project_id, "bytes": nbytes,
                         "batch_id": summary.batch_id})
+            if req.ended:
+                summary.ended_at = _end_recording(conn, source_id)
             if scene_doc is not None:
                 got = conn.execute(query("ingest", "upsert_scene"), {
                     "project_id": project_id, "source_id": source_id,
@@ -213,6 +221,15 @@ def observed_heights(heights: dict[str, float]) -> dict[str, Any] | None:
     p10, p50, p90 = np.percentile(np.fromiter(heights.values(), dtype=float), [10, 50, 90])
     return {"p10": round(float(p10), 3), "p50": round(float(p50), 3),
             "p90": round(float(p90), 3), "tracks": len(heights)}
+
+
+def _end_recording(conn: Conn, source_id: int) -> datetime:
+    """Mark the source's recording ended at its newest point; UserError without points."""
+    row = conn.execute(query("ingest", "end_recording"), {"source_id": source_id}).fetchone()
+    if row is None or row["ended_at"] is None:
+        raise UserError("--ended: the source has no points, so its recording has no end; "
+                        "ingest its track file with --ended")
+    return cast(datetime, row["ended_at"])
 
 
 def _record_observed(conn: Conn, source_id: int, reader: TrackReader) -> dict[str, Any]:

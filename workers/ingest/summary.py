@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from rich.console import Console
@@ -38,6 +39,8 @@ class IngestSummary:
     min_t: float | None = None
     max_t: float | None = None
     idempotency_key: str | None = None
+    ended_at: datetime | None = None
+    """--ended: where the source's recording now ends."""
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -55,6 +58,8 @@ class IngestSummary:
             out["late"] = self.late
         if self.scene is not None:
             out["scene"] = self.scene
+        if self.ended_at is not None:
+            out["ended_at"] = self.ended_at.isoformat()
         return out
 
     def render(self, console: Console) -> None:
@@ -70,6 +75,9 @@ class IngestSummary:
         if self.poses_total:
             console.print(f"poses: {self.poses_inserted:,} of {self.poses_total:,} inserted, "
                           f"{self.poses_invalid:,} invalid", highlight=False)
+        if self.ended_at is not None:
+            console.print(f"recording ended at {self.ended_at.isoformat()}: intervals that "
+                          "last to its last frame are emitted", highlight=False)
         if self.late:
             console.print(f"late data: dirty range {self.late['from_ts']} → "
                           f"{self.late['to_ts']} queued for the pipeline", highlight=False)

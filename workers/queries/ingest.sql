@@ -17,7 +17,7 @@ SELECT pg_advisory_xact_lock(hashtextextended(%(project_id)s::text || ':' || %(k
 
 -- name: find_batch :one
 -- A batch of the project by its idempotency key, with its counts.
-SELECT b.batch_id, s.name AS source, b.rows_total, b.rows_inserted, b.rows_duplicate,
+SELECT b.batch_id, b.source_id, s.name AS source, b.rows_total, b.rows_inserted, b.rows_duplicate,
        b.rows_invalid, b.rows_ignored, b.errors, b.status, b.min_ts, b.max_ts
 FROM ingest.batches b JOIN ingest.sources s USING (source_id)
 WHERE b.project_id = %(project_id)s AND b.idempotency_key = %(key)s;
@@ -105,3 +105,24 @@ SELECT billing.check_quota(%(project_id)s, 'bytes_ingested', %(bytes)s) AS statu
 -- The files' bytes, counted once per batch in the batch's transaction.
 SELECT billing.count(%(project_id)s, 'bytes_ingested', %(bytes)s, 'batch:' || %(batch_id)s)
   AS counted;
+
+-- name: end_recording :one
+-- Mark the source's recording ended at its newest point (secinf ingest --ended); when the
+-- end moved, queue the tail as a dirty range, so a tick re-runs the rules over it and
+-- emits the intervals that last to the last frame.
+WITH newest AS (
+  SELECT max(p.ts) AS ts FROM ingest.track_points p WHERE p.source_id = %(source_id)s
+), old AS (
+  SELECT s.ended_at FROM ingest.sources s WHERE s.source_id = %(source_id)s
+), marked AS (
+  UPDATE ingest.sources s SET ended_at = n.ts
+  FROM newest n
+  WHERE s.source_id = %(source_id)s AND n.ts IS NOT NULL
+  RETURNING s.project_id, s.ended_at
+), dirty AS (
+  INSERT INTO ingest.dirty_ranges (project_id, source_id, from_ts, to_ts, reason)
+  SELECT m.project_id, %(source_id)s, m.ended_at, m.ended_at, 'recording ended'
+  FROM marked m, old o
+  WHERE o.ended_at IS DISTINCT FROM m.ended_at
+)
+SELECT (SELECT m.ended_at FROM marked m) AS ended_at;

@@ -147,7 +147,8 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
     isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs, by)
     dur, mind = duration_s("i.t0", "i.t1"), c.et.min_duration_s
     actors = c.actors(*(f"i.{k}" for k in keys))
-    where = (f"{c.at_least(dur, mind)} AND {closed('i.h0', 'i.h1', CLOSE_MARGIN_S)}")
+    where = (f"{c.at_least(dur, mind)} AND "
+             f"{closed('i.h0', 'i.h1', CLOSE_MARGIN_S, at_end=True)}")
     wide = c.widened()
     if c.recall is None and wide is None:
         sel = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
@@ -162,7 +163,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
         gap_m = c.et.max_gap_s / c.recall
         # closed once it ended longer ago than the wider gap (rows that extend it come sooner)
         where_m = (f"{c.at_least(dur, mind)} AND "
-                   f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1))}")
+                   f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1), True)}")
         ctes += [f"{merged} AS (SELECT * FROM {src})",
                  islands(merged, cols, core, hold, margin, gap_m, aggs, by)]
         arms.append(f"SELECT i.*, 'recall' FROM {merged}_i i, win WHERE {where_m}\n"
@@ -281,7 +282,8 @@ def _encounter(c: Ctx) -> str:
         score = rule_score("e.margin", "e.dur", c.f("min_close_s")
                            if "min_close_s" in c.p else 0.0)
         evidence = evidence_object(c.evidence).replace("ev_", "e.ev_")
-        kept = f"{' AND '.join(conds) or 'true'} AND {closed('e.h0', 'e.h1', CLOSE_MARGIN_S)}"
+        kept = (f"{' AND '.join(conds) or 'true'} AND "
+                f"{closed('e.h0', 'e.h1', CLOSE_MARGIN_S, at_end=not far)}")
         wide = c.widened()
         if wide is None:
             sel = c.select(c.actors("e.track_id", "e.other_id"), "e.t0", "e.t1", score,

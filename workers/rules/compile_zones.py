@@ -95,7 +95,8 @@ stay AS (
                    rule_score("1.0", dur, c.et.min_duration_s),
                    f"jsonb_build_object('stay_s', round(({dur})::numeric, 2), {ev})",
                    f"FROM stay s {join}, win\n  WHERE {c.at_least(dur, c.et.min_duration_s)} "
-                   f"AND {closed('s.t0', 's.t1', CLOSE_MARGIN_S)}", zone="s.zone", tier=tier)
+                   f"AND {closed('s.t0', 's.t1', CLOSE_MARGIN_S, at_end=True)}", zone="s.zone",
+                   tier=tier)
     return f"{_zone_runs(c, _zone_kinds())},\n{stays},\n{upsert(sel, tier is not None)}"
 
 

@@ -65,7 +65,13 @@ def window_cte(lookback_s: float) -> str:
          $4::timestamptz AS hi,
          NOT EXISTS (SELECT 1 FROM features.kinematics k0
                      WHERE k0.source_id = s.source_id
-                       AND k0.ts < $3::timestamptz - {secs(lookback_s)}) AS data_starts
+                       AND k0.ts < $3::timestamptz - {secs(lookback_s)}) AS data_starts,
+         -- the recording ended inside this range and no point came after its end
+         -- (ingest.sources.ended_at, secinf ingest --ended)
+         (s.ended_at IS NOT NULL AND s.ended_at <= $4::timestamptz
+          AND NOT EXISTS (SELECT 1 FROM features.kinematics k1
+                          WHERE k1.source_id = s.source_id AND k1.ts > s.ended_at))
+           AS data_ends
   FROM ingest.sources s
   WHERE s.source_id = $2 AND s.project_id = $1
 )"""
@@ -169,9 +175,17 @@ def evidence_object(columns: tuple[str, ...], extra: str = "") -> str:
     return f"jsonb_build_object({', '.join(pairs)})" if pairs else "'{}'::jsonb"
 
 
-def closed(t0: str, t1: str, margin_s: float) -> str:
-    """The range contract: the span ended before hi - margin and does not touch lo."""
-    return (f"(({t1}) < win.hi - {secs(margin_s)}) "
+def closed(t0: str, t1: str, margin_s: float, at_end: bool = False) -> str:
+    """The range contract: the span ended before hi - margin and does not touch lo.
+
+    `at_end`: an interval that lasts to the last frame of an ended recording counts as
+    closed too (win.data_ends): the kinds whose event is an interval of rows (states,
+    stays, encounters), never those that wait for what comes after (a crossing's debounce,
+    a route's horizon, a reaction's window)."""
+    ended = f"({t1}) < win.hi - {secs(margin_s)}"
+    if at_end:
+        ended = f"({ended} OR win.data_ends)"
+    return (f"({ended}) "
             f"AND (win.data_starts OR ({t0}) > win.lo + {secs(margin_s)})")
 
 
