@@ -103,7 +103,7 @@ def ingest_command(
                                                         "is invalid."),
     ended: bool = typer.Option(False, "--ended", help="The recording ends with this file "
                                "(a recorded clip, not a live stream): events still holding "
-                               "at its last frame are emitted (docs/pipeline.md)."),
+                               "at its last frame are emitted (docs/ingest.md)."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary (no progress "
                                                         "bar)."),
 ) -> None:
