@@ -305,14 +305,12 @@ def command_project() -> str | None:
 def route(settings: Settings) -> str | None:
     """The conninfo of the running command's project's shard under a shard map; None when
     there is no map or the command names no project (it goes where it went before)."""
-    if settings.shards is None:
-        return None
-    project = command_project()
-    return shard_of(project, settings).conninfo if project else None
+    shard = read_route(settings)
+    return shard.conninfo if shard else None
 
 
 def read_route(settings: Settings) -> Shard | None:
-    """The running command's project's shard for read-only work under a shard map (its
+    """The running command's project's shard under a shard map (for read-only work, its
     `read_target` is the replica, else the primary); None as for `route`."""
     if settings.shards is None:
         return None

@@ -25,21 +25,14 @@ from workers.settings import Settings, load_settings
 
 def shard_conninfos(settings: Settings | None = None, project: str | None = None) -> list[str]:
     """The `authenticator` conninfo of every shard (of the project's only, when named and
-    placed); without a map, the one server's."""
-    settings = settings or load_settings()
-    if settings.shards is None:
-        return [authenticator_conninfo(settings)]
-    if project:
-        try:
-            return [authenticator_conninfo(settings, shards.shard_of(project, settings).conninfo)]
-        except NotFound:
-            pass  # not a placed project: let every shard say so
-    return [authenticator_conninfo(settings, s.conninfo) for s in shards.shards(settings)]
+    placed); without a map, the one server's: the primaries of `shard_pools`."""
+    return [primary for primary, _ in shard_pools(settings, project)]
 
 
 def shard_pools(settings: Settings | None = None, project: str | None = None
                 ) -> list[tuple[str, str | None]]:
-    """As `shard_conninfos`, each with its shard's replica's `authenticator` conninfo (None
+    """The `authenticator` conninfo of every shard (of the project's only, when named and
+    placed; without a map, the one server's), each with its shard's replica's (None
     without one; without a map, SECINF_READ_DSN's): the two conninfos of an AppDB."""
     settings = settings or load_settings()
     if settings.shards is None:

@@ -180,7 +180,7 @@ def run_quality(scenes: Sequence[Scene], ontology: Ontology | None = None,
         for scene in scenes:
             say(f"ingest {scene.set}/{scene.name}")
             # a recorded scene is a finished clip: events holding at its last frame count
-            # (docs/pipeline.md "The end of a recording"); simulated scenes keep the
+            # (docs/rules.md "The end of a recording"); simulated scenes keep the
             # default, as their truth was planted for it
             ingest(conn, IngestRequest(project=ref, source=scene.source, path=scene.tracks,
                                        scene=scene.scene_json, ended=scene.set != SIM_SET))

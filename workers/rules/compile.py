@@ -186,13 +186,12 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
     return ",\n".join(ctes) + f",\n{upsert(sel_c, True)}"
 
 
-def _unclaimed(c: Ctx, i: str, cands: str, keys: tuple[str, ...] | str, actors: str) -> str:
+def _unclaimed(c: Ctx, i: str, cands: str, keys: tuple[str, ...], actors: str) -> str:
     """SQL: no interval of CTE `cands` with the same keys overlaps interval `i`, and no
     stored candidate of the type with the same actors overlaps it (other than one of the
     same span, which the upsert updates). A widened interval holds the strict ones inside
     it, which stay the event's candidates."""
-    names = keys.split(", ") if isinstance(keys, str) else keys
-    same = " AND ".join(f"s.{k} = {i}.{k}" for k in names)
+    same = " AND ".join(f"s.{k} = {i}.{k}" for k in keys)
     return f"""NOT EXISTS (SELECT 1 FROM {cands} s
                     WHERE {same} AND s.t0 <= {i}.t1 AND s.t1 >= {i}.t0)
     AND NOT EXISTS (SELECT 1 FROM candidates.candidates x

@@ -67,10 +67,11 @@ def window_cte(lookback_s: float) -> str:
                      WHERE k0.source_id = s.source_id
                        AND k0.ts < $3::timestamptz - {secs(lookback_s)}) AS data_starts,
          -- the recording ended inside this range and no point came after its end
-         -- (ingest.sources.ended_at, secinf ingest --ended)
+         -- (ingest.sources.ended_at, secinf ingest --ended); the points decide, as in
+         -- pipeline.tick_plan, not what a stage derived from them so far
          (s.ended_at IS NOT NULL AND s.ended_at <= $4::timestamptz
-          AND NOT EXISTS (SELECT 1 FROM features.kinematics k1
-                          WHERE k1.source_id = s.source_id AND k1.ts > s.ended_at))
+          AND NOT EXISTS (SELECT 1 FROM ingest.track_points p1
+                          WHERE p1.source_id = s.source_id AND p1.ts > s.ended_at))
            AS data_ends
   FROM ingest.sources s
   WHERE s.source_id = $2 AND s.project_id = $1
