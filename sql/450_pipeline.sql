@@ -217,6 +217,72 @@ BEGIN
 END
 $$;
 
+-- The kinematics chunks a planned range will write, created in a step of their own before
+-- the stages run (pipeline.run_source commits right after it). TimescaleDB serialises
+-- chunk creation: the transaction that creates a chunk holds the hypertable's lock until it
+-- commits, so a kinematics stage that created its day's chunk would make every other lane
+-- writing that day wait for its whole stage (at each new day of live data, and throughout a
+-- backfill of new days). Here the wait is this short transaction. A chunk is made only for
+-- a day (chunk interval) in which the source has points in the range: an empty row is
+-- inserted and deleted again, never visible to anyone, and leaves an empty chunk behind.
+-- Returns the chunks created. pipeline.tick (one transaction) does not need it.
+CREATE OR REPLACE FUNCTION pipeline.prepare_chunks(p_plan jsonb) RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+  v_source   bigint := (p_plan ->> 'source_id')::bigint;
+  v_to       timestamptz := (p_plan ->> 'to')::timestamptz;
+  v_low_wm   timestamptz := (p_plan ->> 'low_wm')::timestamptz;
+  v_dirty_lo timestamptz := (p_plan ->> 'dirty_lo')::timestamptz;
+  v_from     timestamptz;
+  v_step_s   double precision;
+  v_day      timestamptz;
+  v_chunk    regclass;
+  v_row      tid;
+  v_made     integer := 0;
+BEGIN
+  -- the lowest point any stage may read (tick_stage: its watermark or the oldest dirty
+  -- range, less the overlap; a stage that never ran starts at the first point)
+  v_from := CASE WHEN v_low_wm IS NULL THEN '-infinity'::timestamptz
+                 ELSE least(v_low_wm, v_dirty_lo) - make_interval(secs => pipeline.overlap_s(v_source))
+            END;
+  SELECT extract(epoch FROM d.time_interval) INTO v_step_s
+  FROM timescaledb_information.dimensions d
+  WHERE d.hypertable_schema = 'features' AND d.hypertable_name = 'kinematics'
+    AND d.column_name = 'ts';
+  -- the candidate days: those of the points' own chunks that overlap the range (chunk
+  -- ranges are multiples of the interval counted from the Unix epoch)
+  FOR v_day IN
+    SELECT DISTINCT day
+    FROM timescaledb_information.chunks c
+    CROSS JOIN LATERAL generate_series(
+      to_timestamp(floor(extract(epoch FROM greatest(c.range_start, v_from)) / v_step_s) * v_step_s),
+      least(c.range_end, v_to), make_interval(secs => v_step_s)) AS day
+    WHERE c.hypertable_schema = 'ingest' AND c.hypertable_name = 'track_points'
+      AND c.range_end > v_from AND c.range_start <= v_to
+    ORDER BY day
+  LOOP
+    CONTINUE WHEN EXISTS (
+      SELECT FROM timescaledb_information.chunks k
+      WHERE k.hypertable_schema = 'features' AND k.hypertable_name = 'kinematics'
+        AND k.range_start <= v_day AND k.range_end > v_day);
+    CONTINUE WHEN NOT EXISTS (
+      SELECT FROM ingest.track_points p
+      WHERE p.source_id = v_source
+        AND p.ts >= greatest(v_day, v_from) AND p.ts <= v_to
+        AND p.ts < v_day + make_interval(secs => v_step_s));
+    INSERT INTO features.kinematics AS k (project_id, source_id, track_id, frame, ts, segment, x, y)
+    SELECT s.project_id, v_source, '', 0, v_day, 0, 0, 0
+    FROM ingest.sources s WHERE s.source_id = v_source
+    RETURNING k.tableoid::regclass, k.ctid INTO v_chunk, v_row;
+    EXECUTE format('DELETE FROM %s WHERE ctid = $1', v_chunk) USING v_row;
+    v_made := v_made + 1;
+  END LOOP;
+  RETURN v_made;
+END
+$$;
+
 -- One stage of a planned range: run it over [its watermark (or the oldest dirty range) less
 -- the overlap, the plan's to], advance its watermark, then analyze what this transaction
 -- wrote when a later stage will read it (p_analyze: pipeline.analyze_written; every stage
@@ -612,6 +678,26 @@ BEGIN
       EXIT;
     END IF;
     EXIT WHEN v_plan IS NULL;
+    -- the range's new kinematics chunks, committed before any stage writes them
+    -- (pipeline.prepare_chunks: another lane writing the same day need not wait a stage)
+    IF 'kinematics' = ANY (v_names) THEN
+      BEGIN
+        IF pipeline.claim_source(p_source) THEN
+          PERFORM pipeline.prepare_chunks(v_plan);
+        END IF;
+      EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
+        IF NOT pipeline.is_source_error(v_state) THEN
+          RAISE;
+        END IF;
+        v_one := pipeline.tick_failed(p_source, v_error, v_state, 'chunks');
+      END;
+      COMMIT;
+      IF v_one IS NOT NULL THEN
+        p_results := p_results || jsonb_build_array(v_one);
+        EXIT;
+      END IF;
+    END IF;
     v_done := '[]';
     FOR i IN 1 .. coalesce(cardinality(v_names), 0) LOOP
       BEGIN

@@ -33,7 +33,7 @@ GRANT EXECUTE ON FUNCTION pipeline.tick(boolean), pipeline.watermark(bigint),
   TO pipeline;
 GRANT EXECUTE ON PROCEDURE pipeline.run_scheduled(double precision) TO pipeline;
 -- Parallel lanes (workers/pipeline/lanes.py) work a range step by step.
-GRANT EXECUTE ON FUNCTION pipeline.tick_plan(bigint, boolean),
+GRANT EXECUTE ON FUNCTION pipeline.tick_plan(bigint, boolean), pipeline.prepare_chunks(jsonb),
   pipeline.tick_stage(jsonb, text, boolean), pipeline.tick_finish(jsonb, jsonb),
   pipeline.claim_source(bigint), pipeline.tick_failed(bigint, text, text, text),
   pipeline.source_lock_key(bigint), pipeline.is_source_error(text),

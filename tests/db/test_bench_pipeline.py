@@ -148,10 +148,10 @@ def test_bench_pipeline_parallel_sources_and_a_dense_source_beside_a_light_one(
     assert "the light source done" in printed
 
 
-def test_emptying_between_rounds_keeps_the_kinematics_chunks(
+def test_emptying_between_rounds_drops_the_chunks(
         db: psycopg.Connection[dict[str, Any]]) -> None:
-    """Rounds meet empty tables but existing chunks, as a deployment's lanes do (creating a
-    chunk serialises the lanes writing its time range: parallel_sources.empty_tables)."""
+    """Rounds meet empty tables without chunks, so each times the lanes making their day's
+    chunks (pipeline.prepare_chunks; parallel_sources.empty_tables)."""
     from tests.support.scene_loader import load_sim, project, run_tick
     from workers.bench.parallel_sources import empty_tables
     from workers.simulate import preset_config, simulate
@@ -169,7 +169,7 @@ def test_emptying_between_rounds_keeps_the_kinematics_chunks(
     assert before and db.execute("SELECT count(*) AS n FROM features.kinematics"
                                  ).fetchone()["n"] > 0
     empty_tables(db)
-    assert chunks() == before
+    assert chunks() == []
     for table in ("features.kinematics", "ingest.track_points", "ingest.sources",
                   "features.change_points"):
         assert db.execute(f"SELECT count(*) AS n FROM {table}").fetchone() == {"n": 0}

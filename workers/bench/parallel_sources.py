@@ -48,21 +48,17 @@ DENSE_FILE = "students001.txt"
 
 
 def empty_tables(conn: psycopg.Connection[Any]) -> None:
-    """Remove every source with its points and features, so each run meets empty tables,
-    but keep the kinematics hypertable's chunks (each emptied, not dropped).
+    """Remove every source with its points and features (the hypertables' chunks go too),
+    so each run meets empty tables and makes its day's chunks anew.
 
-    A lane that creates a chunk holds the hypertable's ShareUpdateExclusiveLock until its
-    stage commits (TimescaleDB serialises chunk creation), and a second lane writing the
-    same time range waits for that whole stage: 5-13 % of the two-lane wall time when every
-    round began without chunks (sampled 2026-12-07). A deployment creates a kinematics
-    chunk once per day of data (chunk_time_interval 1 day), so the steady state this bench
-    measures has its chunks; the one-off creation is `secinf bench pipeline`'s other
-    figures' business."""
-    chunks = [next(iter(r.values())) if isinstance(r, dict) else r[0] for r in conn.execute(
-        "SELECT format('%I.%I', chunk_schema, chunk_name) FROM timescaledb_information.chunks "
-        "WHERE hypertable_schema = 'features' AND hypertable_name = 'kinematics'").fetchall()]
-    conn.execute("TRUNCATE ingest.track_points, features.zone_presence, "
-                 "features.change_points" + "".join(f", {c}" for c in chunks))
+    That is the case where lanes used to wait on each other: TimescaleDB holds a
+    hypertable's lock from a chunk's creation to the end of the creating transaction, and
+    the lane whose kinematics stage made the day's chunk kept every other lane writing that
+    day waiting for its whole stage (5-13 % of the two-lane wall time, sampled 2026-12-07).
+    pipeline.run_source now makes a range's chunks in a short step of its own before the
+    stages (pipeline.prepare_chunks), so this bench times that path each round."""
+    conn.execute("TRUNCATE ingest.track_points, features.kinematics, features.zone_presence, "
+                 "features.change_points")
     conn.execute("DELETE FROM ingest.sources")  # cascades to watermarks, batches, runs
     conn.commit()
 
