@@ -53,6 +53,8 @@ class Shard:
     """Its PostgREST's base URL (`secinf route` sends its projects' API requests there)."""
     files_url: str | None = None
     """Its file service's base URL (`secinf route` sends its projects' /files/… there)."""
+    read_api_url: str | None = None
+    """A read-only PostgREST on its replica (`secinf route` sends API GETs there)."""
 
     @property
     def read_target(self) -> str:
@@ -62,7 +64,7 @@ class Shard:
 
 def _shard(row: dict[str, Any]) -> Shard:
     return Shard(row["name"], row["conninfo"], row.get("read_conninfo"), row.get("api_url"),
-                 row.get("files_url"))
+                 row.get("files_url"), row.get("read_api_url"))
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,8 @@ def redact(conninfo: str) -> str:
 
 def add_shard(name: str, conninfo: str, settings: Settings | None = None, *,
               read_conninfo: str | None = None, api_url: str | None = None,
-              files_url: str | None = None) -> dict[str, Any]:
+              files_url: str | None = None,
+              read_api_url: str | None = None) -> dict[str, Any]:
     """Add a shard (or change its conninfo); the server must be reachable and migrated. A
     replica or URL given is set too (its server checked); one not given keeps its value."""
     if not _NAME.match(name):
@@ -144,7 +147,9 @@ def add_shard(name: str, conninfo: str, settings: Settings | None = None, *,
         _probe(name, read_conninfo, standby=True)
     params = {"name": name, "conninfo": conninfo, "read_conninfo": read_conninfo,
               "api_url": base_url(api_url, "--api-url") if api_url is not None else None,
-              "files_url": base_url(files_url, "--files-url") if files_url is not None else None}
+              "files_url": base_url(files_url, "--files-url") if files_url is not None else None,
+              "read_api_url": (base_url(read_api_url, "--read-api-url")
+                               if read_api_url is not None else None)}
     with control(settings) as conn:
         row = conn.execute(query("shards", "add_shard"), params).fetchone()
         conn.commit()
@@ -153,13 +158,22 @@ def add_shard(name: str, conninfo: str, settings: Settings | None = None, *,
 
 
 def set_replica(name: str, read_conninfo: str | None,
-                settings: Settings | None = None) -> dict[str, Any]:
-    """Give shard `name` its read replica (a hot standby of it), or none (None)."""
+                settings: Settings | None = None,
+                read_api_url: str | None = None) -> dict[str, Any]:
+    """Give shard `name` its read replica (a hot standby of it) and, if given, the
+    replica's read-only PostgREST; or neither (`read_conninfo` None)."""
     if read_conninfo is not None:
         _probe(name, read_conninfo, standby=True)
+    elif read_api_url is not None:
+        raise UserError(f"--api-url {read_api_url} names the replica's PostgREST, and shard "
+                        f"{name} is given no replica: pass the replica's CONNINFO too "
+                        "(`secinf shards replica NAME CONNINFO --api-url URL`), or set the "
+                        "URL alone with `secinf shards add NAME CONNINFO --read-api-url URL`")
+    url = base_url(read_api_url, "--api-url") if read_api_url is not None else None
     with control(settings) as conn:
         row = conn.execute(query("shards", "set_replica"),
-                           {"name": name, "read_conninfo": read_conninfo}).fetchone()
+                           {"name": name, "read_conninfo": read_conninfo,
+                            "read_api_url": url}).fetchone()
         if row is None:
             _shard_named(conn, name)  # raises NotFound naming the shards there are
         conn.commit()

@@ -286,3 +286,51 @@ def test_a_shard_map_made_before_the_upstream_columns_is_upgraded_on_first_use(
     assert added["files_url"] == "http://files-old:8600" and added["api_url"] is None
     with pytest.raises(UserError, match="--api-url 'files-old' is not an http"):
         shards.add_shard("old", dsn, api_url="files-old")
+
+
+def test_api_reads_go_to_the_replicas_read_only_postgrest(setup: Setup) -> None:
+    """GETs of a shard with `read_api_url` reach that upstream, writes and GETs asking for
+    the primary its PostgREST. The replica's PostgREST is a stand-in on the shard's own
+    database (RLS and refused writes on a real replica: tests/db/test_replica.py)."""
+    s = setup
+    reads = Seen()
+    with serving(postgrest_standin(s.a.dsn, reads)) as replica, \
+            serving(make_app(s.settings)) as proxy:  # type: ignore[arg-type]
+        with pytest.raises(UserError, match="pass the replica's CONNINFO too"):
+            shards.set_replica("a", None, s.settings, read_api_url=replica.base_url)
+        row = shards.add_shard("a", s.a.dsn, s.settings, read_api_url=replica.base_url + "/")
+        assert row["read_api_url"] == replica.base_url and row["api_url"]
+        try:
+            s.clear()
+            r = proxy.request("POST", "/rpc/exchange_key",
+                              json.dumps({"api_key": s.keys["north"]}).encode(),
+                              {"Content-Type": "application/json"})
+            assert r.status == 200 and s.a.api.paths() == ["POST /rpc/exchange_key"]
+            token = r.json()["token"]
+            auth = {"Authorization": f"Bearer {token}"}
+            s.clear()
+            reply = proxy.request("GET", "/projects?select=slug", headers=auth)
+            assert reply.status == 200 and [p["slug"] for p in reply.json()] == ["north"]
+            assert reads.paths() == ["GET /projects"] and s.a.api.requests == []
+            assert reply.headers.get("x-secinf-shard") == "a"
+            # read your own write at once: the primary, by asking
+            reads.requests.clear()
+            reply = proxy.request("GET", "/projects?select=slug",
+                                  headers={**auth, "Secinf-Read": "primary"})
+            assert reply.status == 200
+            assert s.a.api.paths() == ["GET /projects"] and reads.requests == []
+            # a write with the token: the primary
+            s.clear()
+            proxy.request("POST", "/rpc/exchange_key", b"{}",
+                          {**auth, "Content-Type": "application/json"})
+            assert s.a.api.paths() == ["POST /rpc/exchange_key"] and reads.requests == []
+            # a shard without a read-only PostgREST reads from its own
+            s.clear()
+            south = _exchange(s, s.keys["south"])[1]["token"]
+            s.clear()
+            assert proxy.request("GET", "/projects", headers={
+                "Authorization": f"Bearer {south}"}).status == 200
+            assert s.b.api.paths() == ["GET /projects"] and reads.requests == []
+        finally:
+            cleared = shards.set_replica("a", None, s.settings)
+        assert cleared["read_api_url"] is None and cleared["read_conninfo"] is None

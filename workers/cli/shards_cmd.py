@@ -36,19 +36,24 @@ def add_command(
     files_url: str | None = typer.Option(
         None, "--files-url", help="Base URL of the shard's file service, for `secinf route` "
         "(e.g. http://files-eu-1:8600). Default: keep the one it has."),
+    read_api_url: str | None = typer.Option(
+        None, "--read-api-url", help="Base URL of a read-only PostgREST on the shard's "
+        "replica: `secinf route` sends the shard's API GET and HEAD requests there (e.g. "
+        "http://postgrest-eu-1-replica:3000). Default: keep the one it has."),
     json_out: bool = JSON,
 ) -> None:
     """Add a shard (or change it): a migrated secinf database (`secinf db up`), with its
     read replica and HTTP upstreams if given."""
     row = shards.add_shard(name, conninfo, read_conninfo=read_conninfo, api_url=api_url,
-                           files_url=files_url)
+                           files_url=files_url, read_api_url=read_api_url)
     if json_out:
         print_json(row)
     else:
         console.print(f"[green]✓[/] shard [bold]{row['name']}[/] at {row['conninfo']}"
                       + (f", reads at {row['read_conninfo']}" if row["read_conninfo"] else "")
                       + (f", API {row['api_url']}" if row["api_url"] else "")
-                      + (f", files {row['files_url']}" if row["files_url"] else ""),
+                      + (f", files {row['files_url']}" if row["files_url"] else "")
+                      + (f", API reads {row['read_api_url']}" if row["read_api_url"] else ""),
                       highlight=False)
 
 
@@ -58,16 +63,21 @@ def replica_command(
     conninfo: str | None = typer.Argument(
         None, help="libpq conninfo of the shard's read replica (a hot standby of it). "
                    "Omitted: the shard has no replica, its reads go to its primary."),
+    api_url: str | None = typer.Option(
+        None, "--api-url", help="Base URL of the replica's read-only PostgREST: `secinf "
+        "route` sends the shard's API GET and HEAD requests there. Omitted: they go to "
+        "the shard's PostgREST."),
     json_out: bool = JSON,
 ) -> None:
     """Send a shard's read-only work to its read replica (or, without CONNINFO, back to
     the shard itself)."""
-    row = shards.set_replica(name, conninfo)
+    row = shards.set_replica(name, conninfo, read_api_url=api_url)
     if json_out:
         print_json(row)
     elif row["read_conninfo"]:
-        console.print(f"[green]✓[/] shard [bold]{name}[/] reads at {row['read_conninfo']}",
-                      highlight=False)
+        console.print(f"[green]✓[/] shard [bold]{name}[/] reads at {row['read_conninfo']}"
+                      + (f", API reads at {row['read_api_url']}" if row["read_api_url"]
+                         else ""), highlight=False)
     else:
         console.print(f"[green]✓[/] shard [bold]{name}[/] has no replica: its reads go to "
                       f"{row['conninfo']}", highlight=False)

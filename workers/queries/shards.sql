@@ -7,7 +7,7 @@
 SELECT to_regclass('control.placements') IS NULL
     OR (SELECT count(*) FROM pg_attribute a
         WHERE a.attrelid = to_regclass('control.shards') AND NOT a.attisdropped
-          AND a.attname IN ('read_conninfo', 'api_url', 'files_url')) < 3 AS outdated;
+          AND a.attname IN ('read_conninfo', 'api_url', 'files_url', 'read_api_url')) < 4 AS outdated;
 
 -- name: ensure_control :exec
 -- Idempotent: run on first use of the map, so a fresh control database needs no step
@@ -34,27 +34,33 @@ ALTER TABLE control.shards
     -- base URL of the shard's PostgREST, where `secinf route` sends its API requests
     ADD COLUMN IF NOT EXISTS api_url text CHECK (api_url ~ '^https?://[^/?#[:space:]]+(/[^?#[:space:]]*)?$'),
     -- base URL of the shard's file service, where `secinf route` sends /files/…
-    ADD COLUMN IF NOT EXISTS files_url text CHECK (files_url ~ '^https?://[^/?#[:space:]]+(/[^?#[:space:]]*)?$');
+    ADD COLUMN IF NOT EXISTS files_url text CHECK (files_url ~ '^https?://[^/?#[:space:]]+(/[^?#[:space:]]*)?$'),
+    -- base URL of a read-only PostgREST on the shard's replica: `secinf route` sends the
+    -- shard's API GET and HEAD requests there (NULL: to api_url)
+    ADD COLUMN IF NOT EXISTS read_api_url text CHECK (read_api_url ~ '^https?://[^/?#[:space:]]+(/[^?#[:space:]]*)?$');
 
 -- name: add_shard :one
 -- Add a shard, or change its conninfo; a replica or URL not given keeps its value. The row.
-INSERT INTO control.shards (name, conninfo, read_conninfo, api_url, files_url)
-VALUES (%(name)s, %(conninfo)s, %(read_conninfo)s, %(api_url)s, %(files_url)s)
+INSERT INTO control.shards (name, conninfo, read_conninfo, api_url, files_url, read_api_url)
+VALUES (%(name)s, %(conninfo)s, %(read_conninfo)s, %(api_url)s, %(files_url)s, %(read_api_url)s)
 ON CONFLICT (name) DO UPDATE SET
     conninfo = excluded.conninfo,
     read_conninfo = coalesce(excluded.read_conninfo, control.shards.read_conninfo),
     api_url = coalesce(excluded.api_url, control.shards.api_url),
-    files_url = coalesce(excluded.files_url, control.shards.files_url)
-RETURNING name, conninfo, read_conninfo, api_url, files_url, added_at;
+    files_url = coalesce(excluded.files_url, control.shards.files_url),
+    read_api_url = coalesce(excluded.read_api_url, control.shards.read_api_url)
+RETURNING name, conninfo, read_conninfo, api_url, files_url, read_api_url, added_at;
 
 -- name: set_replica :one
--- Give a shard its read replica, or take it away (NULL); the row, none for an unknown name.
-UPDATE control.shards SET read_conninfo = %(read_conninfo)s WHERE name = %(name)s
-RETURNING name, conninfo, read_conninfo, api_url, files_url, added_at;
+-- Give a shard its read replica and the replica's read-only PostgREST, or take them away
+-- (NULL); the row, none for an unknown name.
+UPDATE control.shards SET read_conninfo = %(read_conninfo)s, read_api_url = %(read_api_url)s
+WHERE name = %(name)s
+RETURNING name, conninfo, read_conninfo, api_url, files_url, read_api_url, added_at;
 
 -- name: list_shards :many
 -- In the order they were added: the first is the default of commands without --project.
-SELECT s.name, s.conninfo, s.read_conninfo, s.api_url, s.files_url, s.added_at,
+SELECT s.name, s.conninfo, s.read_conninfo, s.api_url, s.files_url, s.read_api_url, s.added_at,
        (SELECT count(*) FROM control.placements p WHERE p.shard = s.name) AS projects
 FROM control.shards s ORDER BY s.added_at, s.name;
 

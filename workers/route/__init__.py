@@ -6,7 +6,9 @@ project (docs/scale.md, "The HTTP API"):
 
 * a request with a JWT goes by the token's `project_id` claim, read **without verifying
   the signature** (the proxy holds no JWT secret; the shard's PostgREST verifies it, and a
-  forged claim only reaches a shard that refuses the forged token);
+  forged claim only reaches a shard that refuses the forged token); its GETs and HEADs go
+  to the read-only PostgREST on the shard's replica when the shard has one
+  (`read_api_url`), unless the request says `Secinf-Read: primary`;
 * `POST /rpc/exchange_key` and `POST /rpc/login` (they carry a key or a password, not a
   JWT) are tried on each shard in turn until one does not answer 401, as the app signs in
   (workers/appdb/shards.py); a login that names its project goes to that project's shard;

@@ -25,6 +25,7 @@ SIGN_IN_BODY_MAX = 64 * 1024
 """A key exchange or login is tried on several shards, so its body is kept: a few hundred
 bytes, never more than this."""
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+READ_HEADER = "secinf-read"
 
 
 def refusal(exc: Refused, files: bool) -> JSONResponse:
@@ -36,6 +37,15 @@ def refusal(exc: Refused, files: bool) -> JSONResponse:
     else:
         body = {"code": exc.code, "message": str(exc), "details": None, "hint": exc.hint}
     return JSONResponse(body, status_code=exc.status)
+
+
+def reads(request: Request) -> bool:
+    """Whether an API request may go to the shard's read-only PostgREST: a GET or HEAD
+    (PostgREST runs those in a read-only transaction anyway), unless the client asks for
+    the primary with `Secinf-Read: primary` (to read its own write at once: the replica
+    lags it by the replication delay)."""
+    return (request.method in ("GET", "HEAD")
+            and request.headers.get(READ_HEADER, "").strip().lower() != "primary")
 
 
 def make_app(settings: Settings | None = None, table: RouteTable | None = None) -> Starlette:
@@ -94,7 +104,7 @@ def make_app(settings: Settings | None = None, table: RouteTable | None = None) 
                 first: Upstream = (await run_in_threadpool(routes.all))[0]
                 return await forwarder.send(request, Target(first.shard, first.url(False)))
             up = await run_in_threadpool(routes.project, claims.token_project(token))
-            return await forwarder.send(request, Target(up.shard, up.url(False)))
+            return await forwarder.send(request, Target(up.shard, up.url(False, reads(request))))
         except Refused as exc:
             log.info("refused %s %s: %s", request.method, path[:200], exc)
             return refusal(exc, files)

@@ -25,9 +25,13 @@ class Upstream:
     shard: str
     api_url: str | None
     files_url: str | None
+    read_api_url: str | None = None
 
-    def url(self, files: bool) -> str:
-        """The base URL of the service a request goes to; Refused when not set."""
+    def url(self, files: bool, read: bool = False) -> str:
+        """The base URL of the service a request goes to (`read`: an API read, which the
+        replica's read-only PostgREST takes when the shard has one); Refused when not set."""
+        if read and not files and self.read_api_url is not None:
+            return self.read_api_url
         url = self.files_url if files else self.api_url
         if url is None:
             option = "--files-url" if files else "--api-url"
@@ -59,7 +63,8 @@ class RouteTable:
 
     def _load(self) -> None:
         with shards.control(self.settings) as conn:
-            ups = {r["name"]: Upstream(r["name"], r["api_url"], r["files_url"])
+            ups = {r["name"]: Upstream(r["name"], r["api_url"], r["files_url"],
+                                       r["read_api_url"])
                    for r in conn.execute(query("shards", "list_shards")).fetchall()}
             placed = conn.execute(query("shards", "route_table")).fetchall()
         self._shards = list(ups.values())
