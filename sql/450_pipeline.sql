@@ -217,8 +217,8 @@ BEGIN
 END
 $$;
 
--- The kinematics chunks a planned range will write, created in a step of their own before
--- the stages run (pipeline.run_source commits right after it). TimescaleDB serialises
+-- The kinematics chunks a planned range will write, created before the stages run
+-- (pipeline.run_source calls it in its plan step, which commits right after it). TimescaleDB serialises
 -- chunk creation: the transaction that creates a chunk holds the hypertable's lock until it
 -- commits, so a kinematics stage that created its day's chunk would make every other lane
 -- writing that day wait for its whole stage (at each new day of live data, and throughout a
@@ -665,6 +665,12 @@ BEGIN
              max(s.position)
         INTO v_names, v_pos, v_max
       FROM pipeline.stages s WHERE s.enabled;
+      -- the range's new kinematics chunks, committed with the plan before any stage
+      -- writes them (pipeline.prepare_chunks: another lane on the same day need not wait
+      -- for a whole stage)
+      IF v_plan IS NOT NULL AND 'kinematics' = ANY (v_names) THEN
+        PERFORM pipeline.prepare_chunks(v_plan);
+      END IF;
     EXCEPTION WHEN OTHERS THEN
       GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
       IF NOT pipeline.is_source_error(v_state) THEN
@@ -678,26 +684,6 @@ BEGIN
       EXIT;
     END IF;
     EXIT WHEN v_plan IS NULL;
-    -- the range's new kinematics chunks, committed before any stage writes them
-    -- (pipeline.prepare_chunks: another lane writing the same day need not wait a stage)
-    IF 'kinematics' = ANY (v_names) THEN
-      BEGIN
-        IF pipeline.claim_source(p_source) THEN
-          PERFORM pipeline.prepare_chunks(v_plan);
-        END IF;
-      EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS v_error = MESSAGE_TEXT, v_state = RETURNED_SQLSTATE;
-        IF NOT pipeline.is_source_error(v_state) THEN
-          RAISE;
-        END IF;
-        v_one := pipeline.tick_failed(p_source, v_error, v_state, 'chunks');
-      END;
-      COMMIT;
-      IF v_one IS NOT NULL THEN
-        p_results := p_results || jsonb_build_array(v_one);
-        EXIT;
-      END IF;
-    END IF;
     v_done := '[]';
     FOR i IN 1 .. coalesce(cardinality(v_names), 0) LOOP
       BEGIN

@@ -1,7 +1,8 @@
 """New kinematics chunks before the stages (pipeline.prepare_chunks, sql/450_pipeline.sql):
-a lane's range gets its days' chunks in a step of its own, so a second lane writing the
-same new day does not wait for the first lane's whole kinematics stage (TimescaleDB holds
-the hypertable's lock from a chunk's creation to the creating transaction's end)."""
+a lane's range gets its days' chunks in its plan step (committed at once), so a second
+lane writing the same new day does not wait for the first lane's whole kinematics stage
+(TimescaleDB holds the hypertable's lock from a chunk's creation to the creating
+transaction's end)."""
 
 from __future__ import annotations
 

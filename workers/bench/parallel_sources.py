@@ -55,7 +55,7 @@ def empty_tables(conn: psycopg.Connection[Any]) -> None:
     hypertable's lock from a chunk's creation to the end of the creating transaction, and
     the lane whose kinematics stage made the day's chunk kept every other lane writing that
     day waiting for its whole stage (5-13 % of the two-lane wall time, sampled 2026-12-07).
-    pipeline.run_source now makes a range's chunks in a short step of its own before the
+    pipeline.run_source now makes a range's chunks in its short plan step, before the
     stages (pipeline.prepare_chunks), so this bench times that path each round."""
     conn.execute("TRUNCATE ingest.track_points, features.kinematics, features.zone_presence, "
                  "features.change_points")
