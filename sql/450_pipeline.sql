@@ -218,11 +218,11 @@ END
 $$;
 
 -- The kinematics chunks a planned range will write, created before the stages run
--- (pipeline.run_source calls it in its plan step, which commits right after it). TimescaleDB serialises
--- chunk creation: the transaction that creates a chunk holds the hypertable's lock until it
--- commits, so a kinematics stage that created its day's chunk would make every other lane
--- writing that day wait for its whole stage (at each new day of live data, and throughout a
--- backfill of new days). Here the wait is this short transaction. A chunk is made only for
+-- (pipeline.run_source calls it in its plan step, which commits right after it).
+-- TimescaleDB serialises chunk creation: the transaction that creates a chunk holds the
+-- hypertable's lock until it commits, so a kinematics stage that created its day's chunk
+-- would make every other lane writing that day wait for its whole stage (at each new day
+-- of live data, and throughout a backfill of new days). Here the wait is this short transaction. A chunk is made only for
 -- a day (chunk interval) in which the source has points in the range: an empty row is
 -- inserted and deleted again, never visible to anyone, and leaves an empty chunk behind.
 -- Returns the chunks created. pipeline.tick (one transaction) does not need it.
@@ -242,36 +242,37 @@ DECLARE
   v_row      tid;
   v_made     integer := 0;
 BEGIN
-  -- the lowest point any stage may read (tick_stage: its watermark or the oldest dirty
-  -- range, less the overlap; a stage that never ran starts at the first point)
-  v_from := CASE WHEN v_low_wm IS NULL THEN '-infinity'::timestamptz
-                 ELSE least(v_low_wm, v_dirty_lo) - make_interval(secs => pipeline.overlap_s(v_source))
-            END;
+  -- the lowest point any stage may read (tick_stage's own start, from the oldest stage
+  -- watermark: a stage that never ran starts at -infinity)
+  v_from := least(coalesce(v_low_wm, '-infinity'), v_dirty_lo)
+            - make_interval(secs => pipeline.overlap_s(v_source));
   SELECT extract(epoch FROM d.time_interval) INTO v_step_s
   FROM timescaledb_information.dimensions d
   WHERE d.hypertable_schema = 'features' AND d.hypertable_name = 'kinematics'
     AND d.column_name = 'ts';
-  -- the candidate days: those of the points' own chunks that overlap the range (chunk
-  -- ranges are multiples of the interval counted from the Unix epoch)
+  -- the days of the points' own chunks that overlap the range (chunk ranges are multiples
+  -- of the interval counted from the Unix epoch), less those with a kinematics chunk, and
+  -- those without a point of this source in the range
   FOR v_day IN
-    SELECT DISTINCT day
-    FROM timescaledb_information.chunks c
-    CROSS JOIN LATERAL generate_series(
-      to_timestamp(floor(extract(epoch FROM greatest(c.range_start, v_from)) / v_step_s) * v_step_s),
-      least(c.range_end, v_to), make_interval(secs => v_step_s)) AS day
-    WHERE c.hypertable_schema = 'ingest' AND c.hypertable_name = 'track_points'
-      AND c.range_end > v_from AND c.range_start <= v_to
-    ORDER BY day
+    SELECT d.day
+    FROM (SELECT DISTINCT day
+          FROM timescaledb_information.chunks c
+          CROSS JOIN LATERAL generate_series(
+            to_timestamp(floor(extract(epoch FROM greatest(c.range_start, v_from)) / v_step_s) * v_step_s),
+            least(c.range_end, v_to), make_interval(secs => v_step_s)) AS day
+          WHERE c.hypertable_schema = 'ingest' AND c.hypertable_name = 'track_points'
+            AND c.range_end > v_from AND c.range_start <= v_to) d
+    WHERE NOT EXISTS (
+            SELECT FROM timescaledb_information.chunks k
+            WHERE k.hypertable_schema = 'features' AND k.hypertable_name = 'kinematics'
+              AND k.range_start <= d.day AND k.range_end > d.day)
+      AND EXISTS (
+            SELECT FROM ingest.track_points p
+            WHERE p.source_id = v_source
+              AND p.ts >= greatest(d.day, v_from) AND p.ts <= v_to
+              AND p.ts < d.day + make_interval(secs => v_step_s))
+    ORDER BY d.day
   LOOP
-    CONTINUE WHEN EXISTS (
-      SELECT FROM timescaledb_information.chunks k
-      WHERE k.hypertable_schema = 'features' AND k.hypertable_name = 'kinematics'
-        AND k.range_start <= v_day AND k.range_end > v_day);
-    CONTINUE WHEN NOT EXISTS (
-      SELECT FROM ingest.track_points p
-      WHERE p.source_id = v_source
-        AND p.ts >= greatest(v_day, v_from) AND p.ts <= v_to
-        AND p.ts < v_day + make_interval(secs => v_step_s));
     INSERT INTO features.kinematics AS k (project_id, source_id, track_id, frame, ts, segment, x, y)
     SELECT s.project_id, v_source, '', 0, v_day, 0, 0, 0
     FROM ingest.sources s WHERE s.source_id = v_source

@@ -115,9 +115,11 @@ def setup(postgresql_server: Any) -> Iterator[Setup]:
             mp.undo()
 
 
-def _exchange(s: Setup, key: str) -> tuple[int, dict[str, Any], str]:
-    r = s.proxy.request("POST", "/rpc/exchange_key", json.dumps({"api_key": key}).encode(),
-                        {"Content-Type": "application/json"})
+def _exchange(s: Setup, key: str, proxy: Service | None = None
+              ) -> tuple[int, dict[str, Any], str]:
+    r = (proxy or s.proxy).request("POST", "/rpc/exchange_key",
+                                   json.dumps({"api_key": key}).encode(),
+                                   {"Content-Type": "application/json"})
     return r.status, r.json(), r.headers.get("x-secinf-shard", "")
 
 
@@ -302,11 +304,9 @@ def test_api_reads_go_to_the_replicas_read_only_postgrest(setup: Setup) -> None:
         assert row["read_api_url"] == replica.base_url and row["api_url"]
         try:
             s.clear()
-            r = proxy.request("POST", "/rpc/exchange_key",
-                              json.dumps({"api_key": s.keys["north"]}).encode(),
-                              {"Content-Type": "application/json"})
-            assert r.status == 200 and s.a.api.paths() == ["POST /rpc/exchange_key"]
-            token = r.json()["token"]
+            status, grant, _ = _exchange(s, s.keys["north"], proxy)
+            assert status == 200 and s.a.api.paths() == ["POST /rpc/exchange_key"]
+            token = grant["token"]
             auth = {"Authorization": f"Bearer {token}"}
             s.clear()
             reply = proxy.request("GET", "/projects?select=slug", headers=auth)
