@@ -21,8 +21,9 @@ Conn = psycopg.Connection[dict[str, Any]]
 
 
 def _v2(text: str) -> str:
+    """The next version of the ontology `text`, with two values changed."""
     data = yaml.safe_load(text)
-    data["version"] = 3
+    data["version"] += 1
     data["types"]["stop"]["min_duration_s"] = 2.5
     data["features"]["smoothing_s"] = 0.7
     return yaml.safe_dump(data, sort_keys=False)
@@ -44,9 +45,10 @@ def test_load_versions_compile_and_settings(db: Conn) -> None:
     assert setting == {"value": 1.0}
 
     second = store.load(db, pid, parse_ontology(_v2(onto.text), "v2.yaml"))
-    assert second.version == 3 and second.ontology_id != first.ontology_id
+    assert second.version == onto.version + 1 and second.ontology_id != first.ontology_id
     rows = store.list_ontologies(db, pid)
-    assert [(r["version"], r["active"]) for r in rows] == [(2, False), (3, True)]
+    assert [(r["version"], r["active"]) for r in rows] == [(onto.version, False),
+                                                            (onto.version + 1, True)]
     sql = {r["type"]: r["sql"] for r in store.compiled_sql(db, pid)}
     assert "2.5::float8" in sql["stop"]
     assert db.execute("SELECT value FROM pipeline.settings WHERE project_id = %s AND "

@@ -25,13 +25,15 @@ def _line_of(text: str, needle: str) -> int:
 
 def test_default_defines_all_types_with_roles() -> None:
     onto = load_ontology(DEFAULT_PATH)
-    assert (onto.name, onto.version) == ("default", 2)
+    assert (onto.name, onto.version) == ("default", 3)
     assert tuple(onto.types) == EVENT_TYPES
     assert onto.types["follow"].roles == ("leader", "follower")
     assert onto.types["overtake"].roles == ("passed", "passer")
     for sym in ("meet", "accompany", "handover"):
         assert onto.types[sym].roles == ("a", "b") and onto.types[sym].symmetric
     assert onto.types["stop"].min_duration_s == 2.0
+    assert onto.types["accompany"].predicates["bridge"] == "distance < 2.5"
+    assert onto.types["accompany"].bridge_max_s == 300.0
     assert onto.types["choose_route"].attributes == ("zone", "route")
     assert onto.features["smoothing_s"] == 1.0
     assert len(onto.sha256) == 64
@@ -80,3 +82,27 @@ def test_unreadable_file_and_round_trip(tmp_path: Path) -> None:
     data["version"] = 2
     again = parse_ontology(dump_ontology(data), "dumped.yaml")
     assert again.version == 2 and again.types.keys() == load_ontology(DEFAULT_PATH).types.keys()
+
+
+def test_a_bridge_only_joins_state_intervals() -> None:
+    on_meet = TEXT.replace("    kind: encounter\n",
+                           "    kind: encounter\n    bridge: distance < 3\n")
+    with pytest.raises(OntologyError, match=r"types.meet.bridge'?: rule kind 'encounter' has "
+                                            r"no intervals to bridge"):
+        parse_ontology(on_meet, "o.yaml")
+    no_bridge = TEXT.replace("    bridge: distance < 2.5\n", "")
+    with pytest.raises(OntologyError, match=r"types.accompany.bridge_max_s'?: bridge_max_s "
+                                            r"without a bridge predicate"):
+        parse_ontology(no_bridge, "o.yaml")
+    with pytest.raises(OntologyError, match=r"types.accompany.bridge'?:.*speed"):
+        parse_ontology(TEXT.replace("bridge: distance < 2.5", "bridge: velocity < 2.5"), "o.yaml")
+
+
+def test_a_bridge_must_close_within_the_lookback() -> None:
+    from workers.rules.compile import compile_ontology
+
+    onto = parse_ontology(TEXT.replace("bridge_max_s: 300.0", "bridge_max_s: 600.0"), "o.yaml")
+    with pytest.raises(OntologyError, match=r"bridge_max_s 600 s is not shorter than its "
+                                            r"lookback \(600 s\)"):
+        compile_ontology(onto, 1)
+    assert compile_ontology(load_ontology(DEFAULT_PATH), 1)

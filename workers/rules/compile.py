@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .compile_zones import route_choice, zone_stay, zone_transition
 from .context import CANONICAL_PAIR, CLOSE_MARGIN_S, Ctx, far_apart, kin_cte, rel_cte
-from .ontology import EventType, Ontology
+from .ontology import EventType, Ontology, OntologyError
 from .pair_bounds import boxes, boxes_sql
 from .predicates import Predicate, parse_predicate
 from .temporal import (
@@ -70,6 +70,11 @@ def lookback_s(et: EventType) -> float:
 def compile_type(onto: Ontology, et: EventType, ontology_id: int, position: int) -> CompiledRule:
     """The statement of one type."""
     lookback = lookback_s(et)
+    if "bridge" in et.predicates and et.bridge_max_s >= lookback:
+        raise OntologyError(f"type {et.name!r}: bridge_max_s {et.bridge_max_s:g} s is not "
+                            f"shorter than its lookback ({lookback:g} s), so a bridged "
+                            "interval could never close in a scheduled tick; lower "
+                            "bridge_max_s or raise params.lookback_s")
     ctx = Ctx(onto, et, int(ontology_id))
     body = _KINDS[et.kind](ctx)
     sql = f"WITH {window_cte(lookback)},\n{body}"
@@ -114,8 +119,8 @@ WHERE {keep}"""
 
 def _fill_fields(et: EventType) -> tuple[str, ...]:
     """The predicates of a pair type whose rows the fill keeps: a sequence's `during`, a
-    state's or encounter's condition and hysteresis."""
-    return ("during",) if et.kind == "pair_sequence" else ("condition", "hysteresis")
+    state's or encounter's condition, hysteresis and bridge."""
+    return ("during",) if et.kind == "pair_sequence" else ("condition", "hysteresis", "bridge")
 
 
 def pair_predicates(onto: Ontology) -> list[Predicate]:
@@ -144,7 +149,8 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
     hold = c.hold()
     core, margin, aggs = c.pred("condition"), c.margin("condition"), evidence_aggs(c.evidence)
     cols = ", ".join(keys)
-    isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs, by)
+    bridge, bridge_s = c.bridge(), c.et.bridge_max_s
+    isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs, by, bridge, bridge_s)
     dur, mind = duration_s("i.t0", "i.t1"), c.et.min_duration_s
     actors = c.actors(*(f"i.{k}" for k in keys))
     where = (f"{c.at_least(dur, mind)} AND "
@@ -165,7 +171,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
         where_m = (f"{c.at_least(dur, mind)} AND "
                    f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1), True)}")
         ctes += [f"{merged} AS (SELECT * FROM {src})",
-                 islands(merged, cols, core, hold, margin, gap_m, aggs, by)]
+                 islands(merged, cols, core, hold, margin, gap_m, aggs, by, bridge, bridge_s)]
         arms.append(f"SELECT i.*, 'recall' FROM {merged}_i i, win WHERE {where_m}\n"
                     f"    AND NOT EXISTS (SELECT 1 FROM {src}_i s WHERE {same})")
     ctes.append(f"{src}_c AS (\n  " + "\n  UNION ALL\n  ".join(arms) + "\n)")
@@ -173,7 +179,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
     if wide is not None:
         ctes += [f"{src}_w AS (SELECT * FROM {src})",
                  islands(f"{src}_w", cols, wide.pred("condition"), wide.hold(), margin,
-                         c.et.max_gap_s, aggs, by),
+                         c.et.max_gap_s, aggs, by, wide.bridge(), bridge_s),
                  f"""{src}_cw AS (
   SELECT * FROM {src}_c
   UNION ALL

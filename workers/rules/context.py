@@ -68,10 +68,17 @@ class Ctx:
         return self.pred(field, alias)
 
     def held(self, alias: str) -> str:
-        """Rows where the type's condition or its hysteresis holds (the rows its islands
-        are made of), over `alias`."""
+        """Rows where the type's condition, its hysteresis or its bridge holds (the rows
+        its islands are made of), over `alias`."""
         core = f"({self.pred('condition', alias)})"
-        return f"{core} OR ({self.hold(alias)})" if "hysteresis" in self.et.predicates else core
+        held = f"{core} OR ({self.hold(alias)})" if "hysteresis" in self.et.predicates else core
+        bridge = self.bridge(alias)
+        return held if bridge is None else f"{held} OR ({bridge})"
+
+    def bridge(self, alias: str = "b") -> str | None:
+        """The `bridge` predicate (rows that join two intervals of the same actors), or
+        None."""
+        return self.pred("bridge", alias) if "bridge" in self.et.predicates else None
 
     def margin(self, field: str, alias: str = "b") -> str:
         return parse_predicate(self.et.predicates[field], self.et.table or "").margin_sql(alias)

@@ -23,7 +23,11 @@ from .predicates import PredicateError, parse_predicate
 
 SCHEMA_PATH = ONTOLOGIES_DIR / "ontology.schema.json"
 DEFAULT_PATH = ONTOLOGIES_DIR / "default.yaml"
-PREDICATE_FIELDS = ("condition", "hysteresis", "first", "then", "during", "inner")
+PREDICATE_FIELDS = ("condition", "hysteresis", "bridge", "first", "then", "during", "inner")
+# Rule kinds whose intervals a `bridge` predicate can join (temporal.islands).
+BRIDGE_KINDS = ("track_state", "pair_state")
+BRIDGE_MAX_S = 300.0
+"""Default `bridge_max_s`: how long after its last held row a bridge keeps an interval open."""
 # Which feature table each rule kind's predicates read.
 KIND_TABLE = {
     "track_state": "kinematics", "pair_state": "relations", "pair_sequence": "relations",
@@ -65,6 +69,9 @@ class EventType:
     classes: tuple[str, ...] = ()
     """Object classes the actors may have (tracks of other classes are left out; a track
     without a class counts as any). Empty: every class."""
+    bridge_max_s: float = BRIDGE_MAX_S
+    """With a `bridge` predicate: how long after the interval's last condition or
+    hysteresis row the bridge rows keep it open (docs/rules.md, "Bridges")."""
 
     @property
     def table(self) -> str | None:
@@ -224,6 +231,13 @@ def _event_type(tname: str, spec: dict[str, Any], fname: str,
     if kind == "zone_transition" and params["direction"] not in ("in", "out"):
         raise OntologyError(f"{_where(fname, node, ['types', tname, 'params', 'direction'])}"
                             ": must be 'in' or 'out'")
+    if "bridge" in preds and kind not in BRIDGE_KINDS:
+        raise OntologyError(f"{_where(fname, node, ['types', tname, 'bridge'])}: rule kind "
+                            f"{kind!r} has no intervals to bridge; a bridge joins the "
+                            f"intervals of a {' or '.join(BRIDGE_KINDS)}")
+    if "bridge_max_s" in spec and "bridge" not in preds:
+        raise OntologyError(f"{_where(fname, node, ['types', tname, 'bridge_max_s'])}: "
+                            "bridge_max_s without a bridge predicate; add `bridge` or drop it")
     if kind == "encounter" and ("inner" in preds) != ("min_inner_s" in params):
         raise OntologyError(f"{_where(fname, node, ['types', tname])}: an encounter with "
                             "`inner` needs params min_inner_s/max_inner_s (and vice versa)")
@@ -233,7 +247,8 @@ def _event_type(tname: str, spec: dict[str, Any], fname: str,
         attributes=tuple(spec.get("attributes") or ()), predicates=preds,
         min_duration_s=float(spec.get("min_duration_s", 0.0)),
         max_gap_s=float(spec.get("max_gap_s", 0.3)), params=params,
-        evidence=tuple(spec.get("evidence") or ()), classes=tuple(spec.get("classes") or ()))
+        evidence=tuple(spec.get("evidence") or ()), classes=tuple(spec.get("classes") or ()),
+        bridge_max_s=float(spec.get("bridge_max_s", BRIDGE_MAX_S)))
 
 
 def load_ontology(path: str | Path) -> Ontology:

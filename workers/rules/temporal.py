@@ -79,22 +79,41 @@ def window_cte(lookback_s: float) -> str:
 
 
 def islands(src: str, keys: str, core: str, hold: str, margin: str, gap_s: float,
-            extra_aggs: str = "", by: str | None = None) -> str:
+            extra_aggs: str = "", by: str | None = None, bridge: str | None = None,
+            bridge_max_s: float = 0.0) -> str:
     """CTEs `<src>_f`, `<src>_g`, `<src>_i` over rows of CTE `src` (with ts, frame, keys).
 
     `<src>_i` has one row per interval: keys, t0/t1 (first/last core row), h0/h1 (first/last
-    row, hysteresis included), mean margin over core rows, and `extra_aggs` (SQL aggregate
-    list, may be '').
+    row, hysteresis and bridge included), mean margin over core rows, and `extra_aggs` (SQL
+    aggregate list, may be '').
     `by` partitions instead of `keys` where one column identifies them (a pair row's
     pair_key: one bigint to sort and compare instead of two texts); the groups are the same.
+    `bridge`: rows where it holds keep an interval open like hysteresis rows, but only for
+    `bridge_max_s` after the last core or hysteresis row and never before the first one,
+    so they join two intervals of the same keys and never make or extend a span (t0/t1).
     """
     extra = f",\n         {extra_aggs}" if extra_aggs else ""
     part = by or keys
     group = f"{by}, {keys}" if by else keys
-    return f"""{src}_f AS (
+    if bridge is None:
+        rows = f"""{src}_f AS (
   SELECT b.*, ({core}) AS core, ({margin}) AS margin
   FROM {src} b WHERE ({hold}) OR ({core})
+),"""
+    else:
+        rows = f"""{src}_b AS (
+  SELECT b.*, ({core}) AS core, ({margin}) AS margin, ({hold}) OR ({core}) AS held
+  FROM {src} b WHERE ({hold}) OR ({core}) OR ({bridge})
 ),
+{src}_f AS (
+  -- a bridge row counts only within bridge_max_s after a held row of the same keys
+  SELECT f.* FROM (
+    SELECT f.*, max(f.ts) FILTER (WHERE f.held)
+                  OVER (PARTITION BY {part} ORDER BY f.ts ROWS UNBOUNDED PRECEDING) AS last_held
+    FROM {src}_b f) f
+  WHERE f.held OR f.ts - f.last_held <= {secs(bridge_max_s)}
+),"""
+    return f"""{rows}
 {src}_g AS (
   -- the gap limit is one value per statement (an InitPlan), not a join with win per row
   SELECT f.*, sum(CASE WHEN f.isl_prev IS NULL OR f.ts - f.isl_prev >
