@@ -304,7 +304,7 @@ def test_ontology_change_needs_a_major_version(db: Conn, scene: Scene, tmp_path:
         ("2.0.0", "published"), ("1.0.0", "published")]
     code, out, _ = _cli(scene, monkeypatch, "datasets", "show", "events@2.0.0", "--json")
     shown = json.loads(out)
-    assert (shown["ontology_version"], len(shown["quality_reports"])) == (3, 7)
+    assert (shown["ontology_version"], len(shown["quality_reports"])) == (4, 7)
 
 
 # ------------------------------------------------------------------------------- immutability
