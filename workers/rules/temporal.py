@@ -101,9 +101,14 @@ def islands(src: str, keys: str, core: str, hold: str, margin: str, gap_s: float
   FROM {src} b WHERE ({hold}) OR ({core})
 ),"""
     else:
+        cols = ", ".join(f"b.{c.strip()}" for c in part.split(","))
         rows = f"""{src}_b AS (
   SELECT b.*, ({core}) AS core, ({margin}) AS margin, ({hold}) OR ({core}) AS held
-  FROM {src} b WHERE ({hold}) OR ({core}) OR ({bridge})
+  FROM {src} b
+  WHERE ({hold}) OR ({core})
+     -- bridge rows only of keys with a held row at all: most close pairs of a dense crowd
+     -- never walk together, and their rows need not be sorted below
+     OR (({bridge}) AND ({cols}) IN (SELECT {cols} FROM {src} b WHERE ({hold}) OR ({core})))
 ),
 {src}_f AS (
   -- a bridge row counts only within bridge_max_s after a held row of the same keys
