@@ -20,7 +20,7 @@ pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
 
 
-def _v2(text: str) -> str:
+def _next_version(text: str) -> str:
     """The next version of the ontology `text`, with two values changed."""
     data = yaml.safe_load(text)
     data["version"] += 1
@@ -44,7 +44,7 @@ def test_load_versions_compile_and_settings(db: Conn) -> None:
                          "key = 'smoothing_s'", (pid,)).fetchone()
     assert setting == {"value": 1.0}
 
-    second = store.load(db, pid, parse_ontology(_v2(onto.text), "v2.yaml"))
+    second = store.load(db, pid, parse_ontology(_next_version(onto.text), "next.yaml"))
     assert second.version == onto.version + 1 and second.ontology_id != first.ontology_id
     rows = store.list_ontologies(db, pid)
     assert [(r["version"], r["active"]) for r in rows] == [(onto.version, False),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from workers.rules.compile import compile_ontology
 from workers.rules.ontology import (
     DEFAULT_PATH,
     OntologyError,
@@ -99,8 +100,6 @@ def test_a_bridge_only_joins_state_intervals() -> None:
 
 
 def test_a_bridge_must_close_within_the_lookback() -> None:
-    from workers.rules.compile import compile_ontology
-
     onto = parse_ontology(TEXT.replace("bridge_max_s: 300.0", "bridge_max_s: 600.0"), "o.yaml")
     with pytest.raises(OntologyError, match=r"bridge_max_s 600 s is not shorter than its "
                                             r"lookback \(600 s\)"):

@@ -179,7 +179,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
     if wide is not None:
         ctes += [f"{src}_w AS (SELECT * FROM {src})",
                  islands(f"{src}_w", cols, wide.pred("condition"), wide.hold(), margin,
-                         c.et.max_gap_s, aggs, by, wide.bridge(), bridge_s),
+                         c.et.max_gap_s, aggs, by, bridge, bridge_s),
                  f"""{src}_cw AS (
   SELECT * FROM {src}_c
   UNION ALL
