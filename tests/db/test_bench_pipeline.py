@@ -136,6 +136,10 @@ def test_bench_pipeline_parallel_sources_and_a_dense_source_beside_a_light_one(
         assert (r["one"]["backends"], r["many"]["backends"]) == (1, 2)
         assert r["speedup"] == pytest.approx(r["one"]["features_s"] / r["many"]["features_s"],
                                              abs=0.01)
+        # a unit is a source's range and then its pair rows, in one pass: the lanes' pair
+        # seconds fit in the pass's wall time on every lane
+        for arm in ("one", "many"):
+            assert 0 < r[arm]["pairs_s"] <= r[arm]["features_s"] * r[arm]["backends"] + 1e-3
     assert several["speedup"] == statistics.median(r["speedup"] for r in rounds)
     assert "per-source units on one backend" in printed
     light = result["parallel"]["dense_and_light"]

@@ -1,13 +1,14 @@
 """`secinf bench pipeline --parallel N`: per-source work on N backends against one.
 
 *Several sources at plaza density.* The 1x crowd's points are split over `sources` scenes
-of their own (seeds 1, 2, …; the same density), loaded as one project's sources and ticked
-to completion twice per repeat: on one backend (`pipeline.tick()`, every source in one
-transaction) and on N parallel lanes (`pipeline.run_source` per source, as a worker's
-`pipeline_tick_source` job runs it), the order alternating, the tables emptied between.
-The four features' wall time is the tick's (kinematics, zone presence, change points) plus
-the pair rows of every source, computed as the candidates stage does, on as many
-connections as the tick had. Target: ≥ 100k points/s on N = 2 and ≥ 1.8x one backend.
+of their own (seeds 1, 2, …; the same density), loaded as one project's sources and worked
+to completion three ways per repeat, the order rotating, the tables emptied between: by
+`pipeline.tick()` (every source in one transaction, then each source's pair rows), and by
+per-source units (`pipeline.run_source`, as a worker's `pipeline_tick_source` job runs it,
+then the source's pair rows as the candidates stage computes them) on one backend and on
+N, each backend taking the next source when it is free. The four features' wall time is
+kinematics, zone presence and change points plus the pair rows. Target: ≥ 100k points/s on
+N = 2 and ≥ 1.8x one backend.
 
 *A dense source beside a light one.* UCY students001 (about 22k points, the default
 ontology) and a short simulated corridor in one project, ticked together, on one lane and
@@ -127,6 +128,13 @@ def _pairs(c: psycopg.Connection[Any], source: int) -> float:
         c.autocommit = True
 
 
+def _unit(c: psycopg.Connection[Any], source: int) -> tuple[list[SourceResult], float]:
+    """One source's whole unit, as a `pipeline_tick_source` job works it: its range through
+    the stages, then its pair rows (the candidates stage's first step, in the same job),
+    before the lane takes the next source; the results and the pair rows' seconds."""
+    return _work_source(c, source), _pairs(c, source)
+
+
 def _load(conn: psycopg.Connection[Any], project: str, scenes: list[SimResult]) -> list[int]:
     empty_tables(conn)
     return [load_result(conn, project, s, name=f"plaza-{i}") for i, s in enumerate(scenes)]
@@ -134,13 +142,15 @@ def _load(conn: psycopg.Connection[Any], project: str, scenes: list[SimResult]) 
 
 def _by_sources(conn: psycopg.Connection[Any], project: str, scenes: list[SimResult],
                 backends: _Backends) -> dict[str, Any]:
-    """Every source's range by pipeline.run_source on the backends, then its pair rows."""
+    """Every source's unit (its range by pipeline.run_source, then its pair rows) on the
+    backends, each taking the next source as it becomes free. One pass, not a pass of
+    ranges and then one of pair rows: a second barrier would idle a lane at each pass's
+    end, which a worker's jobs never do. pairs_s sums the lanes' pair-row seconds."""
     sources = _load(conn, project, scenes)
-    tick_s, results = backends.each(sources, _work_source)
-    pairs_s, _ = backends.each(sources, _pairs)
-    points = sum(r.points for rs in results for r in rs)
-    features_s = tick_s + pairs_s
-    return {"backends": len(backends.conns), "points": points, "tick_s": round(tick_s, 3),
+    features_s, units = backends.each(sources, _unit)
+    points = sum(r.points for rs, _ in units for r in rs)
+    pairs_s = sum(p for _, p in units)
+    return {"backends": len(backends.conns), "points": points,
             "pairs_s": round(pairs_s, 3), "features_s": round(features_s, 3),
             "points_per_s": round(points / features_s) if features_s else None}
 
@@ -167,8 +177,8 @@ def run_parallel_sources(conn: psycopg.Connection[Any], project: str, scenes: li
     one, many = _Backends(conn, 1), _Backends(conn, lanes)
     try:
         warm = _load(conn, project, [warm_up] * lanes)
-        many.each(warm, _work_source)
-        one.each(_load(conn, project, [warm_up]), _work_source)
+        many.each(warm, _unit)
+        one.each(_load(conn, project, [warm_up]), _unit)
         rounds = []
         arms = ("transaction", "one", "many")
         for i in range(repeat):
