@@ -143,7 +143,7 @@ def test_export_publishes_grouped_splits_with_checked_files(db: Conn, scene: Sce
     assert manifest == row["manifest"]
     assert sha256_file(base / "manifest.json") == row["manifest_sha256"]
     assert manifest["split"]["seed"] == 0 and manifest["schema_version"] == 1
-    assert manifest["ontology"]["name"] == "default" and manifest["ontology"]["version"] == 3
+    assert manifest["ontology"]["name"] == "default" and manifest["ontology"]["version"] == 4
     assert manifest["model_version"] == h.MODEL_VERSION
     db_files = {f["path"]: f for f in db.execute(
         "SELECT path, kind, split, rows, bytes, sha256 FROM datasets.files WHERE version_id = %s",
@@ -288,14 +288,14 @@ def test_drift_against_the_previous_version_blocks_and_the_cli_exits_2(
 def test_ontology_change_needs_a_major_version(db: Conn, scene: Scene, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     assert _export(db, scene, tmp_path).version == "1.0.0"
-    text = (ONTOLOGIES_DIR / "default.yaml").read_text().replace("version: 3", "version: 4", 1)
-    (tmp_path / "v4.yaml").write_text(text)
-    store.load(db, scene.project_id, load_ontology(tmp_path / "v4.yaml"))
+    text = (ONTOLOGIES_DIR / "default.yaml").read_text().replace("version: 4", "version: 5", 1)
+    (tmp_path / "v5.yaml").write_text(text)
+    store.load(db, scene.project_id, load_ontology(tmp_path / "v5.yaml"))
     args = ["export", "--project", scene.project, "--storage", str(tmp_path),
             "--min-per-type", "3"]
     code, _, message = _cli(scene, monkeypatch, *args, "--version", "1.1.0")
     assert code == 2
-    assert "the ontology changed (default v3 → default v4): version 1.1.0 must be a major" \
+    assert "the ontology changed (default v4 → default v5): version 1.1.0 must be a major" \
         in message
     code, out, _ = _cli(scene, monkeypatch, *args, "--json")
     assert code == 0 and json.loads(out)["version"] == "2.0.0"
@@ -304,7 +304,7 @@ def test_ontology_change_needs_a_major_version(db: Conn, scene: Scene, tmp_path:
         ("2.0.0", "published"), ("1.0.0", "published")]
     code, out, _ = _cli(scene, monkeypatch, "datasets", "show", "events@2.0.0", "--json")
     shown = json.loads(out)
-    assert (shown["ontology_version"], len(shown["quality_reports"])) == (4, 7)
+    assert (shown["ontology_version"], len(shown["quality_reports"])) == (5, 7)
 
 
 # ------------------------------------------------------------------------------- immutability

@@ -32,11 +32,11 @@ def test_load_show_backfill_evaluate(db: Conn, secinf_env: str, tmp_path: Path) 
                               "--json"])
     assert out.exit_code == 0, out.output
     loaded = json.loads(out.stdout)
-    assert loaded["version"] == 3 and loaded["rules"] == 11 and loaded["created"]
+    assert loaded["version"] == 4 and loaded["rules"] == 11 and loaded["created"]
 
     out = runner.invoke(cli, ["rules", "show", "--project", "acme/cli", "--json", "--sql"])
     shown = json.loads(out.stdout)
-    assert [o["version"] for o in shown["ontologies"]] == [3]
+    assert [o["version"] for o in shown["ontologies"]] == [4]
     assert {c["type"] for c in shown["compiled"]} >= {"stop", "startle"}
 
     db.execute("INSERT INTO ingest.sources (project_id, name, fps) "

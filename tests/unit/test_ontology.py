@@ -26,7 +26,7 @@ def _line_of(text: str, needle: str) -> int:
 
 def test_default_defines_all_types_with_roles() -> None:
     onto = load_ontology(DEFAULT_PATH)
-    assert (onto.name, onto.version) == ("default", 3)
+    assert (onto.name, onto.version) == ("default", 4)
     assert tuple(onto.types) == EVENT_TYPES
     assert onto.types["follow"].roles == ("leader", "follower")
     assert onto.types["overtake"].roles == ("passed", "passer")
@@ -100,8 +100,45 @@ def test_a_bridge_only_joins_state_intervals() -> None:
 
 
 def test_a_bridge_must_close_within_the_lookback() -> None:
-    onto = parse_ontology(TEXT.replace("bridge_max_s: 300.0", "bridge_max_s: 600.0"), "o.yaml")
-    with pytest.raises(OntologyError, match=r"bridge_max_s 600 s is not shorter than its "
-                                            r"lookback \(600 s\)"):
-        compile_ontology(onto, 1)
+    """Refused when the file is read, naming the file, the line and the field."""
+    text = TEXT.replace("bridge_max_s: 300.0", "bridge_max_s: 600.0")
+    line = text.splitlines().index("    bridge_max_s: 600.0") + 1
+    with pytest.raises(OntologyError, match=rf"^o.yaml:{line}: field 'types.accompany."
+                                            r"bridge_max_s': bridge_max_s 600 s is not "
+                                            r"shorter than the type's lookback \(600 s\)"):
+        parse_ontology(text, "o.yaml")
+    # a longer lookback lets the same bridge close
+    longer = text.replace("    bridge_max_s: 600.0\n",
+                          "    bridge_max_s: 600.0\n    params: {lookback_s: 900.0}\n")
+    onto = parse_ontology(longer, "o.yaml")
+    assert onto.types["accompany"].lookback_s == 900.0
+    assert compile_ontology(onto, 1)[list(onto.types).index("accompany")].lookback_s == 900.0
     assert compile_ontology(load_ontology(DEFAULT_PATH), 1)
+
+
+def test_stop_spans_an_unseen_track_in_v4() -> None:
+    stop = load_ontology(DEFAULT_PATH).types["stop"]
+    assert (stop.unseen_max_s, stop.unseen_shift_m) == (60.0, 1.0)
+    assert load_ontology(DEFAULT_PATH).types["dwell"].unseen_max_s is None
+
+
+def test_unseen_spans_are_refused_where_they_could_not_work() -> None:
+    """Each refusal names the file, the line and the field."""
+    on_pair = TEXT.replace("    bridge_max_s: 300.0\n",
+                           "    bridge_max_s: 300.0\n    unseen_max_s: 30.0\n")
+    line = _line_of(on_pair, "unseen_max_s: 30.0")
+    with pytest.raises(OntologyError, match=rf"^o.yaml:{line}: field 'types.accompany."
+                                            r"unseen_max_s': rule kind 'pair_state' has no "
+                                            r"track of its own"):
+        parse_ontology(on_pair, "o.yaml")
+    no_span = "\n".join(ln for ln in TEXT.splitlines() if "unseen_max_s" not in ln)
+    with pytest.raises(OntologyError, match=r"types.stop.unseen_shift_m'?: unseen_shift_m "
+                                            r"without unseen_max_s"):
+        parse_ontology(no_span, "o.yaml")
+    with pytest.raises(OntologyError, match=r"types.stop.unseen_max_s'?: unseen_max_s 1 s is "
+                                            r"not longer than max_gap_s \(1 s\)"):
+        parse_ontology(TEXT.replace("unseen_max_s: 60.0", "unseen_max_s: 1.0"), "o.yaml")
+    with pytest.raises(OntologyError, match=r"types.stop.unseen_max_s'?: unseen_max_s 120 s "
+                                            r"is not shorter than the type's lookback "
+                                            r"\(120 s\)"):
+        parse_ontology(TEXT.replace("unseen_max_s: 60.0", "unseen_max_s: 120.0"), "o.yaml")

@@ -175,7 +175,8 @@ def test_preset_noise_overrides_are_merged_into_the_preset_noise() -> None:
 
 def test_meva_real_tracks_people_only_during_their_events_and_not_standing_cars() -> None:
     r = simulate(preset_config("meva-real", seed=4, duration=200,
-                               noise={**QUIET, "scale": 1.0, "break_rate": 0.0}))
+                               noise={**QUIET, "scale": 1.0, "break_rate": 0.0,
+                                      "untracked_stops_keep_id": False}))
     fps = r.config.fps
     assert r.stats["untracked_stops"] > 0 and r.stats["clipped_points"] > 0
     spans = {row["track_id"]: (row["f0"] / fps, row["f1"] / fps)
@@ -200,6 +201,27 @@ def test_meva_real_tracks_people_only_during_their_events_and_not_standing_cars(
         resumed = [t for t, (s, _) in spans.items()
                    if cls[t] == "vehicle" and 0 < s - e["end"] <= 1.01 / fps]
         assert resumed, e
+
+
+def test_meva_real_links_a_vehicles_tracks_across_its_untracked_stop() -> None:
+    """As the clips' label import does: one id before and after, the standing time a gap."""
+    r = simulate(preset_config("meva-real", seed=4, duration=200,
+                               noise={**QUIET, "scale": 1.0, "break_rate": 0.0}))
+    assert r.config.noise.untracked_stops_keep_id and r.stats["untracked_stops"] > 0
+    fps = r.config.fps
+    stops = [e for e in r.truth["events"] if e["type"] == "stop"]
+    vehicles = set(r.tracks.filter(pl.col("class") == "vehicle")["track_id"].to_list())
+    linked = 0
+    for e in stops:
+        tid = e["actors"]["actor"]
+        if tid not in vehicles:
+            continue
+        t = r.tracks.filter(pl.col("track_id") == tid)["t"].to_numpy()
+        inside = (t > e["start"] + 1.01 / fps) & (t < e["end"] - 1.01 / fps)
+        assert not inside.any(), e  # nothing while it stands
+        if (t < e["start"]).any() and (t > e["end"]).any():
+            linked += 1  # seen before and after under the one id
+    assert linked == r.stats["untracked_stops"] > 0
 
 
 def test_breaks_fall_inside_events_and_truth_keeps_the_first_id() -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .compile_zones import route_choice, zone_stay, zone_transition
 from .context import CANONICAL_PAIR, CLOSE_MARGIN_S, Ctx, far_apart, kin_cte, rel_cte
-from .ontology import EventType, Ontology, OntologyError
+from .ontology import EventType, Ontology
 from .pair_bounds import boxes, boxes_sql
 from .predicates import Predicate, parse_predicate
 from .temporal import (
@@ -31,15 +31,6 @@ from .temporal import (
     window_cte,
     window_start,
 )
-
-# Seconds of history each kind recomputes before p_from (params.lookback_s overrides).
-LOOKBACK_S = {
-    "zone_transition": 900.0, "zone_stay": 900.0, "route_choice": 900.0,
-    # pair states and encounters: real conversations and walks together last minutes (MEVA:
-    # up to 133 s); an interval longer than the lookback would never be emitted
-    "track_state": 120.0, "pair_state": 600.0, "pair_sequence": 60.0, "encounter": 600.0,
-    "reaction": 10.0,
-}
 
 
 @dataclass(frozen=True)
@@ -63,18 +54,13 @@ def compile_ontology(onto: Ontology, ontology_id: int) -> list[CompiledRule]:
 
 
 def lookback_s(et: EventType) -> float:
-    """Seconds of history the type recomputes before p_from."""
-    return float(et.params.get("lookback_s", LOOKBACK_S[et.kind]))
+    """Seconds of history the type recomputes before p_from (ontology.LOOKBACK_S)."""
+    return et.lookback_s
 
 
 def compile_type(onto: Ontology, et: EventType, ontology_id: int, position: int) -> CompiledRule:
     """The statement of one type."""
     lookback = lookback_s(et)
-    if "bridge" in et.predicates and et.bridge_max_s >= lookback:
-        raise OntologyError(f"type {et.name!r}: bridge_max_s {et.bridge_max_s:g} s is not "
-                            f"shorter than its lookback ({lookback:g} s), so a bridged "
-                            "interval could never close in a scheduled tick; lower "
-                            "bridge_max_s or raise params.lookback_s")
     ctx = Ctx(onto, et, int(ontology_id))
     body = _KINDS[et.kind](ctx)
     sql = f"WITH {window_cte(lookback)},\n{body}"
@@ -137,7 +123,8 @@ def pair_predicates(onto: Ontology) -> list[Predicate]:
 
 
 # ----------------------------------------------------------------------- state kinds
-def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> str:
+def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None,
+           unseen: bool = False) -> str:
     """"Holds for >= D with gaps <= eps" over CTE `src`, one candidate per interval.
 
     With a recall tier: intervals of >= recall_factor * D (shorter than D: tier recall),
@@ -150,7 +137,19 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
     core, margin, aggs = c.pred("condition"), c.margin("condition"), evidence_aggs(c.evidence)
     cols = ", ".join(keys)
     bridge, bridge_s = c.bridge(), c.et.bridge_max_s
-    isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs, by, bridge, bridge_s)
+    joined, evidence = None, evidence_object(c.evidence)
+    if unseen:
+        # the rows either side of an unseen span are held (and are core rows: the span is
+        # the interval's); one that fails the condition counts on its threshold (margin 0)
+        margin = f"CASE WHEN coalesce({core}, false) THEN {margin} ELSE 0.0 END"
+        core, hold = f"({core}) OR b.unseen_edge", f"({hold}) OR b.unseen_edge"
+        joined = "f.unseen_from = f.isl_prev"
+        unseen_s = ("round(coalesce(sum(extract(epoch FROM f.ts - f.unseen_from)) FILTER "
+                    "(WHERE f.unseen_from = f.isl_prev), 0)::numeric, 3) AS unseen_s")
+        aggs = f"{aggs},\n         {unseen_s}" if aggs else unseen_s
+        evidence = evidence_object(c.evidence, "'unseen_s', unseen_s")
+    isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs, by, bridge, bridge_s,
+                  joined)
     dur, mind = duration_s("i.t0", "i.t1"), c.et.min_duration_s
     actors = c.actors(*(f"i.{k}" for k in keys))
     where = (f"{c.at_least(dur, mind)} AND "
@@ -158,7 +157,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
     wide = c.widened()
     if c.recall is None and wide is None:
         sel = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
-                       evidence_object(c.evidence), f"FROM {src}_i i, win\n  WHERE {where}")
+                       evidence, f"FROM {src}_i i, win\n  WHERE {where}")
         return f"{isl},\n{upsert(sel)}"
     ctes = [isl]
     arms = [f"SELECT i.*, {c.tier(dur, mind) or repr('strict')} AS tier "
@@ -171,15 +170,20 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
         where_m = (f"{c.at_least(dur, mind)} AND "
                    f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1), True)}")
         ctes += [f"{merged} AS (SELECT * FROM {src})",
-                 islands(merged, cols, core, hold, margin, gap_m, aggs, by, bridge, bridge_s)]
+                 islands(merged, cols, core, hold, margin, gap_m, aggs, by, bridge, bridge_s,
+                         joined)]
         arms.append(f"SELECT i.*, 'recall' FROM {merged}_i i, win WHERE {where_m}\n"
                     f"    AND NOT EXISTS (SELECT 1 FROM {src}_i s WHERE {same})")
     ctes.append(f"{src}_c AS (\n  " + "\n  UNION ALL\n  ".join(arms) + "\n)")
     final = f"{src}_c"
     if wide is not None:
+        wide_core, wide_hold = wide.pred("condition"), wide.hold()
+        if unseen:
+            wide_core = f"({wide_core}) OR b.unseen_edge"
+            wide_hold = f"({wide_hold}) OR b.unseen_edge"
         ctes += [f"{src}_w AS (SELECT * FROM {src})",
-                 islands(f"{src}_w", cols, wide.pred("condition"), wide.hold(), margin,
-                         c.et.max_gap_s, aggs, by, bridge, bridge_s),
+                 islands(f"{src}_w", cols, wide_core, wide_hold, margin,
+                         c.et.max_gap_s, aggs, by, bridge, bridge_s, joined),
                  f"""{src}_cw AS (
   SELECT * FROM {src}_c
   UNION ALL
@@ -188,7 +192,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> st
 )"""]
         final = f"{src}_cw"
     sel_c = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
-                     evidence_object(c.evidence), f"FROM {final} i", tier="i.tier")
+                     evidence, f"FROM {final} i", tier="i.tier")
     return ",\n".join(ctes) + f",\n{upsert(sel_c, True)}"
 
 
@@ -209,8 +213,47 @@ def _unclaimed(c: Ctx, i: str, cands: str, keys: tuple[str, ...], actors: str) -
 
 
 def _track_state(c: Ctx) -> str:
-    return (f"{kin_cte(c.et.classes, c.strict_or_wide('k'))},\n"
-            f"{_state(c, 'kin', ('track_id',))}")
+    if c.et.unseen_max_s is None:
+        return (f"{kin_cte(c.et.classes, c.strict_or_wide('k'))},\n"
+                f"{_state(c, 'kin', ('track_id',))}")
+    # An unseen span: the rows on either side of it are held, and the second goes on the
+    # first's interval (docs/rules.md, "Unseen spans").
+    edges = ("(k.track_id, k.ts) IN (SELECT u.track_id, u.ts0 FROM unseen u\n"
+             "                            UNION ALL SELECT u.track_id, u.ts1 FROM unseen u)")
+    kin = kin_cte(c.et.classes, f"({c.strict_or_wide('k')}) OR {edges}")
+    return f"""{_unseen_cte(c.et.max_gap_s, c.et.unseen_max_s, c.et.unseen_shift_m)},
+{kin},
+kin_u AS (
+  SELECT k.*, (a.ts0 IS NOT NULL OR b.ts1 IS NOT NULL) AS unseen_edge, b.ts0 AS unseen_from
+  FROM kin k
+  LEFT JOIN unseen a ON a.track_id = k.track_id AND a.ts0 = k.ts
+  LEFT JOIN unseen b ON b.track_id = k.track_id AND b.ts1 = k.ts
+),
+{_state(c, 'kin_u', ('track_id',), unseen=True)}"""
+
+
+def _unseen_cte(gap_s: float, unseen_max_s: float, shift_m: float) -> str:
+    """CTE `unseen` (track_id, ts0, ts1): each time a track has no row for longer than the
+    type's gap tolerance and at most unseen_max_s, and its row after the span (ts1) is
+    within shift_m of its row before (ts0), both rows inside the window. A detector that
+    loses a standing object and finds it again where it was: it stood there meanwhile. Only
+    rows that start a kinematics segment (or follow a step longer than the tolerance) are
+    probed, one index probe each for the track's previous row."""
+    return f"""unseen AS MATERIALIZED (
+  SELECT k.track_id, p.ts AS ts0, k.ts AS ts1
+  FROM features.kinematics k
+  CROSS JOIN win
+  CROSS JOIN LATERAL (
+    SELECT q.ts, q.x, q.y FROM features.kinematics q
+    WHERE q.source_id = $2 AND q.track_id = k.track_id AND q.ts < k.ts AND q.ts >= win.lo
+    ORDER BY q.ts DESC LIMIT 1
+  ) p
+  WHERE k.source_id = $2 AND k.ts >= win.lo AND k.ts <= win.hi
+    AND (k.dt IS NULL OR k.dt > {num(gap_s)})
+    AND k.ts - p.ts > make_interval(secs => GREATEST({num(gap_s)}, 1.5 * win.step_s))
+    AND k.ts - p.ts <= {secs(unseen_max_s)}
+    AND (k.x - p.x) ^ 2 + (k.y - p.y) ^ 2 <= {num(shift_m * shift_m)}
+)"""
 
 
 def _pair_state(c: Ctx) -> str:

@@ -28,6 +28,18 @@ PREDICATE_FIELDS = ("condition", "hysteresis", "bridge", "first", "then", "durin
 BRIDGE_KINDS = ("track_state", "pair_state")
 BRIDGE_MAX_S = 300.0
 """Default `bridge_max_s`: how long after its last held row a bridge keeps an interval open."""
+UNSEEN_KINDS = ("track_state",)
+UNSEEN_SHIFT_M = 1.0
+"""Default `unseen_shift_m`: how near to where it vanished a track must reappear for the
+time between to count as held (docs/rules.md, "Unseen spans")."""
+# Seconds of history each kind recomputes before p_from (params.lookback_s overrides).
+LOOKBACK_S = {
+    "zone_transition": 900.0, "zone_stay": 900.0, "route_choice": 900.0,
+    # pair states and encounters: real conversations and walks together last minutes (MEVA:
+    # up to 133 s); an interval longer than the lookback would never be emitted
+    "track_state": 120.0, "pair_state": 600.0, "pair_sequence": 60.0, "encounter": 600.0,
+    "reaction": 10.0,
+}
 # Which feature table each rule kind's predicates read.
 KIND_TABLE = {
     "track_state": "kinematics", "pair_state": "relations", "pair_sequence": "relations",
@@ -72,10 +84,20 @@ class EventType:
     bridge_max_s: float = BRIDGE_MAX_S
     """With a `bridge` predicate: how long after the interval's last condition or
     hysteresis row the bridge rows keep it open (docs/rules.md, "Bridges")."""
+    unseen_max_s: float | None = None
+    """A track state only: a track that has no row for longer than max_gap_s and at most
+    this long, and reappears within unseen_shift_m of where it was last seen, is in the
+    state for that time (docs/rules.md, "Unseen spans"). None: a gap always splits."""
+    unseen_shift_m: float = UNSEEN_SHIFT_M
 
     @property
     def table(self) -> str | None:
         return KIND_TABLE.get(self.kind)
+
+    @property
+    def lookback_s(self) -> float:
+        """Seconds of history the type recomputes before p_from."""
+        return float(self.params.get("lookback_s", LOOKBACK_S[self.kind]))
 
 
 @dataclass(frozen=True)
@@ -238,6 +260,15 @@ def _event_type(tname: str, spec: dict[str, Any], fname: str,
     if "bridge_max_s" in spec and "bridge" not in preds:
         raise OntologyError(f"{_where(fname, node, ['types', tname, 'bridge_max_s'])}: "
                             "bridge_max_s without a bridge predicate; add `bridge` or drop it")
+    lookback = float(params.get("lookback_s", LOOKBACK_S[kind]))
+    if "bridge" in preds and float(spec.get("bridge_max_s", BRIDGE_MAX_S)) >= lookback:
+        field = "bridge_max_s" if "bridge_max_s" in spec else "bridge"
+        raise OntologyError(f"{_where(fname, node, ['types', tname, field])}: bridge_max_s "
+                            f"{float(spec.get('bridge_max_s', BRIDGE_MAX_S)):g} s is not "
+                            f"shorter than the type's lookback ({lookback:g} s), so a bridged "
+                            "interval could never close in a scheduled tick; lower "
+                            "bridge_max_s or raise params.lookback_s")
+    _check_unseen(tname, spec, kind, lookback, fname, node)
     if kind == "encounter" and ("inner" in preds) != ("min_inner_s" in params):
         raise OntologyError(f"{_where(fname, node, ['types', tname])}: an encounter with "
                             "`inner` needs params min_inner_s/max_inner_s (and vice versa)")
@@ -248,7 +279,38 @@ def _event_type(tname: str, spec: dict[str, Any], fname: str,
         min_duration_s=float(spec.get("min_duration_s", 0.0)),
         max_gap_s=float(spec.get("max_gap_s", 0.3)), params=params,
         evidence=tuple(spec.get("evidence") or ()), classes=tuple(spec.get("classes") or ()),
-        bridge_max_s=float(spec.get("bridge_max_s", BRIDGE_MAX_S)))
+        bridge_max_s=float(spec.get("bridge_max_s", BRIDGE_MAX_S)),
+        unseen_max_s=(float(spec["unseen_max_s"]) if "unseen_max_s" in spec else None),
+        unseen_shift_m=float(spec.get("unseen_shift_m", UNSEEN_SHIFT_M)))
+
+
+def _check_unseen(tname: str, spec: dict[str, Any], kind: str, lookback: float, fname: str,
+                  node: yaml.Node | None) -> None:
+    """`unseen_max_s` / `unseen_shift_m`: a track state's, longer than its gap tolerance and
+    shorter than its lookback; the shift only with the span."""
+    def where(field: str) -> str:
+        return _where(fname, node, ["types", tname, field])
+
+    if "unseen_shift_m" in spec and "unseen_max_s" not in spec:
+        raise OntologyError(f"{where('unseen_shift_m')}: unseen_shift_m without "
+                            "unseen_max_s; add `unseen_max_s` or drop it")
+    if "unseen_max_s" not in spec:
+        return
+    unseen = float(spec["unseen_max_s"])
+    if kind not in UNSEEN_KINDS:
+        raise OntologyError(f"{where('unseen_max_s')}: rule kind {kind!r} has no track of "
+                            f"its own to be unseen; unseen_max_s is for a "
+                            f"{' or '.join(UNSEEN_KINDS)}")
+    gap = float(spec.get("max_gap_s", 0.3))
+    if unseen <= gap:
+        raise OntologyError(f"{where('unseen_max_s')}: unseen_max_s {unseen:g} s is not "
+                            f"longer than max_gap_s ({gap:g} s), which already joins such "
+                            "gaps; raise unseen_max_s or drop it")
+    if unseen >= lookback:
+        raise OntologyError(f"{where('unseen_max_s')}: unseen_max_s {unseen:g} s is not "
+                            f"shorter than the type's lookback ({lookback:g} s), so an "
+                            "interval across it could never close in a scheduled tick; "
+                            "lower unseen_max_s or raise params.lookback_s")
 
 
 def load_ontology(path: str | Path) -> Ontology:

@@ -80,7 +80,7 @@ def window_cte(lookback_s: float) -> str:
 
 def islands(src: str, keys: str, core: str, hold: str, margin: str, gap_s: float,
             extra_aggs: str = "", by: str | None = None, bridge: str | None = None,
-            bridge_max_s: float = 0.0) -> str:
+            bridge_max_s: float = 0.0, joined: str | None = None) -> str:
     """CTEs `<src>_f`, `<src>_g`, `<src>_i` over rows of CTE `src` (with ts, frame, keys).
 
     `<src>_i` has one row per interval: keys, t0/t1 (first/last core row), h0/h1 (first/last
@@ -91,8 +91,11 @@ def islands(src: str, keys: str, core: str, hold: str, margin: str, gap_s: float
     `bridge`: rows where it holds keep an interval open like hysteresis rows, but only for
     `bridge_max_s` after the last core or hysteresis row and never before the first one,
     so they join two intervals of the same keys and never make or extend a span (t0/t1).
+    `joined`: SQL over alias f (a row with isl_prev, the previous row's ts): the row goes
+    on the previous row's interval however long the step (an unseen span, docs/rules.md).
     """
     extra = f",\n         {extra_aggs}" if extra_aggs else ""
+    keep = "" if joined is None else f" AND NOT coalesce({joined}, false)"
     part = by or keys
     group = f"{by}, {keys}" if by else keys
     if bridge is None:
@@ -121,9 +124,9 @@ def islands(src: str, keys: str, core: str, hold: str, margin: str, gap_s: float
     return f"""{rows}
 {src}_g AS (
   -- the gap limit is one value per statement (an InitPlan), not a join with win per row
-  SELECT f.*, sum(CASE WHEN f.isl_prev IS NULL OR f.ts - f.isl_prev >
+  SELECT f.*, sum(CASE WHEN f.isl_prev IS NULL OR (f.ts - f.isl_prev >
                             (SELECT make_interval(secs => GREATEST({num(gap_s)}, 1.5 * w.step_s))
-                             FROM win w)
+                             FROM win w){keep})
                        THEN 1 ELSE 0 END)
                 OVER (PARTITION BY {part} ORDER BY f.ts ROWS UNBOUNDED PRECEDING) AS run
   FROM (SELECT f.*, lag(f.ts) OVER (PARTITION BY {part} ORDER BY f.ts) AS isl_prev

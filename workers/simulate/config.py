@@ -72,6 +72,10 @@ class NoiseConfig(_Model):
     untracked_stops: list[TrackClass] = Field(
         default_factory=list, description="classes not tracked while they stand: a stop of "
         "theirs is a gap in the data, and the track resumes under a new id")
+    untracked_stops_keep_id: bool = Field(
+        False, description="after an untracked stop the track resumes under its own id: the "
+        "tracks before and after were linked (the MEVA label import links a vehicle's "
+        "stopping and starting tracks by box overlap)")
 
 
 class ZoneConfig(_Model):

@@ -170,10 +170,9 @@ def _observe(pts: Points, events: list[dict[str, Any]], cfg: NoiseConfig, fps: f
         pts = _subset(pts, keep)
     if cfg.untracked_stops:
         classes = [CLASSES.index(c) for c in cfg.untracked_stops]
-        before = len(log.renames)
-        keep, next_id = untracked_stops(pts.track, pts.frame, pts.cls, classes, events, fps,
-                                        next_id, log.renames)
-        log.untracked_stops = len(log.renames) - before
+        keep, next_id, log.untracked_stops = untracked_stops(
+            pts.track, pts.frame, pts.cls, classes, events, fps, next_id, log.renames,
+            new_id=not cfg.untracked_stops_keep_id)
         pts = _subset(pts, keep)
     if cfg.break_rate > 0:
         before = len(log.renames)

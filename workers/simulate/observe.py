@@ -73,13 +73,16 @@ def _rename_tail(track: I64, frame: I64, cur: int, f: int, new: int) -> None:
 
 def untracked_stops(track: I64, frame: I64, cls: NDArray[np.int8], classes: Sequence[int],
                     events: Sequence[dict[str, Any]], fps: float, next_id: int,
-                    log: list[Rename]) -> tuple[NDArray[np.bool_], int]:
-    """Drop the standing points of every stop of an actor of `classes`; the points after
-    it get a new id. Returns the points kept and the next free id."""
+                    log: list[Rename], new_id: bool = True) -> tuple[NDArray[np.bool_], int, int]:
+    """Drop the standing points of every stop of an actor of `classes`; with `new_id` the
+    points after it get a new id (else the track goes on under its own, as when a label
+    import has linked the two tracks). Returns the points kept, the next free id and the
+    number of stops left untracked."""
     keep = np.ones(len(track), dtype=bool)
     cls_of = _class_of(track, cls)
     stops = sorted((float(e["start"]), float(e["end"]), int(e["actors"]["actor"]))
                    for e in events if e["type"] == "stop")
+    gaps = 0
     for start, end, tid in stops:
         if cls_of.get(tid) not in classes:
             continue
@@ -87,13 +90,14 @@ def untracked_stops(track: I64, frame: I64, cls: NDArray[np.int8], classes: Sequ
         t = frame / fps
         gap = (track == cur) & (t >= start - 1e-9) & (t <= end + 1e-9)
         keep &= ~gap
+        gaps += int(gap.any())
         after = (track == cur) & (t > end + 1e-9) & keep
-        if after.any():
+        if new_id and after.any():
             f = int(frame[after].min())
             _rename_tail(track, frame, cur, f, next_id)
             log.append((cur, f, next_id))
             next_id += 1
-    return keep, next_id
+    return keep, next_id, gaps
 
 
 def breaks(track: I64, frame: I64, events: Sequence[dict[str, Any]], rate: float, fps: float,

@@ -15,8 +15,9 @@ hold still on 92 % of frames and jump by 0.2-0.5 m: held noise of 0.12 m redrawn
 exist only while their actor takes part in an event; conversations of 2-5 standing and
 pairs talking while they walk; vehicles that stop and are not tracked while they stand;
 tracks that break inside an event (2 % of actors: the labelled person tracks span their
-labels, so a break mid-event is rare there; vehicles break at every stop); truth as MEVA's
-annotators write it (`activity_labels`).
+labels, so a break mid-event is rare there); a vehicle's tracks before and after a stop
+linked into one, as the clips' label import links them (box overlap; the standing time is
+a gap in the track); truth as MEVA's annotators write it (`activity_labels`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def meva_real() -> dict[str, Any]:
         "noise": {"jitter": 0.12, "jitter_tau": 1.5, "jitter_hold": True, "drop_rate": 0.0,
                   "id_switch_rate": 0.0, "false_tracks": 0, "fps_jitter": 0.0, "scale": 0.75,
                   "clip_to_events": ["pedestrian"], "break_rate": 0.02,
-                  "untracked_stops": ["vehicle"]},
+                  "untracked_stops": ["vehicle"], "untracked_stops_keep_id": True},
         "truth_style": "activity_labels",
     }
 

@@ -1,0 +1,112 @@
+"""Unseen spans (a track state's `unseen_max_s`, docs/rules.md "Unseen spans"): a track
+that has no row for a while and is found again where it was lost stood there meanwhile, so
+`stop` (default ontology v4) spans the time it was unseen; one found again elsewhere, or
+after longer than unseen_max_s, is two stops (or none)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import psycopg
+import pytest
+
+from tests.support.scene_loader import load_tracks, project, run_tick
+from workers.rules import store
+from workers.rules.ontology import DEFAULT_PATH, dump_ontology, load_ontology, parse_ontology
+
+pytestmark = pytest.mark.db
+Conn = psycopg.Connection[dict[str, Any]]
+FPS = 5.0
+DRIVE_S = 8.0
+STAND_S = 3.0
+
+
+def _vehicle(unseen_s: float, shift_m: float, stand_s: float = STAND_S,
+             speed: float = 3.0) -> pl.DataFrame:
+    """v drives DRIVE_S along x at `speed`, stands stand_s (none: it is lost while it
+    moves), is unseen for unseen_s, is found again shift_m further on, stands stand_s and
+    drives off for DRIVE_S. A second track, w, drives 60 m away for as long as the scene
+    lasts plus 10 s, so that every interval of v is closed."""
+    drive = np.arange(int(DRIVE_S * FPS)) / FPS
+    stand = np.arange(1, int(stand_s * FPS) + 1) / FPS
+    x_stop = speed * DRIVE_S
+    t1 = np.concatenate([drive, DRIVE_S + stand])
+    x1 = np.concatenate([speed * drive, np.full(len(stand), x_stop)])
+    back = t1[-1] + unseen_s
+    t2 = np.concatenate([back + np.arange(len(stand)) / FPS,
+                         back + stand_s + np.arange(1, int(DRIVE_S * FPS) + 1) / FPS])
+    x2 = np.concatenate([np.full(len(stand), x_stop + shift_m),
+                         x_stop + shift_m + speed * np.arange(1, int(DRIVE_S * FPS) + 1) / FPS])
+    if not stand_s:  # lost while moving, found moving on from (almost) the same place
+        t2 = back + np.arange(int(DRIVE_S * FPS)) / FPS
+        x2 = x_stop + shift_m + speed * (t2 - back)
+    t = np.concatenate([t1, t2])
+    x = np.concatenate([x1, x2])
+    n = int((t[-1] + 10.0) * FPS)
+    w = pl.DataFrame({"track_id": ["w"] * n, "frame": np.arange(n), "t": np.arange(n) / FPS,
+                      "x": 3.0 * np.arange(n) / FPS, "y": [60.0] * n})
+    v = pl.DataFrame({"track_id": ["v"] * len(t), "frame": np.round(t * FPS).astype(np.int64),
+                      "t": t, "x": x, "y": [0.0] * len(t)})
+    return pl.concat([v, w])
+
+
+def _ontology(unseen_max_s: float | None) -> Any:
+    """The default ontology, its stop's unseen span capped at unseen_max_s (None: none)."""
+    data = load_ontology(DEFAULT_PATH).data
+    stop = dict(data["types"]["stop"])
+    stop.pop("unseen_max_s")
+    stop.pop("unseen_shift_m")
+    if unseen_max_s is not None:
+        stop.update(unseen_max_s=unseen_max_s, unseen_shift_m=1.0)
+    return parse_ontology(dump_ontology({**data, "types": {**data["types"], "stop": stop}}),
+                          "test")
+
+
+def _stops(db: Conn, slug: str, unseen_max_s: float | None, scene: pl.DataFrame
+           ) -> list[tuple[float, float, Any]]:
+    pid = project(db, slug)
+    store.load(db, pid, _ontology(unseen_max_s))
+    source = load_tracks(db, pid, scene, FPS, name=f"{slug}-cam")
+    run_tick(db)
+    rows = db.execute(
+        "SELECT extract(epoch FROM c.start_ts - s.time_origin)::float8 AS t0, "
+        "extract(epoch FROM c.end_ts - s.time_origin)::float8 AS t1, c.actors, c.evidence "
+        "FROM candidates.candidates c JOIN ingest.sources s USING (source_id) "
+        "WHERE c.source_id = %s AND c.type = 'stop' ORDER BY c.start_ts",
+        (source,)).fetchall()
+    assert all(r["actors"] == {"actor": "v"} for r in rows)
+    return [(round(r["t0"]), round(r["t1"]), r["evidence"].get("unseen_s")) for r in rows]
+
+
+def test_a_vehicle_lost_where_it_stands_stops_once_across_the_span(db: Conn) -> None:
+    scene = _vehicle(unseen_s=20.0, shift_m=0.3)
+    # without unseen spans: the two standing phases, each a stop of its own
+    spans = [(t0, t1) for t0, t1, _ in _stops(db, "split", None, scene)]
+    assert len(spans) == 2 and spans[0][1] <= 11 and spans[1][0] >= 31
+    # the default ontology (v4): one stop from the first standing row to the last, the
+    # 20 s unseen in its evidence
+    [(t0, t1, unseen)] = _stops(db, "joined", 60.0, scene)
+    assert (t0, t1) == (spans[0][0], spans[1][1])
+    assert unseen == pytest.approx(20.0, abs=0.3)
+
+
+def test_found_again_elsewhere_or_too_late_it_is_two_stops(db: Conn) -> None:
+    moved = _stops(db, "moved", 60.0, _vehicle(unseen_s=20.0, shift_m=3.0))
+    assert len(moved) == 2 and all(u == 0 for *_, u in moved)
+    late = _stops(db, "late", 60.0, _vehicle(unseen_s=80.0, shift_m=0.3))
+    assert len(late) == 2 and all(u == 0 for *_, u in late)
+
+
+def test_a_track_lost_while_it_moves_and_found_where_it_was_stood_while_unseen(
+        db: Conn) -> None:
+    # the rows either side are too fast for the condition: the stop is the unseen span
+    # itself (MEVA: a vehicle is not tracked while it stands)
+    scene = _vehicle(unseen_s=15.0, shift_m=0.2, stand_s=0.0, speed=1.0)
+    [(t0, t1, unseen)] = _stops(db, "gap-only", 60.0, scene)
+    assert (t0, t1) == (round(DRIVE_S - 1 / FPS), round(DRIVE_S - 1 / FPS + 15.0))
+    assert unseen == pytest.approx(15.0, abs=0.3)
+    # a walker lost for 15 s and found 15 m on did not stop
+    assert _stops(db, "walker", 60.0, _vehicle(unseen_s=15.0, shift_m=15.0, stand_s=0.0,
+                                               speed=1.0)) == []
