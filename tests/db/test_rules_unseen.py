@@ -110,3 +110,49 @@ def test_a_track_lost_while_it_moves_and_found_where_it_was_stood_while_unseen(
     # a walker lost for 15 s and found 15 m on did not stop
     assert _stops(db, "walker", 60.0, _vehicle(unseen_s=15.0, shift_m=15.0, stand_s=0.0,
                                                speed=1.0)) == []
+
+
+def _lost(stand_s: float = STAND_S, tail_s: float = 30.0) -> pl.DataFrame:
+    """v drives, stands stand_s and is lost for good; w goes on for tail_s after that, and
+    the recording has not ended (a live source)."""
+    full = _vehicle(unseen_s=1000.0, shift_m=0.0, stand_s=stand_s)
+    lost_at = DRIVE_S + stand_s
+    return full.filter(((pl.col("track_id") == "v") & (pl.col("t") <= lost_at + 1e-9))
+                       | ((pl.col("track_id") == "w") & (pl.col("t") <= lost_at + tail_s)))
+
+
+def test_a_live_track_lost_while_it_stands_is_held_open_until_unseen_max_s(db: Conn) -> None:
+    # lost 30 s before the data ends: it may still be found where it stood within 60 s, so
+    # its stop is not emitted yet (a later tick emits it, joined or not)
+    assert _stops(db, "live-held", 60.0, _lost()) == []
+    # with a 20 s span the track can no longer be joined: the stand is emitted
+    [(t0, t1, unseen)] = _stops(db, "live-short", 20.0, _lost())
+    assert (t0, t1, unseen) == (round(DRIVE_S), round(DRIVE_S + STAND_S), 0)
+    # without unseen spans it is emitted as soon as it is closed, as before
+    assert len(_stops(db, "live-none", None, _lost())) == 1
+
+
+def test_ticked_in_pieces_a_stop_across_the_span_is_emitted_once(db: Conn) -> None:
+    """A live source: the first tick sees v lost (10 s ago), the second sees it found again
+    where it stood. The stop is held open in between, so the pieces give one stop, the
+    one-pass result, not the stand before the span and then the whole again."""
+    from datetime import UTC, datetime
+
+    from tests.support.scene_loader import ORIGIN
+    from workers.pipeline.scene_copy import copy_points, scene_source
+
+    scene = _vehicle(unseen_s=20.0, shift_m=0.3).with_columns(
+        pl.lit("vehicle").alias("class"), pl.lit(0.9, dtype=pl.Float32).alias("confidence"))
+    pid = project(db, "pieces")
+    store.load(db, pid, _ontology(60.0))
+    source = scene_source(db, pid, {"source": "pieces-cam", "fps": FPS, "units": "m",
+                                    "time_origin": ORIGIN, "zones": [], "routes": [],
+                                    "triggers": []})
+    cut = DRIVE_S + STAND_S + 10.0
+    for i, piece in enumerate((scene.filter(pl.col("t") < cut), scene.filter(pl.col("t") >= cut))):
+        copy_points(db, pid, source, piece, datetime(2026, 1, 1, tzinfo=UTC), f"pieces-{i}")
+        run_tick(db)
+    rows = db.execute("SELECT count(*) AS n, max((evidence ->> 'unseen_s')::float8) AS unseen "
+                      "FROM candidates.candidates WHERE source_id = %s AND type = 'stop'",
+                      (source,)).fetchone()
+    assert rows == {"n": 1, "unseen": pytest.approx(20.0, abs=0.3)}

@@ -179,11 +179,12 @@ def run_quality(scenes: Sequence[Scene], ontology: Ontology | None = None,
         store.load(conn, pid, onto)
         for scene in scenes:
             say(f"ingest {scene.set}/{scene.name}")
-            # a recorded scene is a finished clip: events holding at its last frame count
-            # (docs/rules.md "The end of a recording"); simulated scenes keep the
-            # default, as their truth was planted for it
+            # every scene is a finished clip, recorded or simulated: events holding at its
+            # last frame count, and an interval held open for what may still come (a
+            # bridge, a lost track) closes at the end (docs/rules.md "The end of a
+            # recording"); the simulator's truth runs to the last frame too
             ingest(conn, IngestRequest(project=ref, source=scene.source, path=scene.tracks,
-                                       scene=scene.scene_json, ended=scene.set != SIM_SET))
+                                       scene=scene.scene_json, ended=True))
         say(f"tick until idle ({len(scenes)} sources)")
         report.tick = tick(conn, until_idle=True)
         for scene in scenes:

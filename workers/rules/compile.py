@@ -154,6 +154,8 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None,
     actors = c.actors(*(f"i.{k}" for k in keys))
     where = (f"{c.at_least(dur, mind)} AND "
              f"{closed('i.h0', 'i.h1', CLOSE_MARGIN_S, at_end=True)}")
+    if unseen:
+        where += f" AND {_seen_after(c.et.unseen_max_s or 0.0)}"
     wide = c.widened()
     if c.recall is None and wide is None:
         sel = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
@@ -169,6 +171,8 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None,
         # closed once it ended longer ago than the wider gap (rows that extend it come sooner)
         where_m = (f"{c.at_least(dur, mind)} AND "
                    f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1), True)}")
+        if unseen:
+            where_m += f" AND {_seen_after(c.et.unseen_max_s or 0.0)}"
         ctes += [f"{merged} AS (SELECT * FROM {src})",
                  islands(merged, cols, core, hold, margin, gap_m, aggs, by, bridge, bridge_s,
                          joined)]
@@ -230,6 +234,18 @@ kin_u AS (
   LEFT JOIN unseen b ON b.track_id = k.track_id AND b.ts1 = k.ts
 ),
 {_state(c, 'kin_u', ('track_id',), unseen=True)}"""
+
+
+def _seen_after(unseen_max_s: float) -> str:
+    """SQL over interval i of a track state with unseen spans: the track is not lost at the
+    interval's end. It was seen again after its last row (it went on), or that row is
+    unseen_max_s old (it will not be joined any more), or the recording has ended. Until
+    then a lost track may still be found where it was, so its interval stays open, as a
+    bridged one does."""
+    return (f"(win.data_ends OR i.h1 < win.hi - {secs(unseen_max_s)}\n"
+            "       OR EXISTS (SELECT 1 FROM features.kinematics k2\n"
+            "                  WHERE k2.source_id = $2 AND k2.track_id = i.track_id\n"
+            "                    AND k2.ts > i.h1 AND k2.ts <= win.hi))")
 
 
 def _unseen_cte(gap_s: float, unseen_max_s: float, shift_m: float) -> str:
