@@ -12,9 +12,10 @@ import polars as pl
 import psycopg
 import pytest
 
-from tests.support.scene_loader import load_tracks, project, run_tick
+from tests.support.ontology_variants import default_with
+from tests.support.scene_loader import candidates_of, load_tracks, project, run_tick
 from workers.rules import store
-from workers.rules.ontology import DEFAULT_PATH, dump_ontology, load_ontology, parse_ontology
+from workers.rules.ontology import Ontology
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
@@ -50,16 +51,11 @@ def _scene(stand_s: float, tail_s: float = 0.0) -> pl.DataFrame:
     return pl.concat([_track("a", 0.0, stand_s, tail_s), _track("b", 1.0, stand_s, tail_s), z])
 
 
-def _ontology(bridge_max_s: float | None) -> Any:
+def _ontology(bridge_max_s: float | None) -> Ontology:
     """The default ontology, its accompany bridge capped at bridge_max_s (None: no bridge)."""
-    data = load_ontology(DEFAULT_PATH).data
-    acc = dict(data["types"]["accompany"])
-    acc.pop("bridge")
-    acc.pop("bridge_max_s")
-    if bridge_max_s is not None:
-        acc.update(bridge="distance < 2.5", bridge_max_s=bridge_max_s)
-    return parse_ontology(dump_ontology({**data, "types": {**data["types"], "accompany": acc}}),
-                          "test")
+    bridge = {} if bridge_max_s is None else {"bridge": "distance < 2.5",
+                                              "bridge_max_s": bridge_max_s}
+    return default_with("accompany", ("bridge", "bridge_max_s"), **bridge)
 
 
 def _spans(db: Conn, slug: str, bridge_max_s: float | None, scene: pl.DataFrame
@@ -68,12 +64,7 @@ def _spans(db: Conn, slug: str, bridge_max_s: float | None, scene: pl.DataFrame
     store.load(db, pid, _ontology(bridge_max_s))
     source = load_tracks(db, pid, scene, FPS, name=f"{slug}-cam")
     run_tick(db)
-    rows = db.execute(
-        "SELECT extract(epoch FROM c.start_ts - s.time_origin)::float8 AS t0, "
-        "extract(epoch FROM c.end_ts - s.time_origin)::float8 AS t1, c.actors "
-        "FROM candidates.candidates c JOIN ingest.sources s USING (source_id) "
-        "WHERE c.source_id = %s AND c.type = 'accompany' ORDER BY c.start_ts",
-        (source,)).fetchall()
+    rows = candidates_of(db, source, "accompany")
     assert all(sorted(r["actors"].values()) == ["a", "b"] for r in rows)
     return [(round(r["t0"]), round(r["t1"])) for r in rows]
 

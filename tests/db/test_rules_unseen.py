@@ -12,9 +12,10 @@ import polars as pl
 import psycopg
 import pytest
 
-from tests.support.scene_loader import load_tracks, project, run_tick
+from tests.support.ontology_variants import default_with
+from tests.support.scene_loader import candidates_of, load_tracks, project, run_tick
 from workers.rules import store
-from workers.rules.ontology import DEFAULT_PATH, dump_ontology, load_ontology, parse_ontology
+from workers.rules.ontology import Ontology
 
 pytestmark = pytest.mark.db
 Conn = psycopg.Connection[dict[str, Any]]
@@ -52,16 +53,11 @@ def _vehicle(unseen_s: float, shift_m: float, stand_s: float = STAND_S,
     return pl.concat([v, w])
 
 
-def _ontology(unseen_max_s: float | None) -> Any:
+def _ontology(unseen_max_s: float | None) -> Ontology:
     """The default ontology, its stop's unseen span capped at unseen_max_s (None: none)."""
-    data = load_ontology(DEFAULT_PATH).data
-    stop = dict(data["types"]["stop"])
-    stop.pop("unseen_max_s")
-    stop.pop("unseen_shift_m")
-    if unseen_max_s is not None:
-        stop.update(unseen_max_s=unseen_max_s, unseen_shift_m=1.0)
-    return parse_ontology(dump_ontology({**data, "types": {**data["types"], "stop": stop}}),
-                          "test")
+    span = {} if unseen_max_s is None else {"unseen_max_s": unseen_max_s,
+                                            "unseen_shift_m": 1.0}
+    return default_with("stop", ("unseen_max_s", "unseen_shift_m"), **span)
 
 
 def _stops(db: Conn, slug: str, unseen_max_s: float | None, scene: pl.DataFrame
@@ -70,12 +66,7 @@ def _stops(db: Conn, slug: str, unseen_max_s: float | None, scene: pl.DataFrame
     store.load(db, pid, _ontology(unseen_max_s))
     source = load_tracks(db, pid, scene, FPS, name=f"{slug}-cam")
     run_tick(db)
-    rows = db.execute(
-        "SELECT extract(epoch FROM c.start_ts - s.time_origin)::float8 AS t0, "
-        "extract(epoch FROM c.end_ts - s.time_origin)::float8 AS t1, c.actors, c.evidence "
-        "FROM candidates.candidates c JOIN ingest.sources s USING (source_id) "
-        "WHERE c.source_id = %s AND c.type = 'stop' ORDER BY c.start_ts",
-        (source,)).fetchall()
+    rows = candidates_of(db, source, "stop")
     assert all(r["actors"] == {"actor": "v"} for r in rows)
     return [(round(r["t0"]), round(r["t1"]), r["evidence"].get("unseen_s")) for r in rows]
 

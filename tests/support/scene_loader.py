@@ -56,3 +56,15 @@ def run_tick(db: psycopg.Connection[dict[str, Any]], until_idle: bool = True) ->
     db.commit()
     assert row is not None
     return dict(row["r"])
+
+
+def candidates_of(db: psycopg.Connection[dict[str, Any]], source_id: int, etype: str
+                  ) -> list[dict[str, Any]]:
+    """The source's candidates of one type, earliest first: t0/t1 in seconds since the
+    source's time origin, actors, evidence."""
+    return db.execute(
+        "SELECT extract(epoch FROM c.start_ts - s.time_origin)::float8 AS t0, "
+        "extract(epoch FROM c.end_ts - s.time_origin)::float8 AS t1, c.actors, c.evidence "
+        "FROM candidates.candidates c JOIN ingest.sources s USING (source_id) "
+        "WHERE c.source_id = %s AND c.type = %s ORDER BY c.start_ts",
+        (source_id, etype)).fetchall()
