@@ -53,14 +53,9 @@ def compile_ontology(onto: Ontology, ontology_id: int) -> list[CompiledRule]:
     return [compile_type(onto, t, ontology_id, pos) for pos, t in enumerate(onto.types.values())]
 
 
-def lookback_s(et: EventType) -> float:
-    """Seconds of history the type recomputes before p_from (ontology.LOOKBACK_S)."""
-    return et.lookback_s
-
-
 def compile_type(onto: Ontology, et: EventType, ontology_id: int, position: int) -> CompiledRule:
     """The statement of one type."""
-    lookback = lookback_s(et)
+    lookback = et.lookback_s
     ctx = Ctx(onto, et, int(ontology_id))
     body = _KINDS[et.kind](ctx)
     sql = f"WITH {window_cte(lookback)},\n{body}"
@@ -91,7 +86,7 @@ def compile_pair_rows(onto: Ontology, ontology_id: int) -> str | None:
             need = f"({need}) AND {CANONICAL_PAIR}"
         if need not in needs:
             needs.append(need)
-        lookback = max(lookback, lookback_s(et))
+        lookback = max(lookback, et.lookback_s)
     if not needs:
         return None
     keep = "\n   OR ".join(f"({n})" for n in needs)
@@ -123,8 +118,7 @@ def pair_predicates(onto: Ontology) -> list[Predicate]:
 
 
 # ----------------------------------------------------------------------- state kinds
-def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None,
-           unseen: bool = False) -> str:
+def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None) -> str:
     """"Holds for >= D with gaps <= eps" over CTE `src`, one candidate per interval.
 
     With a recall tier: intervals of >= recall_factor * D (shorter than D: tier recall),
@@ -137,25 +131,26 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None,
     core, margin, aggs = c.pred("condition"), c.margin("condition"), evidence_aggs(c.evidence)
     cols = ", ".join(keys)
     bridge, bridge_s = c.bridge(), c.et.bridge_max_s
-    joined, evidence = None, evidence_object(c.evidence)
-    if unseen:
+    # unseen spans (track states only; _track_state's kin_u has unseen_edge/unseen_from)
+    unseen = c.et.unseen_max_s
+    joined, evidence, seen = None, evidence_object(c.evidence), ""
+    if unseen is not None:
         # the rows either side of an unseen span are held (and are core rows: the span is
         # the interval's); one that fails the condition counts on its threshold (margin 0)
         margin = f"CASE WHEN coalesce({core}, false) THEN {margin} ELSE 0.0 END"
-        core, hold = f"({core}) OR b.unseen_edge", f"({hold}) OR b.unseen_edge"
+        core, hold = _or_edge(core), _or_edge(hold)
         joined = "f.unseen_from = f.isl_prev"
         unseen_s = ("round(coalesce(sum(extract(epoch FROM f.ts - f.unseen_from)) FILTER "
                     "(WHERE f.unseen_from = f.isl_prev), 0)::numeric, 3) AS unseen_s")
         aggs = f"{aggs},\n         {unseen_s}" if aggs else unseen_s
         evidence = evidence_object(c.evidence, "'unseen_s', unseen_s")
+        seen = f" AND {_seen_after(unseen)}"
     isl = islands(src, cols, core, hold, margin, c.et.max_gap_s, aggs, by, bridge, bridge_s,
                   joined)
     dur, mind = duration_s("i.t0", "i.t1"), c.et.min_duration_s
     actors = c.actors(*(f"i.{k}" for k in keys))
     where = (f"{c.at_least(dur, mind)} AND "
-             f"{closed('i.h0', 'i.h1', CLOSE_MARGIN_S, at_end=True)}")
-    if unseen:
-        where += f" AND {_seen_after(c.et.unseen_max_s or 0.0)}"
+             f"{closed('i.h0', 'i.h1', CLOSE_MARGIN_S, at_end=True)}{seen}")
     wide = c.widened()
     if c.recall is None and wide is None:
         sel = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
@@ -170,9 +165,7 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None,
         gap_m = c.et.max_gap_s / c.recall
         # closed once it ended longer ago than the wider gap (rows that extend it come sooner)
         where_m = (f"{c.at_least(dur, mind)} AND "
-                   f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1), True)}")
-        if unseen:
-            where_m += f" AND {_seen_after(c.et.unseen_max_s or 0.0)}"
+                   f"{closed('i.h0', 'i.h1', max(CLOSE_MARGIN_S, gap_m + 0.1), True)}{seen}")
         ctes += [f"{merged} AS (SELECT * FROM {src})",
                  islands(merged, cols, core, hold, margin, gap_m, aggs, by, bridge, bridge_s,
                          joined)]
@@ -182,9 +175,8 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None,
     final = f"{src}_c"
     if wide is not None:
         wide_core, wide_hold = wide.pred("condition"), wide.hold()
-        if unseen:
-            wide_core = f"({wide_core}) OR b.unseen_edge"
-            wide_hold = f"({wide_hold}) OR b.unseen_edge"
+        if unseen is not None:
+            wide_core, wide_hold = _or_edge(wide_core), _or_edge(wide_hold)
         ctes += [f"{src}_w AS (SELECT * FROM {src})",
                  islands(f"{src}_w", cols, wide_core, wide_hold, margin,
                          c.et.max_gap_s, aggs, by, bridge, bridge_s, joined),
@@ -198,6 +190,11 @@ def _state(c: Ctx, src: str, keys: tuple[str, ...], by: str | None = None,
     sel_c = c.select(actors, "i.t0", "i.t1", rule_score("i.margin", dur, mind),
                      evidence, f"FROM {final} i", tier="i.tier")
     return ",\n".join(ctes) + f",\n{upsert(sel_c, True)}"
+
+
+def _or_edge(pred: str) -> str:
+    """`pred`, or the row is on either side of an unseen span (kin_u.unseen_edge)."""
+    return f"({pred}) OR b.unseen_edge"
 
 
 def _unclaimed(c: Ctx, i: str, cands: str, keys: tuple[str, ...], actors: str) -> str:
@@ -233,7 +230,7 @@ kin_u AS (
   LEFT JOIN unseen a ON a.track_id = k.track_id AND a.ts0 = k.ts
   LEFT JOIN unseen b ON b.track_id = k.track_id AND b.ts1 = k.ts
 ),
-{_state(c, 'kin_u', ('track_id',), unseen=True)}"""
+{_state(c, 'kin_u', ('track_id',))}"""
 
 
 def _seen_after(unseen_max_s: float) -> str:

@@ -260,19 +260,10 @@ def _event_type(tname: str, spec: dict[str, Any], fname: str,
     if "bridge_max_s" in spec and "bridge" not in preds:
         raise OntologyError(f"{_where(fname, node, ['types', tname, 'bridge_max_s'])}: "
                             "bridge_max_s without a bridge predicate; add `bridge` or drop it")
-    lookback = float(params.get("lookback_s", LOOKBACK_S[kind]))
-    if "bridge" in preds and float(spec.get("bridge_max_s", BRIDGE_MAX_S)) >= lookback:
-        field = "bridge_max_s" if "bridge_max_s" in spec else "bridge"
-        raise OntologyError(f"{_where(fname, node, ['types', tname, field])}: bridge_max_s "
-                            f"{float(spec.get('bridge_max_s', BRIDGE_MAX_S)):g} s is not "
-                            f"shorter than the type's lookback ({lookback:g} s), so a bridged "
-                            "interval could never close in a scheduled tick; lower "
-                            "bridge_max_s or raise params.lookback_s")
-    _check_unseen(tname, spec, kind, lookback, fname, node)
     if kind == "encounter" and ("inner" in preds) != ("min_inner_s" in params):
         raise OntologyError(f"{_where(fname, node, ['types', tname])}: an encounter with "
                             "`inner` needs params min_inner_s/max_inner_s (and vice versa)")
-    return EventType(
+    et = EventType(
         name=tname, family=spec["family"], kind=kind, roles=tuple(spec["roles"]),
         symmetric=bool(spec.get("symmetric", False)),
         attributes=tuple(spec.get("attributes") or ()), predicates=preds,
@@ -282,30 +273,39 @@ def _event_type(tname: str, spec: dict[str, Any], fname: str,
         bridge_max_s=float(spec.get("bridge_max_s", BRIDGE_MAX_S)),
         unseen_max_s=(float(spec["unseen_max_s"]) if "unseen_max_s" in spec else None),
         unseen_shift_m=float(spec.get("unseen_shift_m", UNSEEN_SHIFT_M)))
+    _check_spans(et, spec, fname, node)
+    return et
 
 
-def _check_unseen(tname: str, spec: dict[str, Any], kind: str, lookback: float, fname: str,
-                  node: yaml.Node | None) -> None:
-    """`unseen_max_s` / `unseen_shift_m`: a track state's, longer than its gap tolerance and
-    shorter than its lookback; the shift only with the span."""
+def _check_spans(et: EventType, spec: dict[str, Any], fname: str,
+                 node: yaml.Node | None) -> None:
+    """What holds an interval open must let it close within the type's lookback: a bridge's
+    bridge_max_s, and unseen_max_s (a track state's, longer than its gap tolerance; the
+    shift only with the span)."""
     def where(field: str) -> str:
-        return _where(fname, node, ["types", tname, field])
+        return _where(fname, node, ["types", et.name, field])
 
-    if "unseen_shift_m" in spec and "unseen_max_s" not in spec:
+    lookback = et.lookback_s
+    if "bridge" in et.predicates and et.bridge_max_s >= lookback:
+        field = "bridge_max_s" if "bridge_max_s" in spec else "bridge"
+        raise OntologyError(f"{where(field)}: bridge_max_s {et.bridge_max_s:g} s is not "
+                            f"shorter than the type's lookback ({lookback:g} s), so a bridged "
+                            "interval could never close in a scheduled tick; lower "
+                            "bridge_max_s or raise params.lookback_s")
+    if "unseen_shift_m" in spec and et.unseen_max_s is None:
         raise OntologyError(f"{where('unseen_shift_m')}: unseen_shift_m without "
                             "unseen_max_s; add `unseen_max_s` or drop it")
-    if "unseen_max_s" not in spec:
+    unseen = et.unseen_max_s
+    if unseen is None:
         return
-    unseen = float(spec["unseen_max_s"])
-    if kind not in UNSEEN_KINDS:
-        raise OntologyError(f"{where('unseen_max_s')}: rule kind {kind!r} has no track of "
-                            f"its own to be unseen; unseen_max_s is for a "
+    if et.kind not in UNSEEN_KINDS:
+        raise OntologyError(f"{where('unseen_max_s')}: rule kind {et.kind!r} has no track "
+                            f"of its own to be unseen; unseen_max_s is for a "
                             f"{' or '.join(UNSEEN_KINDS)}")
-    gap = float(spec.get("max_gap_s", 0.3))
-    if unseen <= gap:
+    if unseen <= et.max_gap_s:
         raise OntologyError(f"{where('unseen_max_s')}: unseen_max_s {unseen:g} s is not "
-                            f"longer than max_gap_s ({gap:g} s), which already joins such "
-                            "gaps; raise unseen_max_s or drop it")
+                            f"longer than max_gap_s ({et.max_gap_s:g} s), which already joins "
+                            "such gaps; raise unseen_max_s or drop it")
     if unseen >= lookback:
         raise OntologyError(f"{where('unseen_max_s')}: unseen_max_s {unseen:g} s is not "
                             f"shorter than the type's lookback ({lookback:g} s), so an "
